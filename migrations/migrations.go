@@ -1,0 +1,79 @@
+// Package migrations holds aptflow's numbered SQL migrations, embedded in the
+// binary, and applies them together with River's own tables.
+//
+// Files are named NNNNN_what.sql and run by goose in order. Never edit a
+// migration that has shipped: add a new one.
+package migrations
+
+import (
+	"context"
+	"embed"
+	"fmt"
+	"io/fs"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/pressly/goose/v3"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivermigrate"
+)
+
+//go:embed *.sql
+var files embed.FS
+
+// lockKey is the advisory lock that serialises concurrent `aptflow migrate`
+// runs (several containers starting at once), so each migration runs once.
+const lockKey = 0x61707466 // "aptf"
+
+// Result says what Up did.
+type Result struct {
+	App   []int64 // aptflow migration versions applied by this run
+	River []int   // River migration versions applied by this run
+}
+
+// Up applies every pending migration, River's first (aptflow's tables do not
+// depend on them, but the workers do), then aptflow's. It is idempotent and
+// safe to run from several processes at once.
+func Up(ctx context.Context, pool *pgxpool.Pool) (Result, error) {
+	var res Result
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return res, fmt.Errorf("migrate: acquire connection: %w", err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", lockKey); err != nil {
+		return res, fmt.Errorf("migrate: lock: %w", err)
+	}
+	defer conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", lockKey) //nolint:errcheck // released with the session anyway
+
+	migrator, err := rivermigrate.New(riverpgxv5.New(pool), nil)
+	if err != nil {
+		return res, fmt.Errorf("migrate river: %w", err)
+	}
+	rr, err := migrator.Migrate(ctx, rivermigrate.DirectionUp, nil)
+	if err != nil {
+		return res, fmt.Errorf("migrate river: %w", err)
+	}
+	for _, v := range rr.Versions {
+		res.River = append(res.River, v.Version)
+	}
+
+	db := stdlib.OpenDBFromPool(pool)
+	defer db.Close()
+	sub, err := fs.Sub(files, ".")
+	if err != nil {
+		return res, err
+	}
+	provider, err := goose.NewProvider(goose.DialectPostgres, db, sub, goose.WithTableName("aptflow_schema_migrations"))
+	if err != nil {
+		return res, fmt.Errorf("migrate: %w", err)
+	}
+	results, err := provider.Up(ctx)
+	if err != nil {
+		return res, fmt.Errorf("migrate: %w", err)
+	}
+	for _, r := range results {
+		res.App = append(res.App, r.Source.Version)
+	}
+	return res, nil
+}
