@@ -20,9 +20,6 @@ CREATE TABLE instructeurs (
     nom            text NOT NULL,
     notifications  text NOT NULL DEFAULT 'instant'
                    CHECK (notifications IN ('instant', 'daily', 'none')),
-    -- The last activity id included in a daily digest: digests never list
-    -- the same activity twice.
-    digest_cursor  bigint NOT NULL DEFAULT 0,
     created_at     timestamptz NOT NULL DEFAULT now()
 );
 
@@ -87,6 +84,11 @@ CREATE INDEX dossier_history_dossier_idx ON dossier_history (dossier_id, id);
 CREATE TABLE follows (
     dossier_id     bigint NOT NULL REFERENCES dossiers (id),
     instructeur_id bigint NOT NULL REFERENCES instructeurs (id),
+    -- The last activity id of this dossier that this follower was told of,
+    -- by an instant notification or a daily digest: the next one lists the
+    -- activities after it, so none is told twice. Activities of one dossier
+    -- are written under its row lock, so their ids commit in order.
+    notified_through bigint NOT NULL DEFAULT 0,
     created_at     timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (dossier_id, instructeur_id)
 );
@@ -119,7 +121,8 @@ CREATE TABLE email_deliveries (
     status       text NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'sent', 'failed', 'cancelled')),
     attempts     integer NOT NULL DEFAULT 0,
     last_error   text,
-    message_id   text NOT NULL UNIQUE,
+    -- Set on the first attempt: <aptflow.delivery.ID@host>, the same on every retry.
+    message_id   text UNIQUE,
     created_at   timestamptz NOT NULL DEFAULT now(),
     sent_at      timestamptz
 );

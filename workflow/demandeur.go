@@ -1,0 +1,249 @@
+package workflow
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/mail"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Demandeur is the APT request: the student, their residence permit and the
+// job they want to take.
+type Demandeur struct {
+	Nom           string      `json:"nom"`
+	Prenom        string      `json:"prenom"`
+	DateNaissance string      `json:"date_naissance"`
+	LieuNaissance string      `json:"lieu_naissance"`
+	Nationalite   string      `json:"nationalite"`
+	TitreSejour   TitreSejour `json:"titre_sejour"`
+	Etablissement string      `json:"etablissement"`
+	Employeur     Employeur   `json:"employeur"`
+	Emploi        string      `json:"emploi"`
+	HeuresHebdo   float64     `json:"heures_hebdo"`
+	DateDebut     string      `json:"date_debut"`
+	DateFin       string      `json:"date_fin"`
+}
+
+// TitreSejour is the student's residence permit.
+type TitreSejour struct {
+	Numero   string `json:"numero"`
+	ExpireLe string `json:"expire_le"`
+}
+
+// Employeur is the company that offers the job.
+type Employeur struct {
+	RaisonSociale string `json:"raison_sociale"`
+	Siret         string `json:"siret"`
+	Adresse       string `json:"adresse"`
+}
+
+// Field length bounds, in characters.
+const (
+	maxNameLen    = 100
+	maxTextLen    = 200
+	maxAddressLen = 500
+)
+
+// DateLayout is the layout of every date of the API: YYYY-MM-DD.
+const DateLayout = "2006-01-02"
+
+// Validate checks every field of d and returns an EInvalid *Error with one
+// FieldError per bad field, or nil. heuresMax is the procedure's weekly cap;
+// today bounds the birth date.
+func (d *Demandeur) Validate(heuresMax float64, today time.Time) error {
+	v := validator{prefix: "demandeur."}
+	v.name("nom", d.Nom)
+	v.name("prenom", d.Prenom)
+	birth, okBirth := v.date("date_naissance", d.DateNaissance)
+	if okBirth && !birth.Before(today) {
+		v.add("date_naissance", "out_of_range", "la date de naissance doit être dans le passé")
+	} else if okBirth && birth.Before(today.AddDate(-120, 0, 0)) {
+		v.add("date_naissance", "out_of_range", "la date de naissance est invraisemblable")
+	}
+	v.text("lieu_naissance", d.LieuNaissance, maxTextLen)
+	v.text("nationalite", d.Nationalite, maxNameLen)
+	v.text("titre_sejour.numero", d.TitreSejour.Numero, 50)
+	expire, okExpire := v.date("titre_sejour.expire_le", d.TitreSejour.ExpireLe)
+	v.text("etablissement", d.Etablissement, maxTextLen)
+	v.text("employeur.raison_sociale", d.Employeur.RaisonSociale, maxTextLen)
+	if !ValidSIRET(d.Employeur.Siret) {
+		v.add("employeur.siret", "invalid_siret", "le SIRET doit compter 14 chiffres et respecter sa clé de contrôle")
+	}
+	v.text("employeur.adresse", d.Employeur.Adresse, maxAddressLen)
+	v.text("emploi", d.Emploi, maxTextLen)
+	switch {
+	case math.IsNaN(d.HeuresHebdo) || d.HeuresHebdo <= 0:
+		v.add("heures_hebdo", "out_of_range", "le nombre d'heures hebdomadaires doit être positif")
+	case d.HeuresHebdo > heuresMax:
+		v.add("heures_hebdo", "out_of_range", fmt.Sprintf("le nombre d'heures hebdomadaires ne peut dépasser %g", heuresMax))
+	}
+	debut, okDebut := v.date("date_debut", d.DateDebut)
+	fin, okFin := v.date("date_fin", d.DateFin)
+	if okDebut && okFin && fin.Before(debut) {
+		v.add("date_fin", "before_date_debut", "la date de fin doit suivre la date de début")
+	} else if okFin && okExpire && fin.After(expire) {
+		v.add("date_fin", "after_titre_sejour", "l'autorisation ne peut dépasser la validité du titre de séjour")
+	}
+	return invalid(v.errs)
+}
+
+// validator collects field errors.
+type validator struct {
+	prefix string
+	errs   []FieldError
+}
+
+func (v *validator) add(field, code, detail string) {
+	v.errs = append(v.errs, FieldError{Field: v.prefix + field, Code: code, Detail: detail})
+}
+
+// text checks a required, bounded, printable single-line string.
+func (v *validator) text(field, s string, max int) bool {
+	switch {
+	case !utf8.ValidString(s):
+		v.add(field, "invalid_utf8", "ce champ n'est pas de l'UTF-8 valide")
+	case strings.TrimSpace(s) == "":
+		v.add(field, "required", "ce champ est obligatoire")
+	case utf8.RuneCountInString(s) > max:
+		v.add(field, "too_long", fmt.Sprintf("ce champ dépasse %d caractères", max))
+	case strings.IndexFunc(s, unicode.IsControl) >= 0:
+		v.add(field, "control_character", "ce champ contient un caractère de contrôle")
+	default:
+		return true
+	}
+	return false
+}
+
+// name checks a person's name: a bounded text with at least one letter.
+func (v *validator) name(field, s string) {
+	if v.text(field, s, maxNameLen) && strings.IndexFunc(s, unicode.IsLetter) < 0 {
+		v.add(field, "invalid_name", "un nom doit contenir au moins une lettre")
+	}
+}
+
+// date checks a required, real YYYY-MM-DD date.
+func (v *validator) date(field, s string) (time.Time, bool) {
+	if strings.TrimSpace(s) == "" {
+		v.add(field, "required", "ce champ est obligatoire")
+		return time.Time{}, false
+	}
+	t, err := time.Parse(DateLayout, s)
+	if err != nil {
+		v.add(field, "invalid_date", "date invalide : format attendu AAAA-MM-JJ, date réelle")
+		return time.Time{}, false
+	}
+	return t, true
+}
+
+// ValidSIRET reports whether s is 14 digits passing the Luhn check. La Poste's
+// establishments (SIREN 356000000) use their own rule: the digit sum is a
+// multiple of 5.
+func ValidSIRET(s string) bool {
+	if len(s) != 14 {
+		return false
+	}
+	sum, digits := 0, 0
+	for i := 0; i < 14; i++ {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return false
+		}
+		d := int(c - '0')
+		digits += d
+		if i%2 == 0 { // from the right, every second digit: positions 13, 11, ... are even from the left
+			d *= 2
+			if d > 9 {
+				d -= 9
+			}
+		}
+		sum += d
+	}
+	if strings.HasPrefix(s, "356000000") && s != "35600000000048" {
+		return digits%5 == 0
+	}
+	return sum%10 == 0
+}
+
+// NormalizeEmail lower-cases and checks a bare e-mail address
+// ("nom@domaine"), refusing display names and line breaks.
+func NormalizeEmail(s string) (string, bool) {
+	s = strings.ToLower(strings.TrimSpace(s))
+	if s == "" || len(s) > 254 || strings.ContainsAny(s, "\r\n<> ,;\"") {
+		return "", false
+	}
+	a, err := mail.ParseAddress(s)
+	if err != nil || a.Address != s || a.Name != "" || !strings.Contains(s[strings.LastIndexByte(s, '@')+1:], ".") {
+		return "", false
+	}
+	return s, true
+}
+
+// DecodeDemandeur decodes a demandeur from JSON, refusing unknown fields, and
+// turns decoding failures into field errors.
+func DecodeDemandeur(raw json.RawMessage) (Demandeur, error) {
+	var d Demandeur
+	if len(bytes.TrimSpace(raw)) == 0 || bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
+		return d, invalid([]FieldError{{Field: "demandeur", Code: "required", Detail: "le demandeur est obligatoire"}})
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&d); err != nil {
+		return d, invalid([]FieldError{decodeFieldError("demandeur", err)})
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return d, invalid([]FieldError{{Field: "demandeur", Code: "invalid_json", Detail: "données en trop après l'objet"}})
+	}
+	return d, nil
+}
+
+// decodeFieldError names the field a JSON decoding error is about.
+func decodeFieldError(prefix string, err error) FieldError {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) && te.Field != "" {
+		return FieldError{Field: prefix + "." + te.Field, Code: "invalid_type", Detail: "type attendu : " + te.Type.String()}
+	}
+	if msg := err.Error(); strings.HasPrefix(msg, "json: unknown field ") {
+		name := strings.Trim(strings.TrimPrefix(msg, "json: unknown field "), `"`)
+		return FieldError{Field: prefix + "." + name, Code: "unknown_field", Detail: "champ inconnu"}
+	}
+	return FieldError{Field: prefix, Code: "invalid_type", Detail: "objet attendu"}
+}
+
+// MergePatch applies an RFC 7396 JSON merge patch to a JSON object: the
+// fields of patch replace those of doc, recursively; null removes a field.
+func MergePatch(doc, patch json.RawMessage) (json.RawMessage, error) {
+	var d, p any
+	if err := json.Unmarshal(doc, &d); err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(patch, &p); err != nil {
+		return nil, err
+	}
+	return json.Marshal(mergeValue(d, p))
+}
+
+func mergeValue(doc, patch any) any {
+	pm, ok := patch.(map[string]any)
+	if !ok {
+		return patch
+	}
+	dm, ok := doc.(map[string]any)
+	if !ok {
+		dm = map[string]any{}
+	}
+	for k, v := range pm {
+		if v == nil {
+			delete(dm, k)
+			continue
+		}
+		dm[k] = mergeValue(dm[k], v)
+	}
+	return dm
+}

@@ -1,0 +1,24 @@
+// Package workflow is aptflow's domain: the dossier of the procedure
+// « Autorisation provisoire de travail (APT) pour les étudiants », its
+// statuses and the rules that move it, the instructeurs who follow it and the
+// activity they hear about.
+//
+// Read it in this order:
+//
+//   - machine.go: the pure state machine. Apply(dossier state, event, input)
+//     returns the new state and the effects the transition causes (e-mails,
+//     the attestation), or a typed *Error. No database, clock or River.
+//   - errors.go: the one error type, with a Code that the HTTP layer maps to
+//     a status in one place.
+//   - demandeur.go: the APT request and its validation (one FieldError per bad
+//     field).
+//   - service.go: the Service. Each method opens (or joins) one Postgres
+//     transaction, locks the dossier row, applies the machine, writes the
+//     history row and the delivery log, and hands the background work to an
+//     Enqueuer inside that same transaction. A rolled-back transition leaves
+//     no job; a committed one is never without its jobs.
+//   - store.go: the SQL.
+//
+// The package never imports River's workers or the jobs package: it declares
+// what it needs (Enqueuer, Task) and the jobs package implements it.
+package workflow

@@ -1,0 +1,516 @@
+package workflow
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Options configures a Service.
+type Options struct {
+	// PublicURL is the base of the links aptflow gives out (attestation,
+	// verification page), without a trailing slash.
+	PublicURL string
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+	// OnTransition, if set, is called after each committed transition (for
+	// metrics). It must not block.
+	OnTransition func(event Event)
+}
+
+// Service runs the procedure's rules. Each mutating method exists twice: M
+// opens its own transaction; MTx joins the caller's, so that an upstream Go
+// app can change a dossier and its own tables atomically. In both, the
+// change and the jobs it causes commit together or not at all.
+type Service struct {
+	pool *pgxpool.Pool
+	enq  Enqueuer
+	opts Options
+}
+
+// NewService returns a Service on pool that enqueues its background work
+// with enq.
+func NewService(pool *pgxpool.Pool, enq Enqueuer, opts Options) *Service {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	opts.PublicURL = strings.TrimRight(opts.PublicURL, "/")
+	return &Service{pool: pool, enq: enq, opts: opts}
+}
+
+// Pool returns the service's connection pool.
+func (s *Service) Pool() *pgxpool.Pool { return s.pool }
+
+// PublicURL returns the base URL of public links.
+func (s *Service) PublicURL() string { return s.opts.PublicURL }
+
+// inTx runs fn in a new transaction, committed if fn returns nil.
+func (s *Service) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
+	return pgx.BeginFunc(ctx, s.pool, fn)
+}
+
+// ProcedureInput is what creates a procedure.
+type ProcedureInput struct {
+	Libelle        string  `json:"libelle"`
+	Service        ProcedureService `json:"service"`
+	StaleAfterDays int     `json:"stale_after_days"`
+	HeuresHebdoMax float64 `json:"heures_hebdo_max"`
+}
+
+// Validate checks a procedure input, one FieldError per bad field.
+func (in *ProcedureInput) Validate() error {
+	v := validator{}
+	v.text("libelle", in.Libelle, maxTextLen)
+	v.text("service.nom", in.Service.Nom, maxTextLen)
+	v.text("service.adresse", in.Service.Adresse, maxAddressLen)
+	if in.StaleAfterDays < 1 || in.StaleAfterDays > 3650 {
+		v.add("stale_after_days", "out_of_range", "stale_after_days doit être entre 1 et 3650")
+	}
+	if !(in.HeuresHebdoMax > 0 && in.HeuresHebdoMax <= 48) {
+		v.add("heures_hebdo_max", "out_of_range", "heures_hebdo_max doit être entre 0 (exclu) et 48")
+	}
+	return invalid(v.errs)
+}
+
+// CreateProcedure creates a procedure.
+func (s *Service) CreateProcedure(ctx context.Context, in ProcedureInput) (*Procedure, error) {
+	if err := in.Validate(); err != nil {
+		return nil, err
+	}
+	p := &Procedure{Libelle: in.Libelle, Service: in.Service, StaleAfterDays: in.StaleAfterDays, HeuresHebdoMax: in.HeuresHebdoMax}
+	err := s.pool.QueryRow(ctx, `
+		INSERT INTO procedures (libelle, service_nom, service_adresse, stale_after_days, heures_hebdo_max)
+		VALUES ($1, $2, $3, $4, $5) RETURNING id, created_at`,
+		in.Libelle, in.Service.Nom, in.Service.Adresse, in.StaleAfterDays, in.HeuresHebdoMax,
+	).Scan(&p.ID, &p.CreatedAt)
+	if err != nil {
+		return nil, fmt.Errorf("create procedure: %w", err)
+	}
+	return p, nil
+}
+
+// GetProcedure returns a procedure, or ENotFound.
+func (s *Service) GetProcedure(ctx context.Context, id int64) (*Procedure, error) {
+	return getProcedure(ctx, s.pool, id)
+}
+
+// AddInstructeur puts the instructeur with this e-mail on a procedure,
+// creating the instructeur if needed. added is false if it was already there.
+func (s *Service) AddInstructeur(ctx context.Context, procedureID int64, email, nom string) (inst *Instructeur, added bool, err error) {
+	v := validator{}
+	email, ok := NormalizeEmail(email)
+	if !ok {
+		v.add("email", "invalid_email", "adresse e-mail invalide")
+	}
+	v.name("nom", nom)
+	if err := invalid(v.errs); err != nil {
+		return nil, false, err
+	}
+	err = s.inTx(ctx, func(tx pgx.Tx) error {
+		if _, err := getProcedure(ctx, tx, procedureID); err != nil {
+			return err
+		}
+		inst = &Instructeur{Email: email}
+		// The name is updated: the latest call knows best.
+		if err := tx.QueryRow(ctx, `
+			INSERT INTO instructeurs (email, nom) VALUES ($1, $2)
+			ON CONFLICT (email) DO UPDATE SET nom = EXCLUDED.nom
+			RETURNING id, nom, notifications`, email, nom,
+		).Scan(&inst.ID, &inst.Nom, &inst.Notifications); err != nil {
+			return fmt.Errorf("upsert instructeur: %w", err)
+		}
+		tag, err := tx.Exec(ctx, `
+			INSERT INTO procedure_instructeurs (procedure_id, instructeur_id) VALUES ($1, $2)
+			ON CONFLICT DO NOTHING`, procedureID, inst.ID)
+		if err != nil {
+			return fmt.Errorf("add instructeur to procedure %d: %w", procedureID, err)
+		}
+		added = tag.RowsAffected() == 1
+		return nil
+	})
+	return inst, added, err
+}
+
+// DossierInput is what creates a dossier.
+type DossierInput struct {
+	ProcedureID int64           `json:"procedure_id"`
+	UsagerEmail string          `json:"usager_email"`
+	Demandeur   json.RawMessage `json:"demandeur"`
+}
+
+// CreateDossier creates a dossier en construction.
+func (s *Service) CreateDossier(ctx context.Context, in DossierInput) (*Dossier, error) {
+	var d *Dossier
+	err := s.inTx(ctx, func(tx pgx.Tx) (err error) {
+		d, err = s.CreateDossierTx(ctx, tx, in)
+		return err
+	})
+	return d, err
+}
+
+// CreateDossierTx is CreateDossier in the caller's transaction.
+func (s *Service) CreateDossierTx(ctx context.Context, tx pgx.Tx, in DossierInput) (*Dossier, error) {
+	var fields []FieldError
+	email, ok := NormalizeEmail(in.UsagerEmail)
+	if !ok {
+		fields = append(fields, FieldError{Field: "usager_email", Code: "invalid_email", Detail: "adresse e-mail invalide"})
+	}
+	var proc *Procedure
+	if in.ProcedureID <= 0 {
+		fields = append(fields, FieldError{Field: "procedure_id", Code: "required", Detail: "procedure_id est obligatoire"})
+	} else {
+		var err error
+		proc, err = getProcedure(ctx, tx, in.ProcedureID)
+		if ErrorCode(err) == ENotFound {
+			fields = append(fields, FieldError{Field: "procedure_id", Code: "not_found", Detail: "procédure inconnue"})
+		} else if err != nil {
+			return nil, err
+		}
+	}
+	dem, err := DecodeDemandeur(in.Demandeur)
+	var derr *Error
+	switch {
+	case errors.As(err, &derr):
+		fields = append(fields, derr.Fields...)
+	case err != nil:
+		return nil, err
+	case proc != nil:
+		if err := dem.Validate(proc.HeuresHebdoMax, s.opts.Now()); errors.As(err, &derr) {
+			fields = append(fields, derr.Fields...)
+		}
+	}
+	if err := invalid(fields); err != nil {
+		return nil, err
+	}
+	demJSON, err := json.Marshal(dem)
+	if err != nil {
+		return nil, err
+	}
+	now := s.opts.Now()
+	var id int64
+	if err := tx.QueryRow(ctx, `
+		INSERT INTO dossiers (procedure_id, usager_email, demandeur, last_activity_at, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $4, $4) RETURNING id`,
+		in.ProcedureID, email, demJSON, now,
+	).Scan(&id); err != nil {
+		return nil, fmt.Errorf("create dossier: %w", err)
+	}
+	return getDossier(ctx, tx, id, s.opts.PublicURL)
+}
+
+// GetDossier returns a dossier with its history, followers, e-mails and
+// attestation, or ENotFound.
+func (s *Service) GetDossier(ctx context.Context, id int64) (*Dossier, error) {
+	var d *Dossier
+	err := s.inTx(ctx, func(tx pgx.Tx) (err error) {
+		d, err = getDossier(ctx, tx, id, s.opts.PublicURL)
+		return err
+	})
+	return d, err
+}
+
+// Transition applies an instructeur's event to a dossier.
+func (s *Service) Transition(ctx context.Context, id int64, cmd Command) (*Dossier, error) {
+	var d *Dossier
+	err := s.inTx(ctx, func(tx pgx.Tx) (err error) {
+		d, err = s.TransitionTx(ctx, tx, id, cmd)
+		return err
+	})
+	if err == nil && s.opts.OnTransition != nil {
+		s.opts.OnTransition(cmd.Event)
+	}
+	return d, err
+}
+
+// TransitionTx is Transition in the caller's transaction: it locks the
+// dossier row, applies the state machine, writes the history row and the
+// delivery log, and enqueues the jobs, all in tx. Of two instructeurs acting
+// at once, the second waits for the first's lock and then sees the new state.
+func (s *Service) TransitionTx(ctx context.Context, tx pgx.Tx, id int64, cmd Command) (*Dossier, error) {
+	cur, err := lockDossier(ctx, tx, id)
+	if err != nil {
+		return nil, err
+	}
+	email, ok := NormalizeEmail(cmd.Instructeur)
+	var instID int64
+	if ok {
+		instID, err = instructeurOf(ctx, tx, cur.procedureID, email)
+		if err != nil {
+			return nil, err
+		}
+		cmd.Instructeur = email
+	}
+	cmd.ActorIsInstructeur = instID != 0
+	out, err := Apply(cur.state, cmd)
+	if err != nil {
+		return nil, err
+	}
+	now := s.opts.Now()
+	var motivation *string
+	if out.Motivation != "" {
+		motivation = &out.Motivation
+	}
+	// Any transition clears the stale flag; a decision records its motivation
+	// and date.
+	if _, err := tx.Exec(ctx, `
+		UPDATE dossiers SET state = $2, updated_at = $3, stale_since = NULL,
+			motivation = CASE WHEN $4 THEN $5 ELSE motivation END,
+			decided_at = CASE WHEN $4 THEN $3 ELSE decided_at END
+		WHERE id = $1`, id, out.To, now, out.Decision, motivation); err != nil {
+		return nil, fmt.Errorf("transition dossier %d: %w", id, err)
+	}
+	if err := addHistory(ctx, tx, id, string(cmd.Event), out.From, out.To, &email, motivation, now); err != nil {
+		return nil, err
+	}
+	if out.Follow {
+		if err := follow(ctx, tx, id, instID); err != nil {
+			return nil, err
+		}
+	}
+	var tasks []Task
+	var deliveryID int64
+	if out.Mail != "" {
+		deliveryID, err = addDelivery(ctx, tx, id, out.Mail, cur.usagerEmail, nil, now)
+		if err != nil {
+			return nil, err
+		}
+		if !out.Attestation {
+			tasks = append(tasks, SendEmail{DeliveryID: deliveryID})
+		}
+	}
+	if out.Attestation {
+		code, err := newVerificationCode()
+		if err != nil {
+			return nil, err
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO attestations (dossier_id, code, created_at) VALUES ($1, $2, $3)`, id, code, now); err != nil {
+			return nil, fmt.Errorf("create attestation of dossier %d: %w", id, err)
+		}
+		tasks = append(tasks, RenderAttestation{DossierID: id, DeliveryID: deliveryID})
+	}
+	if len(tasks) > 0 {
+		if err := s.enq.EnqueueTx(ctx, tx, tasks...); err != nil {
+			return nil, fmt.Errorf("enqueue jobs of dossier %d: %w", id, err)
+		}
+	}
+	return getDossier(ctx, tx, id, s.opts.PublicURL)
+}
+
+// UpdateDemandeur applies a partial demandeur (JSON merge patch) from the
+// applicant. Only a dossier en construction may change (ENotEditable).
+func (s *Service) UpdateDemandeur(ctx context.Context, id int64, patch json.RawMessage) (*Dossier, error) {
+	var d *Dossier
+	err := s.inTx(ctx, func(tx pgx.Tx) (err error) {
+		d, err = s.UpdateDemandeurTx(ctx, tx, id, patch)
+		return err
+	})
+	return d, err
+}
+
+// UpdateDemandeurTx is UpdateDemandeur in the caller's transaction. The
+// modification is an activity: it clears the stale flag and notifies the
+// followers.
+func (s *Service) UpdateDemandeurTx(ctx context.Context, tx pgx.Tx, id int64, patch json.RawMessage) (*Dossier, error) {
+	cur, err := lockDossier(ctx, tx, id)
+	if err != nil {
+		return nil, err
+	}
+	if cur.state != EnConstruction {
+		return nil, Errorf(ENotEditable, "le dossier est %s : l'usager ne peut plus le modifier", cur.state)
+	}
+	if p := strings.TrimSpace(string(patch)); p == "" || p[0] != '{' {
+		return nil, invalid([]FieldError{{Field: "demandeur", Code: "invalid_type", Detail: "objet attendu"}})
+	}
+	merged, err := MergePatch(cur.demandeur, patch)
+	if err != nil {
+		return nil, invalid([]FieldError{{Field: "demandeur", Code: "invalid_type", Detail: "objet attendu"}})
+	}
+	dem, err := DecodeDemandeur(merged)
+	if err != nil {
+		return nil, err
+	}
+	proc, err := getProcedure(ctx, tx, cur.procedureID)
+	if err != nil {
+		return nil, err
+	}
+	if err := dem.Validate(proc.HeuresHebdoMax, s.opts.Now()); err != nil {
+		return nil, err
+	}
+	demJSON, err := json.Marshal(dem)
+	if err != nil {
+		return nil, err
+	}
+	now := s.opts.Now()
+	if _, err := tx.Exec(ctx, `
+		UPDATE dossiers SET demandeur = $2, updated_at = $3, last_activity_at = $3, stale_since = NULL
+		WHERE id = $1`, id, demJSON, now); err != nil {
+		return nil, fmt.Errorf("update dossier %d: %w", id, err)
+	}
+	if err := s.recordActivity(ctx, tx, id, ActivityModification, "usager", 0, "", now); err != nil {
+		return nil, err
+	}
+	return getDossier(ctx, tx, id, s.opts.PublicURL)
+}
+
+// Follow makes an instructeur of the dossier's procedure follow it. Following
+// twice is not an error.
+func (s *Service) Follow(ctx context.Context, dossierID int64, email string) error {
+	return s.inTx(ctx, func(tx pgx.Tx) error {
+		d, instID, err := dossierAndInstructeur(ctx, tx, dossierID, email)
+		if err != nil {
+			return err
+		}
+		_ = d
+		return follow(ctx, tx, dossierID, instID)
+	})
+}
+
+// Unfollow stops an instructeur following a dossier; notifications already
+// queued for them are dropped at send time.
+func (s *Service) Unfollow(ctx context.Context, dossierID int64, email string) error {
+	return s.inTx(ctx, func(tx pgx.Tx) error {
+		_, instID, err := dossierAndInstructeur(ctx, tx, dossierID, email)
+		if err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `DELETE FROM follows WHERE dossier_id = $1 AND instructeur_id = $2`, dossierID, instID)
+		return err
+	})
+}
+
+// Tabs of an instructeur's dossier list.
+const (
+	TabASuivre = "a_suivre"
+	TabSuivis  = "suivis"
+	TabTraites = "traites"
+	TabTous    = "tous"
+)
+
+// MaxListLimit bounds one page of a dossier list.
+const MaxListLimit = 500
+
+// ListFilter selects dossiers of an instructeur's tab.
+type ListFilter struct {
+	Tab     string
+	AfterID int64 // keyset pagination: dossiers with a greater id
+	Limit   int   // 1..MaxListLimit; 0 means 100
+}
+
+// ListForInstructeur returns the dossiers of the procedures the instructeur
+// instructs, for one tab: a_suivre (not decided, followed by nobody), suivis
+// (not decided, followed by this instructeur), traites (decided), tous. The
+// list holds dossiers without their history and e-mails.
+func (s *Service) ListForInstructeur(ctx context.Context, email string, f ListFilter) ([]Dossier, error) {
+	email, ok := NormalizeEmail(email)
+	if !ok {
+		return nil, invalid([]FieldError{{Field: "email", Code: "invalid_email", Detail: "adresse e-mail invalide"}})
+	}
+	var cond string
+	switch f.Tab {
+	case TabASuivre, "":
+		f.Tab = TabASuivre
+		cond = `d.state IN ('en_construction', 'en_instruction') AND NOT EXISTS (SELECT 1 FROM follows f WHERE f.dossier_id = d.id)`
+	case TabSuivis:
+		cond = `d.state IN ('en_construction', 'en_instruction') AND EXISTS (SELECT 1 FROM follows f WHERE f.dossier_id = d.id AND f.instructeur_id = i.id)`
+	case TabTraites:
+		cond = `d.state IN ('accepte', 'refuse', 'sans_suite')`
+	case TabTous:
+		cond = `true`
+	default:
+		return nil, invalid([]FieldError{{Field: "tab", Code: "invalid_tab", Detail: "onglet attendu : a_suivre, suivis, traites ou tous"}})
+	}
+	if f.Limit == 0 {
+		f.Limit = 100
+	}
+	if f.Limit < 1 || f.Limit > MaxListLimit {
+		return nil, invalid([]FieldError{{Field: "limit", Code: "out_of_range", Detail: fmt.Sprintf("limit doit être entre 1 et %d", MaxListLimit)}})
+	}
+	var inst Instructeur
+	err := s.pool.QueryRow(ctx, `SELECT id FROM instructeurs WHERE email = $1`, email).Scan(&inst.ID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, Errorf(ENotFound, "instructeur inconnu")
+	} else if err != nil {
+		return nil, err
+	}
+	rows, err := s.pool.Query(ctx, `
+		SELECT `+dossierColumns+`
+		FROM instructeurs i
+		JOIN procedure_instructeurs pi ON pi.instructeur_id = i.id
+		JOIN dossiers d ON d.procedure_id = pi.procedure_id
+		WHERE i.id = $1 AND d.id > $2 AND `+cond+`
+		ORDER BY d.id LIMIT $3`, inst.ID, f.AfterID, f.Limit)
+	if err != nil {
+		return nil, fmt.Errorf("list dossiers: %w", err)
+	}
+	list, err := pgx.CollectRows(rows, scanDossier)
+	if err != nil {
+		return nil, fmt.Errorf("list dossiers: %w", err)
+	}
+	return list, nil
+}
+
+// SetPreferences sets an instructeur's notification mode: instant, daily or
+// none.
+func (s *Service) SetPreferences(ctx context.Context, email, notifications string) (*Instructeur, error) {
+	var fields []FieldError
+	email, ok := NormalizeEmail(email)
+	if !ok {
+		fields = append(fields, FieldError{Field: "email", Code: "invalid_email", Detail: "adresse e-mail invalide"})
+	}
+	switch notifications {
+	case NotifyInstant, NotifyDaily, NotifyNone:
+	default:
+		fields = append(fields, FieldError{Field: "notifications", Code: "invalid_value", Detail: "valeur attendue : instant, daily ou none"})
+	}
+	if err := invalid(fields); err != nil {
+		return nil, err
+	}
+	inst := &Instructeur{Email: email}
+	err := s.pool.QueryRow(ctx, `
+		UPDATE instructeurs SET notifications = $2 WHERE email = $1
+		RETURNING id, nom, notifications`, email, notifications).Scan(&inst.ID, &inst.Nom, &inst.Notifications)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, Errorf(ENotFound, "instructeur inconnu")
+	}
+	return inst, err
+}
+
+// recordActivity writes an activity and schedules a notification for each
+// follower in instant mode, except its author. Daily followers read
+// activities from the table when their digest is due.
+func (s *Service) recordActivity(ctx context.Context, tx pgx.Tx, dossierID int64, kind, author string, authorID int64, body string, now time.Time) error {
+	var authorRef *int64
+	if authorID != 0 {
+		authorRef = &authorID
+	}
+	if _, err := tx.Exec(ctx, `
+		INSERT INTO activities (dossier_id, kind, author_instructeur_id, author, body, at)
+		VALUES ($1, $2, $3, $4, $5, $6)`, dossierID, kind, authorRef, author, body, now); err != nil {
+		return fmt.Errorf("record activity on dossier %d: %w", dossierID, err)
+	}
+	rows, err := tx.Query(ctx, `
+		SELECT f.instructeur_id FROM follows f JOIN instructeurs i ON i.id = f.instructeur_id
+		WHERE f.dossier_id = $1 AND i.notifications = 'instant' AND f.instructeur_id <> $2
+		ORDER BY f.instructeur_id`, dossierID, authorID)
+	if err != nil {
+		return fmt.Errorf("followers of dossier %d: %w", dossierID, err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return fmt.Errorf("followers of dossier %d: %w", dossierID, err)
+	}
+	tasks := make([]Task, 0, len(ids))
+	for _, id := range ids {
+		tasks = append(tasks, NotifyFollower{DossierID: dossierID, InstructeurID: id})
+	}
+	if len(tasks) == 0 {
+		return nil
+	}
+	return s.enq.EnqueueTx(ctx, tx, tasks...)
+}

@@ -1,0 +1,255 @@
+package workflow
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// querier is what a pool and a transaction share.
+type querier interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
+}
+
+func getProcedure(ctx context.Context, q querier, id int64) (*Procedure, error) {
+	p := &Procedure{ID: id}
+	err := q.QueryRow(ctx, `
+		SELECT libelle, service_nom, service_adresse, stale_after_days, heures_hebdo_max::float8, created_at
+		FROM procedures WHERE id = $1`, id,
+	).Scan(&p.Libelle, &p.Service.Nom, &p.Service.Adresse, &p.StaleAfterDays, &p.HeuresHebdoMax, &p.CreatedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, Errorf(ENotFound, "procédure %d inconnue", id)
+	} else if err != nil {
+		return nil, fmt.Errorf("get procedure %d: %w", id, err)
+	}
+	return p, nil
+}
+
+// lockedDossier is what a transition needs of the row it locked.
+type lockedDossier struct {
+	procedureID int64
+	state       State
+	usagerEmail string
+	demandeur   json.RawMessage
+}
+
+// lockDossier locks a dossier row until the end of tx.
+func lockDossier(ctx context.Context, tx pgx.Tx, id int64) (*lockedDossier, error) {
+	var d lockedDossier
+	err := tx.QueryRow(ctx, `
+		SELECT procedure_id, state, usager_email, demandeur FROM dossiers WHERE id = $1 FOR UPDATE`, id,
+	).Scan(&d.procedureID, &d.state, &d.usagerEmail, &d.demandeur)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, Errorf(ENotFound, "dossier %d inconnu", id)
+	} else if err != nil {
+		return nil, fmt.Errorf("lock dossier %d: %w", id, err)
+	}
+	return &d, nil
+}
+
+// instructeurOf returns the id of the instructeur with this e-mail if they
+// instruct the procedure, else 0.
+func instructeurOf(ctx context.Context, q querier, procedureID int64, email string) (int64, error) {
+	var id int64
+	err := q.QueryRow(ctx, `
+		SELECT i.id FROM instructeurs i
+		JOIN procedure_instructeurs pi ON pi.instructeur_id = i.id
+		WHERE i.email = $1 AND pi.procedure_id = $2`, email, procedureID).Scan(&id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("instructeur of procedure %d: %w", procedureID, err)
+	}
+	return id, nil
+}
+
+// dossierAndInstructeur checks that the dossier exists (ENotFound) and that
+// email instructs its procedure (ENotInstructeur).
+func dossierAndInstructeur(ctx context.Context, q querier, dossierID int64, email string) (procedureID, instID int64, err error) {
+	err = q.QueryRow(ctx, `SELECT procedure_id FROM dossiers WHERE id = $1`, dossierID).Scan(&procedureID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, 0, Errorf(ENotFound, "dossier %d inconnu", dossierID)
+	} else if err != nil {
+		return 0, 0, fmt.Errorf("get dossier %d: %w", dossierID, err)
+	}
+	if email, ok := NormalizeEmail(email); ok {
+		instID, err = instructeurOf(ctx, q, procedureID, email)
+		if err != nil {
+			return 0, 0, err
+		}
+	}
+	if instID == 0 {
+		return 0, 0, Errorf(ENotInstructeur, "cet instructeur n'instruit pas la procédure de ce dossier")
+	}
+	return procedureID, instID, nil
+}
+
+func addHistory(ctx context.Context, q querier, dossierID int64, event string, from, to State, instructeur, motivation *string, at time.Time) error {
+	if instructeur != nil && *instructeur == "" {
+		instructeur = nil
+	}
+	_, err := q.Exec(ctx, `
+		INSERT INTO dossier_history (dossier_id, event, from_state, to_state, instructeur_email, motivation, at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7)`, dossierID, event, from, to, instructeur, motivation, at)
+	if err != nil {
+		return fmt.Errorf("history of dossier %d: %w", dossierID, err)
+	}
+	return nil
+}
+
+// follow makes an instructeur follow a dossier. A new follower hears only of
+// activity from now on.
+func follow(ctx context.Context, q querier, dossierID, instID int64) error {
+	_, err := q.Exec(ctx, `
+		INSERT INTO follows (dossier_id, instructeur_id, notified_through)
+		VALUES ($1, $2, (SELECT coalesce(max(id), 0) FROM activities WHERE dossier_id = $1))
+		ON CONFLICT DO NOTHING`, dossierID, instID)
+	if err != nil {
+		return fmt.Errorf("follow dossier %d: %w", dossierID, err)
+	}
+	return nil
+}
+
+// AddDeliveryTx writes a pending e-mail to the delivery log and returns its
+// id. The caller enqueues a SendEmail task for it in the same transaction.
+func AddDeliveryTx(ctx context.Context, tx pgx.Tx, dossierID int64, kind, recipient string, params any, now time.Time) (int64, error) {
+	return addDelivery(ctx, tx, dossierID, kind, recipient, params, now)
+}
+
+func addDelivery(ctx context.Context, q querier, dossierID int64, kind, recipient string, params any, now time.Time) (int64, error) {
+	p := []byte("{}")
+	if params != nil {
+		var err error
+		if p, err = json.Marshal(params); err != nil {
+			return 0, err
+		}
+	}
+	var dossier *int64
+	if dossierID != 0 {
+		dossier = &dossierID
+	}
+	var id int64
+	err := q.QueryRow(ctx, `
+		INSERT INTO email_deliveries (dossier_id, kind, recipient, params, created_at)
+		VALUES ($1, $2, $3, $4, $5) RETURNING id`, dossier, kind, recipient, p, now).Scan(&id)
+	if err != nil {
+		return 0, fmt.Errorf("delivery log: %w", err)
+	}
+	return id, nil
+}
+
+// newVerificationCode returns 160 random bits in lower-case base32 (32
+// characters): unguessable, and easy to read aloud or type from paper.
+func newVerificationCode() (string, error) {
+	b := make([]byte, 20)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("verification code: %w", err)
+	}
+	return lowerBase32.EncodeToString(b), nil
+}
+
+var lowerBase32 = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+
+// dossierColumns are the columns scanDossier reads, from alias d.
+const dossierColumns = `d.id, d.procedure_id, d.state, d.usager_email, d.demandeur, d.motivation,
+	d.decided_at, d.last_activity_at, d.stale_since, d.created_at, d.updated_at`
+
+func scanDossier(row pgx.CollectableRow) (Dossier, error) {
+	var d Dossier
+	var dem []byte
+	err := row.Scan(&d.ID, &d.ProcedureID, &d.State, &d.UsagerEmail, &dem, &d.Motivation,
+		&d.DecidedAt, &d.LastActivityAt, &d.StaleSince, &d.CreatedAt, &d.UpdatedAt)
+	if err != nil {
+		return d, err
+	}
+	if err := json.Unmarshal(dem, &d.Demandeur); err != nil {
+		return d, fmt.Errorf("dossier %d: demandeur: %w", d.ID, err)
+	}
+	return d, nil
+}
+
+// getDossier reads a dossier and everything the API shows of it, in one
+// round trip.
+func getDossier(ctx context.Context, q querier, id int64, publicURL string) (*Dossier, error) {
+	b := &pgx.Batch{}
+	b.Queue(`SELECT `+dossierColumns+` FROM dossiers d WHERE d.id = $1`, id)
+	b.Queue(`SELECT event, from_state, to_state, instructeur_email, motivation, at
+		FROM dossier_history WHERE dossier_id = $1 ORDER BY id`, id)
+	b.Queue(`SELECT i.email FROM follows f JOIN instructeurs i ON i.id = f.instructeur_id
+		WHERE f.dossier_id = $1 ORDER BY f.created_at, i.email`, id)
+	b.Queue(`SELECT id, kind, recipient, status, attempts, last_error, sent_at
+		FROM email_deliveries WHERE dossier_id = $1 ORDER BY id`, id)
+	b.Queue(`SELECT code, sha256 FROM attestations WHERE dossier_id = $1 AND pdf IS NOT NULL`, id)
+	br := q.SendBatch(ctx, b)
+	defer br.Close()
+
+	rows, _ := br.Query()
+	d, err := pgx.CollectExactlyOneRow(rows, scanDossier)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, Errorf(ENotFound, "dossier %d inconnu", id)
+	} else if err != nil {
+		return nil, fmt.Errorf("get dossier %d: %w", id, err)
+	}
+	rows, _ = br.Query()
+	d.History, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (HistoryEntry, error) {
+		var h HistoryEntry
+		err := r.Scan(&h.Event, &h.From, &h.To, &h.Instructeur, &h.Motivation, &h.At)
+		return h, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("history of dossier %d: %w", id, err)
+	}
+	rows, _ = br.Query()
+	if d.Followers, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+		return nil, fmt.Errorf("followers of dossier %d: %w", id, err)
+	}
+	rows, _ = br.Query()
+	d.Emails, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (Delivery, error) {
+		var e Delivery
+		err := r.Scan(&e.ID, &e.Kind, &e.To, &e.Status, &e.Attempts, &e.LastError, &e.SentAt)
+		return e, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("e-mails of dossier %d: %w", id, err)
+	}
+	var code string
+	var sum *string
+	err = br.QueryRow().Scan(&code, &sum)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+	case err != nil:
+		return nil, fmt.Errorf("attestation of dossier %d: %w", id, err)
+	default:
+		d.Attestation = &AttestationRef{
+			URL:             publicURL + "/v1/dossiers/" + strconv.FormatInt(id, 10) + "/attestation.pdf",
+			SHA256:          deref(sum),
+			VerificationURL: VerificationURL(publicURL, code),
+		}
+	}
+	return &d, nil
+}
+
+// VerificationURL is the public page where anyone holding an attestation
+// checks it.
+func VerificationURL(publicURL, code string) string {
+	return publicURL + "/attestations/" + code
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}

@@ -1,0 +1,141 @@
+package workflow
+
+import (
+	"context"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Procedure is a démarche: the APT procedure of one service (a préfecture).
+type Procedure struct {
+	ID             int64            `json:"id"`
+	Libelle        string           `json:"libelle"`
+	Service        ProcedureService `json:"service"`
+	StaleAfterDays int              `json:"stale_after_days"`
+	HeuresHebdoMax float64          `json:"heures_hebdo_max"`
+	CreatedAt      time.Time        `json:"created_at"`
+}
+
+// ProcedureService is the administration that instructs a procedure.
+type ProcedureService struct {
+	Nom     string `json:"nom"`
+	Adresse string `json:"adresse"`
+}
+
+// Notification preferences of an instructeur.
+const (
+	NotifyInstant = "instant"
+	NotifyDaily   = "daily"
+	NotifyNone    = "none"
+)
+
+// Instructeur is an agent who instructs dossiers of one or more procedures.
+type Instructeur struct {
+	ID            int64  `json:"id"`
+	Email         string `json:"email"`
+	Nom           string `json:"nom"`
+	Notifications string `json:"notifications"`
+}
+
+// Dossier is one APT request and what happened to it.
+type Dossier struct {
+	ID             int64      `json:"id"`
+	ProcedureID    int64      `json:"procedure_id"`
+	State          State      `json:"state"`
+	UsagerEmail    string     `json:"usager_email"`
+	Demandeur      Demandeur  `json:"demandeur"`
+	Motivation     *string    `json:"motivation"`
+	DecidedAt      *time.Time `json:"decided_at"`
+	LastActivityAt time.Time  `json:"last_activity_at"`
+	StaleSince     *time.Time `json:"stale_since"`
+	CreatedAt      time.Time  `json:"created_at"`
+	UpdatedAt      time.Time  `json:"updated_at"`
+
+	History     []HistoryEntry  `json:"history"`
+	Followers   []string        `json:"followers"`
+	Emails      []Delivery      `json:"emails"`
+	Attestation *AttestationRef `json:"attestation"`
+}
+
+// HistoryEntry is one row of a dossier's history: a transition, or a flag
+// set by the stale scan (event "signaler_inactif").
+type HistoryEntry struct {
+	Event       string    `json:"event"`
+	From        State     `json:"from"`
+	To          State     `json:"to"`
+	Instructeur *string   `json:"instructeur"`
+	Motivation  *string   `json:"motivation"`
+	At          time.Time `json:"at"`
+}
+
+// Delivery statuses.
+const (
+	DeliveryPending   = "pending"
+	DeliverySent      = "sent"
+	DeliveryFailed    = "failed"
+	DeliveryCancelled = "cancelled"
+)
+
+// Delivery is one e-mail of the delivery log.
+type Delivery struct {
+	ID        int64      `json:"-"`
+	Kind      string     `json:"kind"`
+	To        string     `json:"to"`
+	Status    string     `json:"status"`
+	Attempts  int        `json:"attempts"`
+	LastError *string    `json:"last_error"`
+	SentAt    *time.Time `json:"sent_at"`
+}
+
+// AttestationRef tells where the attestation of an accepted dossier is, once
+// rendered.
+type AttestationRef struct {
+	URL             string `json:"url"`
+	SHA256          string `json:"sha256"`
+	VerificationURL string `json:"verification_url"`
+}
+
+// Activity kinds: what followers hear about.
+const (
+	ActivityMessageUsager      = "message_usager"
+	ActivityMessageInstructeur = "message_instructeur"
+	ActivityAvis               = "avis"
+	ActivityModification       = "modification"
+)
+
+// Kinds of e-mail besides the transitions' (see MailEnInstruction...). They
+// name templates and appear in the delivery log.
+const (
+	MailMessageUsager    = "message_usager"    // an instructeur's message, to the applicant
+	MailNotification     = "notification"      // activity on a followed dossier, to an instructeur
+	MailDigest           = "digest"            // daily digest, to an instructeur
+	MailStaleInstructeur = "stale_instructeur" // stale dossiers, to an instructeur
+	MailStaleUsager      = "stale_usager"      // reminder, to the applicant
+)
+
+// Task is background work that a change asks for. The Service hands tasks to
+// an Enqueuer inside the change's transaction.
+type Task interface{ task() }
+
+// SendEmail sends the e-mail of one delivery-log row.
+type SendEmail struct{ DeliveryID int64 }
+
+// RenderAttestation renders the attestation of an accepted dossier, then, if
+// DeliveryID is not 0, sends that acceptance e-mail with the PDF attached.
+type RenderAttestation struct{ DossierID, DeliveryID int64 }
+
+// NotifyFollower tells one instantly-notified follower about the recent
+// activity on a dossier. Tasks for the same pair within the coalescing window
+// are one e-mail.
+type NotifyFollower struct{ DossierID, InstructeurID int64 }
+
+func (SendEmail) task()         {}
+func (RenderAttestation) task() {}
+func (NotifyFollower) task()    {}
+
+// Enqueuer inserts tasks as durable jobs in the caller's transaction: if the
+// transaction rolls back, the jobs never existed.
+type Enqueuer interface {
+	EnqueueTx(ctx context.Context, tx pgx.Tx, tasks ...Task) error
+}
