@@ -1,0 +1,21 @@
+// Package templates holds what people read: the French e-mails that aptflow
+// sends to applicants (usagers) and instructors (instructeurs).
+//
+// Every e-mail kind has a plain-text template (email/KIND.txt, which also
+// defines the subject) and an HTML template (email/KIND.html). Both are
+// embedded in the binary and parsed once by [Load]; Load also renders every
+// kind with sample data, so a broken template stops the process at start
+// instead of failing the first e-mail of that kind hours later.
+//
+// Subjects and plain text use text/template; HTML uses html/template, so a
+// name such as « <script> » is escaped, never interpreted. Subjects are single
+// lines whatever the data holds, and carry no personal data other than the
+// dossier number: they show up in notification previews and server logs.
+//
+// Dates are shown in French, in the Europe/Paris time zone (« 26 novembre
+// 2026 », « 26/11/2026 à 14:05 »). The zone database is embedded
+// (time/tzdata), so this does not depend on the host's tzdata.
+//
+// The kind names (KindAccepte, …) are a contract with the jobs that send the
+// e-mails: they are stored with each delivery and must never change.
+package templates

@@ -1,0 +1,107 @@
+package templates
+
+import (
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+var moisFR = [...]string{
+	"janvier", "février", "mars", "avril", "mai", "juin",
+	"juillet", "août", "septembre", "octobre", "novembre", "décembre",
+}
+
+// excerptRunes bounds an activity excerpt: a notification points to the
+// dossier, it does not replace reading it.
+const excerptRunes = 200
+
+// funcMap returns the functions the templates may call. Dates are shown in
+// loc (Europe/Paris): applicants and instructors read French local time.
+func funcMap(loc *time.Location) map[string]any {
+	return map[string]any{
+		// date: « 26 novembre 2026 », « 1er décembre 2026 »; "" for no date.
+		"date": func(t time.Time) string {
+			if t.IsZero() {
+				return ""
+			}
+			t = t.In(loc)
+			day := fmt.Sprint(t.Day())
+			if t.Day() == 1 {
+				day = "1er"
+			}
+			return fmt.Sprintf("%s %s %d", day, moisFR[t.Month()-1], t.Year())
+		},
+		// datetime: « 26/11/2026 à 14:05 »; "" for no date.
+		"datetime": func(t time.Time) string {
+			if t.IsZero() {
+				return ""
+			}
+			t = t.In(loc)
+			return fmt.Sprintf("%02d/%02d/%d à %02d:%02d", t.Day(), t.Month(), t.Year(), t.Hour(), t.Minute())
+		},
+		"activite": activityLabel,
+		"etat":     stateLabel,
+		// nombre: « 1 dossier », « 3 dossiers »; French puts 0 and 1 in the singular.
+		"nombre": func(n int, singulier, pluriel string) string {
+			if n >= -1 && n <= 1 {
+				return fmt.Sprintf("%d %s", n, singulier)
+			}
+			return fmt.Sprintf("%d %s", n, pluriel)
+		},
+		"fullname": func(prenom, nom string) string {
+			return strings.TrimSpace(strings.TrimSpace(prenom) + " " + strings.TrimSpace(nom))
+		},
+		"lines":   lines,
+		"excerpt": excerpt,
+	}
+}
+
+// activityLabel is how an activity reads in a list: « nouveau message de l'usager ».
+func activityLabel(kind string) string {
+	switch kind {
+	case ActivityMessageUsager:
+		return "nouveau message de l'usager"
+	case ActivityMessageInstructeur:
+		return "nouveau message d'un instructeur"
+	case ActivityAvis:
+		return "nouvel avis d'expert"
+	case ActivityModification:
+		return "dossier modifié par l'usager"
+	}
+	// A kind added upstream before its label here still reads as French.
+	return "nouvelle activité"
+}
+
+// stateLabel is how a dossier state (its DS name) reads in a sentence.
+func stateLabel(state string) string {
+	switch state {
+	case "en_construction":
+		return "en construction"
+	case "en_instruction":
+		return "en instruction"
+	case "accepte":
+		return "accepté"
+	case "refuse":
+		return "refusé"
+	case "sans_suite":
+		return "classé sans suite"
+	}
+	return ""
+}
+
+// lines splits a multi-line text (a message, a motivation) so the HTML can
+// put <br> between escaped lines.
+func lines(s string) []string {
+	return strings.Split(normalizeNewlines(s), "\n")
+}
+
+// excerpt makes an activity excerpt fit on one line of a list.
+func excerpt(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if utf8.RuneCountInString(s) <= excerptRunes {
+		return s
+	}
+	r := []rune(s)
+	return strings.TrimSpace(string(r[:excerptRunes-1])) + "…"
+}

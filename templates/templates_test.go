@@ -1,0 +1,427 @@
+package templates
+
+import (
+	"errors"
+	"io/fs"
+	"strings"
+	"sync"
+	"testing"
+	"testing/fstest"
+	"time"
+	"unicode/utf8"
+)
+
+func setup(t testing.TB) (*Templates, *time.Location) {
+	t.Helper()
+	tpl, err := Load()
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	paris, err := time.LoadLocation("Europe/Paris")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tpl, paris
+}
+
+// checkEmail holds the properties every rendered e-mail must have.
+func checkEmail(t testing.TB, kind string, e Email) {
+	t.Helper()
+	if e.Subject == "" || strings.ContainsAny(e.Subject, "\r\n") {
+		t.Errorf("%s: subject %q is empty or not one line", kind, e.Subject)
+	}
+	for name, s := range map[string]string{"subject": e.Subject, "text": e.Text, "html": e.HTML} {
+		if !utf8.ValidString(s) {
+			t.Errorf("%s: %s is not valid UTF-8", kind, name)
+		}
+	}
+	if !strings.HasSuffix(e.Text, "\n") || strings.Contains(e.Text, "\n\n\n") || strings.Contains(e.Text, "\r") {
+		t.Errorf("%s: text is not tidy:\n%s", kind, e.Text)
+	}
+	if !strings.Contains(e.Text, "via aptflow") || !strings.Contains(e.HTML, "via aptflow") {
+		t.Errorf("%s: not signed « via aptflow »", kind)
+	}
+	if !strings.HasPrefix(e.HTML, "<!DOCTYPE html>") || !strings.Contains(e.HTML, `<html lang="fr">`) {
+		t.Errorf("%s: HTML is not a French document:\n%s", kind, e.HTML)
+	}
+	if strings.Contains(strings.ToLower(e.HTML), "<script") {
+		t.Errorf("%s: HTML contains a script element", kind)
+	}
+}
+
+func TestKinds(t *testing.T) {
+	t.Parallel()
+	want := "en_instruction en_construction accepte refuse message_usager notification digest stale_instructeur stale_usager"
+	if got := strings.Join(Kinds(), " "); got != want {
+		t.Errorf("Kinds() = %s, want %s", got, want)
+	}
+}
+
+func TestEmailSubject(t *testing.T) {
+	t.Parallel()
+	tpl, paris := setup(t)
+	d := sample(paris)
+	cases := map[string]string{
+		KindEnInstruction:    "Votre dossier nº 42 va être examiné",
+		KindEnConstruction:   "Votre dossier nº 42 est de nouveau modifiable",
+		KindAccepte:          "Votre dossier nº 42 a été accepté",
+		KindRefuse:           "Votre dossier nº 42 a été refusé",
+		KindMessageUsager:    "Nouveau message concernant votre dossier nº 42",
+		KindNotification:     "Dossier nº 42 : nouvelle activité",
+		KindDigest:           "Votre récapitulatif quotidien : 2 dossiers avec de l'activité",
+		KindStaleInstructeur: "2 dossiers en construction sans activité depuis plus de 30 jours",
+		KindStaleUsager:      "Votre dossier nº 42 est toujours en construction",
+	}
+	if len(cases) != len(Kinds()) {
+		t.Fatalf("%d subjects tested for %d kinds", len(cases), len(Kinds()))
+	}
+	for kind, want := range cases {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			e, err := tpl.Email(kind, d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkEmail(t, kind, e)
+			if e.Subject != want {
+				t.Errorf("subject = %q, want %q", e.Subject, want)
+			}
+			if !strings.Contains(e.HTML, "<title>") {
+				t.Errorf("HTML has no title")
+			}
+		})
+	}
+}
+
+func TestEmailSingular(t *testing.T) {
+	t.Parallel()
+	tpl, paris := setup(t)
+	d := sample(paris)
+	d.Dossiers = d.Dossiers[:1]
+	d.StaleDays = 1
+	for kind, want := range map[string]string{
+		KindDigest:           "Votre récapitulatif quotidien : 1 dossier avec de l'activité",
+		KindStaleInstructeur: "1 dossier en construction sans activité depuis plus d'un jour",
+	} {
+		e, err := tpl.Email(kind, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.Subject != want {
+			t.Errorf("%s: subject = %q, want %q", kind, e.Subject, want)
+		}
+	}
+	e, err := tpl.Email(KindStaleInstructeur, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(e.Text, "Le dossier suivant est en construction et n'a fait") {
+		t.Errorf("stale_instructeur for one dossier is not in the singular:\n%s", e.Text)
+	}
+}
+
+func TestEmailBody(t *testing.T) {
+	t.Parallel()
+	tpl, paris := setup(t)
+	cases := []struct {
+		kind  string
+		edit  func(*EmailData)
+		want  []string // in both text and HTML
+		avoid []string // in neither
+	}{
+		{kind: KindEnInstruction, want: []string{"vous ne pouvez plus le modifier", "messagerie", "Préfecture du Rhône"}},
+		{kind: KindEnConstruction, want: []string{"de nouveau modifiable"}},
+		{kind: KindAccepte, want: []string{"a été accepté", "26 novembre 2026", "Le contrat de travail est conforme.", "PDF",
+			"https://aptflow.example/attestations/abc123"}},
+		{kind: KindAccepte, edit: func(d *EmailData) { d.Motivation = "" },
+			avoid: []string{"Message du service instructeur"}},
+		{kind: KindRefuse, edit: func(d *EmailData) { d.Motivation = "Le titre de séjour a expiré." },
+			want: []string{"a été refusé", "Motif du refus", "Le titre de séjour a expiré.", "recours gracieux", "recours contentieux", "deux mois"}},
+		{kind: KindMessageUsager, want: []string{"Merci de joindre votre titre de séjour."}},
+		{kind: KindNotification, want: []string{"Jeanne Martin", "nº 42", "26/11/2026 à 14:05", "nouveau message de l", "nouveau message d", "nouvel avis d", "dossier modifié par l", "Avis favorable."}},
+		{kind: KindDigest, want: []string{"Dossier nº 42", "Dossier nº 43", "Wei Zhang", "en instruction", "nouvel avis d"}},
+		{kind: KindStaleInstructeur, want: []string{"Dossier nº 42", "Dossier nº 43", "dernière activité le 26 novembre 2026", "30 jours"}},
+		{kind: KindStaleUsager, want: []string{"toujours en construction", "30 jours", "compléter", "clôturé"}},
+		{kind: KindStaleUsager, edit: func(d *EmailData) { d.ServiceNom = "" }, want: []string{"Le service instructeur, via aptflow"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.kind, func(t *testing.T) {
+			t.Parallel()
+			d := sample(paris)
+			if tc.edit != nil {
+				tc.edit(&d)
+			}
+			e, err := tpl.Email(tc.kind, d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkEmail(t, tc.kind, e)
+			for _, w := range tc.want {
+				if !strings.Contains(e.Text, w) {
+					t.Errorf("text lacks %q:\n%s", w, e.Text)
+				}
+				if !strings.Contains(e.HTML, w) {
+					t.Errorf("HTML lacks %q:\n%s", w, e.HTML)
+				}
+			}
+			for _, a := range tc.avoid {
+				if strings.Contains(e.Text, a) || strings.Contains(e.HTML, a) {
+					t.Errorf("e-mail contains %q", a)
+				}
+			}
+		})
+	}
+}
+
+func TestEmailUnicode(t *testing.T) {
+	t.Parallel()
+	tpl, paris := setup(t)
+	names := []struct{ prenom, nom string }{
+		{"Élodie", "Dupré"},
+		{"Œdipe", "Lefèvre-Æsir"},
+		{"小明", "王"},
+		{"محمد", "العربي"},
+		{"Zoë", "N’Diaye"},
+	}
+	for _, n := range names {
+		t.Run(n.prenom, func(t *testing.T) {
+			t.Parallel()
+			d := sample(paris)
+			d.Prenom, d.Nom = n.prenom, n.nom
+			d.RecipientNom = n.nom + " " + n.prenom
+			d.ServiceNom = "Préfecture de l'Hérault"
+			for i := range d.Dossiers {
+				d.Dossiers[i].Prenom, d.Dossiers[i].Nom = n.prenom, n.nom
+			}
+			full := n.prenom + " " + n.nom
+			for _, kind := range Kinds() {
+				e, err := tpl.Email(kind, d)
+				if err != nil {
+					t.Fatal(err)
+				}
+				checkEmail(t, kind, e)
+				want := []string{full}
+				if kind == KindNotification || kind == KindDigest || kind == KindStaleInstructeur {
+					want = append(want, d.RecipientNom)
+				}
+				for _, w := range want {
+					if !strings.Contains(e.Text, w) || !strings.Contains(e.HTML, w) {
+						t.Errorf("%s: %q not intact in text or HTML:\n%s\n%s", kind, w, e.Text, e.HTML)
+					}
+				}
+				if strings.Contains(e.Subject, n.prenom) || strings.Contains(e.Subject, n.nom) {
+					t.Errorf("%s: subject %q contains the applicant's name", kind, e.Subject)
+				}
+			}
+		})
+	}
+}
+
+func TestEmailEscapesHTML(t *testing.T) {
+	t.Parallel()
+	tpl, paris := setup(t)
+	const evil = `<script>alert("x")</script>`
+	d := sample(paris)
+	d.Prenom, d.Nom, d.RecipientNom, d.ServiceNom = evil, evil, evil, evil
+	d.ProcedureLibelle, d.Motivation, d.Message = evil, evil, evil
+	d.VerificationURL = `javascript:alert(1)`
+	for i := range d.Activities {
+		d.Activities[i].Author, d.Activities[i].Excerpt = evil, evil
+	}
+	for i := range d.Dossiers {
+		d.Dossiers[i].Prenom, d.Dossiers[i].Nom = evil, evil
+		d.Dossiers[i].Activities = d.Activities
+	}
+	for _, kind := range Kinds() {
+		e, err := tpl.Email(kind, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkEmail(t, kind, e)
+		if !strings.Contains(e.HTML, "&lt;script&gt;") {
+			t.Errorf("%s: escaped name missing from HTML:\n%s", kind, e.HTML)
+		}
+		if !strings.Contains(e.Text, evil) {
+			t.Errorf("%s: plain text must show the name as is:\n%s", kind, e.Text)
+		}
+		if strings.Contains(e.HTML, `href="javascript:`) {
+			t.Errorf("%s: unsafe URL in a link", kind)
+		}
+	}
+}
+
+func TestEmailSubjectOneLine(t *testing.T) {
+	t.Parallel()
+	tpl, paris := setup(t)
+	d := sample(paris)
+	nl := "a\r\nBcc: x@example.com\n\u2028b"
+	d.Prenom, d.Nom, d.RecipientNom, d.ServiceNom, d.ProcedureLibelle = nl, nl, nl, nl, nl
+	d.Motivation, d.Message = nl, nl
+	for _, kind := range Kinds() {
+		e, err := tpl.Email(kind, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkEmail(t, kind, e)
+		if strings.Contains(e.Subject, "Bcc") {
+			t.Errorf("%s: data leaked into the subject %q", kind, e.Subject)
+		}
+	}
+	for in, want := range map[string]string{
+		"Votre dossier\r\nBcc: x":  "Votre dossier Bcc: x",
+		"  a \t b\u2028c\u0085d  ": "a b c d",
+		"bad \xff utf-8":           "bad \uFFFD utf-8",
+		"nº 42\u00a0:":             "nº 42\u00a0:",
+	} {
+		if got := oneLine(in); got != want {
+			t.Errorf("oneLine(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestEmailUnknownKind(t *testing.T) {
+	t.Parallel()
+	tpl, paris := setup(t)
+	for _, kind := range []string{"", "Accepte", "sans_suite", "layout"} {
+		if _, err := tpl.Email(kind, sample(paris)); !errors.Is(err, ErrUnknownKind) {
+			t.Errorf("Email(%q) error = %v, want ErrUnknownKind", kind, err)
+		}
+	}
+}
+
+func TestFrenchDates(t *testing.T) {
+	t.Parallel()
+	_, paris := setup(t)
+	f := funcMap(paris)
+	date := f["date"].(func(time.Time) string)
+	datetime := f["datetime"].(func(time.Time) string)
+	cases := []struct {
+		in             time.Time
+		date, datetime string
+	}{
+		{time.Date(2026, 11, 26, 13, 5, 0, 0, time.UTC), "26 novembre 2026", "26/11/2026 à 14:05"}, // winter: UTC+1
+		{time.Date(2026, 7, 14, 12, 0, 0, 0, time.UTC), "14 juillet 2026", "14/07/2026 à 14:00"},   // summer: UTC+2
+		{time.Date(2026, 12, 31, 23, 30, 0, 0, time.UTC), "1er janvier 2027", "01/01/2027 à 00:30"},
+		{time.Date(2026, 8, 1, 8, 0, 0, 0, paris), "1er août 2026", "01/08/2026 à 08:00"},
+		{time.Time{}, "", ""},
+	}
+	for _, tc := range cases {
+		if got := date(tc.in); got != tc.date {
+			t.Errorf("date(%v) = %q, want %q", tc.in, got, tc.date)
+		}
+		if got := datetime(tc.in); got != tc.datetime {
+			t.Errorf("datetime(%v) = %q, want %q", tc.in, got, tc.datetime)
+		}
+	}
+}
+
+func TestExcerpt(t *testing.T) {
+	t.Parallel()
+	if got := excerpt(" Bonjour,\n\n  voici   mon titre. "); got != "Bonjour, voici mon titre." {
+		t.Errorf("excerpt = %q", got)
+	}
+	long := excerpt(strings.Repeat("é", 500))
+	if n := utf8.RuneCountInString(long); n != excerptRunes || !strings.HasSuffix(long, "…") {
+		t.Errorf("long excerpt has %d runes: %q", n, long)
+	}
+}
+
+// realFiles copies the embedded templates so a test can break one of them.
+func realFiles(t *testing.T) fstest.MapFS {
+	t.Helper()
+	m := fstest.MapFS{}
+	err := fs.WalkDir(files, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := fs.ReadFile(files, p)
+		m[p] = &fstest.MapFile{Data: b}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func TestLoadFailsOnBadTemplate(t *testing.T) {
+	t.Parallel()
+	if _, err := load(realFiles(t)); err != nil {
+		t.Fatalf("load of the real files: %v", err)
+	}
+	cases := map[string]func(fstest.MapFS){
+		"ParseError": func(m fstest.MapFS) {
+			m["email/accepte.html"] = &fstest.MapFile{Data: []byte(`{{define "content"}}{{if}}{{end}}`)}
+		},
+		"ExecError": func(m fstest.MapFS) {
+			m["email/refuse.txt"] = &fstest.MapFile{Data: []byte(`{{define "subject"}}x{{end}}{{define "body"}}{{.NoSuchField}}{{end}}`)}
+		},
+		"NoSubject": func(m fstest.MapFS) {
+			m["email/digest.txt"] = &fstest.MapFile{Data: []byte(`{{define "body"}}x{{end}}`)}
+		},
+		"NoContent":   func(m fstest.MapFS) { m["email/digest.html"] = &fstest.MapFile{Data: []byte(`<p>x</p>`)} },
+		"MissingKind": func(m fstest.MapFS) { delete(m, "email/stale_usager.html") },
+		"UnknownFile": func(m fstest.MapFS) { m["email/acceptee.txt"] = &fstest.MapFile{Data: []byte(`x`)} },
+		"WrongFuncUsage": func(m fstest.MapFS) {
+			m["email/accepte.html"] = &fstest.MapFile{Data: []byte(`{{define "content"}}{{date .Prenom}}{{end}}`)}
+		},
+	}
+	for name, breakIt := range cases {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			m := realFiles(t)
+			breakIt(m)
+			if _, err := load(m); err == nil {
+				t.Error("load succeeded with a broken template")
+			}
+		})
+	}
+}
+
+func TestEmailConcurrent(t *testing.T) {
+	t.Parallel()
+	tpl, paris := setup(t)
+	var wg sync.WaitGroup
+	for i := range 16 {
+		wg.Go(func() {
+			d := sample(paris)
+			d.DossierID = int64(i)
+			for _, kind := range Kinds() {
+				if _, err := tpl.Email(kind, d); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// FuzzEmail renders every kind from arbitrary strings: no error, no panic,
+// one-line subjects, valid UTF-8, never a live <script>.
+func FuzzEmail(f *testing.F) {
+	f.Add("Élodie", "Dupré", "Préfecture du Rhône", "Le contrat est conforme.", "Bonjour,\nmerci.", "https://x.example/attestations/a", int64(42), 30, int64(1795000000))
+	f.Add("<script>", "Œdipe", "", "", "", "javascript:alert(1)", int64(-1), 1, int64(0))
+	f.Add("王\r\n小明", "محمد", "a\x00b", "\xff\xfe", "{{.Prenom}}", "", int64(1<<62), -5, int64(-1<<40))
+	tpl, err := Load()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, prenom, nom, service, motivation, message, url string, id int64, days int, unix int64) {
+		at := time.Unix(unix, 0)
+		acts := []Activity{{DossierID: id, Kind: motivation, Author: nom, At: at, Excerpt: message}}
+		d := EmailData{
+			DossierID: id, ProcedureLibelle: service, ServiceNom: service,
+			Prenom: prenom, Nom: nom, RecipientNom: nom + prenom,
+			Motivation: motivation, DecidedAt: at, VerificationURL: url, PublicURL: url,
+			Message: message, Activities: acts, StaleDays: days,
+			Dossiers: []DossierSummary{{ID: id, Prenom: prenom, Nom: nom, State: message, LastActivityAt: at, Activities: acts}},
+		}
+		for _, kind := range Kinds() {
+			e, err := tpl.Email(kind, d)
+			if err != nil {
+				t.Fatalf("%s: %v", kind, err)
+			}
+			checkEmail(t, kind, e)
+		}
+	})
+}
