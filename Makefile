@@ -1,0 +1,59 @@
+# aptflow's developer commands. `make help` lists them; the README's two are
+# `make run` and `make test`, and CI runs the same `make test` (.ci/run).
+
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+GO ?= go
+# PKGS narrows vet and the tests, e.g. make test PKGS=./internal/...
+PKGS ?= ./...
+# The Go files to format: all but those under var/ (data, possibly not even
+# readable: the throwaway PostgreSQL's) and bin/.
+GOFILES = find . \( -path ./var -o -path ./bin -o -path ./.git \) -prune -o -name '*.go' -print
+
+.PHONY: help build run test lint vet fmt-check fmt clean
+
+help: ## List the targets
+	@echo "Usage: make TARGET"
+	@awk 'BEGIN { FS = ":.*## " } /^[a-zA-Z_-]+:.*## / { printf "  %-10s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
+
+build: ## Build bin/aptflow
+	$(GO) build -o bin/aptflow ./cmd/aptflow
+
+# A DATABASE_URL set by the user is used as it is; otherwise a local
+# PostgreSQL is found or started and the database aptflow created in it.
+# Without SMTP_URL, aptflow writes the e-mails as .eml files under var/mail.
+run: build ## Migrate and serve the API, workers and dashboard on a local PostgreSQL
+	@if [[ -z "$${DATABASE_URL:-}" ]]; then \
+		admin=$$(./scripts/ensure-postgres.sh); \
+		DATABASE_URL=$$(./scripts/ensure-db.sh aptflow "$$admin"); \
+		export DATABASE_URL; \
+	fi; \
+	echo "DATABASE_URL=$$(sed -E 's#^([a-z]+://[^:/@]*):[^@]*@#\1:***@#' <<<"$$DATABASE_URL")"; \
+	bin/aptflow migrate; \
+	exec bin/aptflow serve
+
+test: lint ## Vet, check formatting, and run every test with -race against real PostgreSQL and mailpit
+	@TEST_DATABASE_URL=$$(./scripts/ensure-postgres.sh); export TEST_DATABASE_URL; \
+	MAILPIT=$$(./scripts/ensure-mailpit.sh); export MAILPIT; \
+	echo "$(GO) test -race -count=1 -timeout 8m $(PKGS)"; \
+	$(GO) test -race -count=1 -timeout 8m $(PKGS)
+
+lint: vet fmt-check ## go vet and the gofmt check
+
+vet:
+	$(GO) vet $(PKGS)
+
+fmt-check:
+	@files=$$($(GOFILES) | xargs -r gofmt -l); \
+	if [[ -n "$$files" ]]; then \
+		echo "gofmt needed (run make fmt):"; echo "$$files"; exit 1; \
+	fi
+
+fmt: ## Format the Go code with gofmt
+	$(GOFILES) | xargs -r gofmt -w
+
+clean: ## Stop the throwaway PostgreSQL (if any); remove bin/ and var/
+	./scripts/local-postgres.sh stop
+	rm -rf bin var
