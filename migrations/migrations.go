@@ -77,3 +77,15 @@ func Up(ctx context.Context, pool *pgxpool.Pool) (Result, error) {
 	}
 	return res, nil
 }
+
+// Pending reports whether some aptflow migration has not been applied, so a
+// process can refuse to start on an old schema with a clear message.
+func Pending(ctx context.Context, pool *pgxpool.Pool) (bool, error) {
+	db := stdlib.OpenDBFromPool(pool)
+	defer db.Close()
+	provider, err := goose.NewProvider(goose.DialectPostgres, db, files, goose.WithTableName("aptflow_schema_migrations"))
+	if err != nil {
+		return false, err
+	}
+	return provider.HasPending(ctx)
+}

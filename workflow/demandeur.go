@@ -76,7 +76,7 @@ func (d *Demandeur) Validate(heuresMax float64, today time.Time) error {
 	if !ValidSIRET(d.Employeur.Siret) {
 		v.add("employeur.siret", "invalid_siret", "le SIRET doit compter 14 chiffres et respecter sa clé de contrôle")
 	}
-	v.text("employeur.adresse", d.Employeur.Adresse, maxAddressLen)
+	v.lines("employeur.adresse", d.Employeur.Adresse, maxAddressLen)
 	v.text("emploi", d.Emploi, maxTextLen)
 	switch {
 	case math.IsNaN(d.HeuresHebdo) || d.HeuresHebdo <= 0:
@@ -106,6 +106,16 @@ func (v *validator) add(field, code, detail string) {
 
 // text checks a required, bounded, printable single-line string.
 func (v *validator) text(field, s string, max int) bool {
+	return v.check(field, s, max, unicode.IsControl)
+}
+
+// lines checks a required, bounded, printable string that may span lines
+// (an address).
+func (v *validator) lines(field, s string, max int) bool {
+	return v.check(field, s, max, func(r rune) bool { return unicode.IsControl(r) && r != '\n' && r != '\r' })
+}
+
+func (v *validator) check(field, s string, max int, bad func(rune) bool) bool {
 	switch {
 	case !utf8.ValidString(s):
 		v.add(field, "invalid_utf8", "ce champ n'est pas de l'UTF-8 valide")
@@ -113,7 +123,7 @@ func (v *validator) text(field, s string, max int) bool {
 		v.add(field, "required", "ce champ est obligatoire")
 	case utf8.RuneCountInString(s) > max:
 		v.add(field, "too_long", fmt.Sprintf("ce champ dépasse %d caractères", max))
-	case strings.IndexFunc(s, unicode.IsControl) >= 0:
+	case strings.IndexFunc(s, bad) >= 0:
 		v.add(field, "control_character", "ce champ contient un caractère de contrôle")
 	default:
 		return true

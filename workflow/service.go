@@ -57,10 +57,10 @@ func (s *Service) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
 
 // ProcedureInput is what creates a procedure.
 type ProcedureInput struct {
-	Libelle        string  `json:"libelle"`
+	Libelle        string           `json:"libelle"`
 	Service        ProcedureService `json:"service"`
-	StaleAfterDays int     `json:"stale_after_days"`
-	HeuresHebdoMax float64 `json:"heures_hebdo_max"`
+	StaleAfterDays int              `json:"stale_after_days"`
+	HeuresHebdoMax float64          `json:"heures_hebdo_max"`
 }
 
 // Validate checks a procedure input, one FieldError per bad field.
@@ -68,7 +68,7 @@ func (in *ProcedureInput) Validate() error {
 	v := validator{}
 	v.text("libelle", in.Libelle, maxTextLen)
 	v.text("service.nom", in.Service.Nom, maxTextLen)
-	v.text("service.adresse", in.Service.Adresse, maxAddressLen)
+	v.lines("service.adresse", in.Service.Adresse, maxAddressLen)
 	if in.StaleAfterDays < 1 || in.StaleAfterDays > 3650 {
 		v.add("stale_after_days", "out_of_range", "stale_after_days doit être entre 1 et 3650")
 	}
@@ -352,7 +352,7 @@ func (s *Service) UpdateDemandeurTx(ctx context.Context, tx pgx.Tx, id int64, pa
 		WHERE id = $1`, id, demJSON, now); err != nil {
 		return nil, fmt.Errorf("update dossier %d: %w", id, err)
 	}
-	if err := s.recordActivity(ctx, tx, id, ActivityModification, "usager", 0, "", now); err != nil {
+	if _, err := s.recordActivity(ctx, tx, id, ActivityModification, "usager", 0, "", now); err != nil {
 		return nil, err
 	}
 	return getDossier(ctx, tx, id, s.opts.PublicURL)
@@ -362,11 +362,10 @@ func (s *Service) UpdateDemandeurTx(ctx context.Context, tx pgx.Tx, id int64, pa
 // twice is not an error.
 func (s *Service) Follow(ctx context.Context, dossierID int64, email string) error {
 	return s.inTx(ctx, func(tx pgx.Tx) error {
-		d, instID, err := dossierAndInstructeur(ctx, tx, dossierID, email)
+		_, instID, err := dossierAndInstructeur(ctx, tx, dossierID, email)
 		if err != nil {
 			return err
 		}
-		_ = d
 		return follow(ctx, tx, dossierID, instID)
 	})
 }
@@ -406,7 +405,7 @@ type ListFilter struct {
 // instructs, for one tab: a_suivre (not decided, followed by nobody), suivis
 // (not decided, followed by this instructeur), traites (decided), tous. The
 // list holds dossiers without their history and e-mails.
-func (s *Service) ListForInstructeur(ctx context.Context, email string, f ListFilter) ([]Dossier, error) {
+func (s *Service) ListForInstructeur(ctx context.Context, email string, f ListFilter) ([]DossierSummary, error) {
 	email, ok := NormalizeEmail(email)
 	if !ok {
 		return nil, invalid([]FieldError{{Field: "email", Code: "invalid_email", Detail: "adresse e-mail invalide"}})
@@ -484,33 +483,34 @@ func (s *Service) SetPreferences(ctx context.Context, email, notifications strin
 // recordActivity writes an activity and schedules a notification for each
 // follower in instant mode, except its author. Daily followers read
 // activities from the table when their digest is due.
-func (s *Service) recordActivity(ctx context.Context, tx pgx.Tx, dossierID int64, kind, author string, authorID int64, body string, now time.Time) error {
+func (s *Service) recordActivity(ctx context.Context, tx pgx.Tx, dossierID int64, kind, author string, authorID int64, body string, now time.Time) (int64, error) {
 	var authorRef *int64
 	if authorID != 0 {
 		authorRef = &authorID
 	}
-	if _, err := tx.Exec(ctx, `
+	var id int64
+	if err := tx.QueryRow(ctx, `
 		INSERT INTO activities (dossier_id, kind, author_instructeur_id, author, body, at)
-		VALUES ($1, $2, $3, $4, $5, $6)`, dossierID, kind, authorRef, author, body, now); err != nil {
-		return fmt.Errorf("record activity on dossier %d: %w", dossierID, err)
+		VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`, dossierID, kind, authorRef, author, body, now).Scan(&id); err != nil {
+		return 0, fmt.Errorf("record activity on dossier %d: %w", dossierID, err)
 	}
 	rows, err := tx.Query(ctx, `
 		SELECT f.instructeur_id FROM follows f JOIN instructeurs i ON i.id = f.instructeur_id
 		WHERE f.dossier_id = $1 AND i.notifications = 'instant' AND f.instructeur_id <> $2
 		ORDER BY f.instructeur_id`, dossierID, authorID)
 	if err != nil {
-		return fmt.Errorf("followers of dossier %d: %w", dossierID, err)
+		return 0, fmt.Errorf("followers of dossier %d: %w", dossierID, err)
 	}
-	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	followers, err := pgx.CollectRows(rows, pgx.RowTo[int64])
 	if err != nil {
-		return fmt.Errorf("followers of dossier %d: %w", dossierID, err)
+		return 0, fmt.Errorf("followers of dossier %d: %w", dossierID, err)
 	}
-	tasks := make([]Task, 0, len(ids))
-	for _, id := range ids {
-		tasks = append(tasks, NotifyFollower{DossierID: dossierID, InstructeurID: id})
+	tasks := make([]Task, 0, len(followers))
+	for _, f := range followers {
+		tasks = append(tasks, NotifyFollower{DossierID: dossierID, InstructeurID: f})
 	}
 	if len(tasks) == 0 {
-		return nil
+		return id, nil
 	}
-	return s.enq.EnqueueTx(ctx, tx, tasks...)
+	return id, s.enq.EnqueueTx(ctx, tx, tasks...)
 }

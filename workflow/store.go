@@ -166,8 +166,8 @@ var lowerBase32 = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPad
 const dossierColumns = `d.id, d.procedure_id, d.state, d.usager_email, d.demandeur, d.motivation,
 	d.decided_at, d.last_activity_at, d.stale_since, d.created_at, d.updated_at`
 
-func scanDossier(row pgx.CollectableRow) (Dossier, error) {
-	var d Dossier
+func scanDossier(row pgx.CollectableRow) (DossierSummary, error) {
+	var d DossierSummary
 	var dem []byte
 	err := row.Scan(&d.ID, &d.ProcedureID, &d.State, &d.UsagerEmail, &dem, &d.Motivation,
 		&d.DecidedAt, &d.LastActivityAt, &d.StaleSince, &d.CreatedAt, &d.UpdatedAt)
@@ -196,7 +196,8 @@ func getDossier(ctx context.Context, q querier, id int64, publicURL string) (*Do
 	defer br.Close()
 
 	rows, _ := br.Query()
-	d, err := pgx.CollectExactlyOneRow(rows, scanDossier)
+	sum, err := pgx.CollectExactlyOneRow(rows, scanDossier)
+	d := Dossier{DossierSummary: sum}
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, Errorf(ENotFound, "dossier %d inconnu", id)
 	} else if err != nil {
@@ -224,9 +225,19 @@ func getDossier(ctx context.Context, q querier, id int64, publicURL string) (*Do
 	if err != nil {
 		return nil, fmt.Errorf("e-mails of dossier %d: %w", id, err)
 	}
+	// Empty lists are [] in the API, not null.
+	if d.History == nil {
+		d.History = []HistoryEntry{}
+	}
+	if d.Followers == nil {
+		d.Followers = []string{}
+	}
+	if d.Emails == nil {
+		d.Emails = []Delivery{}
+	}
 	var code string
-	var sum *string
-	err = br.QueryRow().Scan(&code, &sum)
+	var digest *string
+	err = br.QueryRow().Scan(&code, &digest)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 	case err != nil:
@@ -234,7 +245,7 @@ func getDossier(ctx context.Context, q querier, id int64, publicURL string) (*Do
 	default:
 		d.Attestation = &AttestationRef{
 			URL:             publicURL + "/v1/dossiers/" + strconv.FormatInt(id, 10) + "/attestation.pdf",
-			SHA256:          deref(sum),
+			SHA256:          deref(digest),
 			VerificationURL: VerificationURL(publicURL, code),
 		}
 	}

@@ -38,8 +38,8 @@ type Instructeur struct {
 	Notifications string `json:"notifications"`
 }
 
-// Dossier is one APT request and what happened to it.
-type Dossier struct {
+// DossierSummary is a dossier as lists show it.
+type DossierSummary struct {
 	ID             int64      `json:"id"`
 	ProcedureID    int64      `json:"procedure_id"`
 	State          State      `json:"state"`
@@ -51,7 +51,11 @@ type Dossier struct {
 	StaleSince     *time.Time `json:"stale_since"`
 	CreatedAt      time.Time  `json:"created_at"`
 	UpdatedAt      time.Time  `json:"updated_at"`
+}
 
+// Dossier is one APT request and what happened to it.
+type Dossier struct {
+	DossierSummary
 	History     []HistoryEntry  `json:"history"`
 	Followers   []string        `json:"followers"`
 	Emails      []Delivery      `json:"emails"`

@@ -1,0 +1,135 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+
+	"github.com/aptflow/aptflow/workflow"
+)
+
+// Error codes of the HTTP layer, beside the domain's (workflow.E...).
+const (
+	codeInvalidJSON       = "invalid_json"
+	codeUnauthorized      = "unauthorized"
+	codeBodyTooLarge      = "body_too_large"
+	codeUnsupportedMedia  = "unsupported_media_type"
+	codeInternal          = "internal"
+	codeIdempotencyReused = "idempotency_key_reused"
+	codeIdempotencyBusy   = "idempotency_key_in_use"
+	codeNotFound          = workflow.ENotFound
+	codeForbidden         = "forbidden"
+	codeRateLimited       = "rate_limited"
+)
+
+// statusOf maps an error code to its HTTP status: the one place where that
+// happens.
+func statusOf(code string) int {
+	switch code {
+	case workflow.ENotFound:
+		return http.StatusNotFound
+	case workflow.EInvalid, workflow.EMotivationRequired, workflow.EUnknownEvent, workflow.EInstructeurRequired, codeIdempotencyReused:
+		return http.StatusUnprocessableEntity
+	case workflow.EInvalidTransition, workflow.ENotEditable, workflow.EConflict, codeIdempotencyBusy:
+		return http.StatusConflict
+	case workflow.ENotInstructeur, codeForbidden:
+		return http.StatusForbidden
+	case codeInvalidJSON:
+		return http.StatusBadRequest
+	case codeUnauthorized:
+		return http.StatusUnauthorized
+	case codeBodyTooLarge:
+		return http.StatusRequestEntityTooLarge
+	case codeUnsupportedMedia:
+		return http.StatusUnsupportedMediaType
+	case codeRateLimited:
+		return http.StatusTooManyRequests
+	default:
+		return http.StatusInternalServerError
+	}
+}
+
+// Problem is an RFC 9457 problem detail, with aptflow's `code` and, for
+// invalid input, one entry per bad field.
+type Problem struct {
+	Type   string         `json:"type"`
+	Title  string         `json:"title"`
+	Status int            `json:"status"`
+	Detail string         `json:"detail,omitempty"`
+	Code   string         `json:"code"`
+	Errors []fieldProblem `json:"errors,omitempty"`
+}
+
+type fieldProblem struct {
+	workflow.FieldError
+	// Pointer is the JSON pointer (RFC 6901) of the field in the request.
+	Pointer string `json:"pointer"`
+}
+
+// problem builds the Problem of a code.
+func problem(code, detail string, fields []workflow.FieldError) Problem {
+	status := statusOf(code)
+	p := Problem{
+		Type:   "urn:aptflow:problem:" + code,
+		Title:  http.StatusText(status),
+		Status: status,
+		Detail: detail,
+		Code:   code,
+	}
+	for _, f := range fields {
+		p.Errors = append(p.Errors, fieldProblem{FieldError: f, Pointer: pointer(f.Field)})
+	}
+	return p
+}
+
+// pointer turns "demandeur.employeur.siret" into "/demandeur/employeur/siret".
+func pointer(field string) string {
+	b := []byte("/")
+	for i := 0; i < len(field); i++ {
+		switch c := field[i]; c {
+		case '.':
+			b = append(b, '/')
+		case '~':
+			b = append(b, '~', '0')
+		case '/':
+			b = append(b, '~', '1')
+		default:
+			b = append(b, c)
+		}
+	}
+	return string(b)
+}
+
+func writeProblem(w http.ResponseWriter, p Problem) {
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(p.Status)
+	_ = json.NewEncoder(w).Encode(p)
+}
+
+// writeError writes err as a problem. Domain errors keep their code and
+// message; anything else is logged once, here, and answered as a 500 that
+// says nothing of the cause.
+func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	var de *workflow.Error
+	var he *httpError
+	switch {
+	case errors.As(err, &de):
+		writeProblem(w, problem(de.Code, de.Message, de.Fields))
+	case errors.As(err, &he):
+		writeProblem(w, problem(he.code, he.detail, he.fields))
+	default:
+		log.ErrorContext(r.Context(), "request failed", "method", r.Method, "route", r.Pattern, "err", err)
+		writeProblem(w, problem(codeInternal, "erreur interne", nil))
+	}
+}
+
+// httpError is an error of the HTTP layer itself (bad JSON, auth...).
+type httpError struct {
+	code, detail string
+	fields       []workflow.FieldError
+}
+
+func (e *httpError) Error() string { return e.code + ": " + e.detail }
+
+func errf(code, detail string) error { return &httpError{code: code, detail: detail} }

@@ -1,0 +1,41 @@
+package api
+
+import "net/http"
+
+// addRoutes lists every route of aptflow.
+func addRoutes(mux *http.ServeMux, d Deps) {
+	log := d.Logger
+	auth := requireToken(d.Pool, log)
+	idem := idempotent(d.Pool, log)
+	v1 := func(h http.Handler) http.Handler { return auth(h) }
+	post := func(h http.Handler) http.Handler { return auth(idem(h)) }
+
+	mux.Handle("POST /v1/procedures", post(handleCreateProcedure(d)))
+	mux.Handle("POST /v1/procedures/{id}/instructeurs", post(handleAddInstructeur(d)))
+	mux.Handle("POST /v1/dossiers", post(handleCreateDossier(d)))
+	mux.Handle("GET /v1/dossiers/{id}", v1(handleGetDossier(d)))
+	mux.Handle("PATCH /v1/dossiers/{id}", v1(handlePatchDossier(d)))
+	mux.Handle("POST /v1/dossiers/{id}/events", post(handleEvent(d)))
+	mux.Handle("PUT /v1/dossiers/{id}/followers/{email}", v1(handleFollow(d, true)))
+	mux.Handle("DELETE /v1/dossiers/{id}/followers/{email}", v1(handleFollow(d, false)))
+	mux.Handle("POST /v1/dossiers/{id}/messages", post(handleMessage(d)))
+	mux.Handle("POST /v1/dossiers/{id}/avis", post(handleAvis(d)))
+	mux.Handle("GET /v1/dossiers/{id}/attestation.pdf", v1(handleAttestationPDF(d)))
+	mux.Handle("GET /v1/instructeurs/{email}/dossiers", v1(handleListDossiers(d)))
+	mux.Handle("PUT /v1/instructeurs/{email}/preferences", v1(handlePreferences(d)))
+	mux.Handle("/v1/", v1(handle(log, func(w http.ResponseWriter, r *http.Request) error {
+		return errf(codeNotFound, "route inconnue")
+	})))
+
+	mux.Handle("GET /attestations/{code}", handleVerify(d))
+
+	mux.Handle("GET /healthz", handleHealthz())
+	mux.Handle("GET /readyz", handleReadyz(d))
+	ops := opsOnly(d.OpsBasicAuth, d.TrustProxy)
+	if d.Metrics != nil {
+		mux.Handle("GET /metrics", ops(d.Metrics))
+	}
+	if d.RiverUI != nil {
+		mux.Handle("/riverui/", ops(d.RiverUI))
+	}
+}

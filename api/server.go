@@ -1,0 +1,141 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/aptflow/aptflow/workflow"
+)
+
+// MaxBodyBytes bounds a request body.
+const MaxBodyBytes = 1 << 20
+
+// Deps are what the server needs.
+type Deps struct {
+	Service *workflow.Service
+	Pool    *pgxpool.Pool
+	Logger  *slog.Logger
+	// Ready reports whether the process can serve (database reachable,
+	// workers started); /readyz answers 503 with its error.
+	Ready func(r *http.Request) error
+	// Ops is served under /metrics and /riverui/, behind OpsAuth.
+	Metrics http.Handler
+	RiverUI http.Handler
+	// OpsBasicAuth is "user:password"; empty: ops endpoints answer loopback
+	// clients only.
+	OpsBasicAuth string
+	// TrustProxy: take the client address from X-Forwarded-For (only behind
+	// a proxy that sets it).
+	TrustProxy bool
+	// OnRequest, if set, observes each request (for metrics).
+	OnRequest func(route string, status int)
+}
+
+// NewServer returns the HTTP handler of aptflow.
+func NewServer(deps Deps) http.Handler {
+	if deps.Logger == nil {
+		deps.Logger = slog.Default()
+	}
+	mux := http.NewServeMux()
+	addRoutes(mux, deps)
+	var h http.Handler = mux
+	h = recoverPanics(deps.Logger, h)
+	return h
+}
+
+// handlerFunc is a handler that returns its error instead of writing it.
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+// handle adapts a handlerFunc, writing its error as a problem.
+func handle(log *slog.Logger, fn handlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := fn(w, r); err != nil {
+			writeError(w, r, log, err)
+		}
+	})
+}
+
+// decode reads a JSON body into v: 415 if it is not JSON, 413 if too large,
+// 400 invalid_json if malformed, 422 with the field for a wrong type or an
+// unknown field.
+func decode(w http.ResponseWriter, r *http.Request, v any) error {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+			return errf(codeUnsupportedMedia, "le corps doit être du JSON (Content-Type: application/json)")
+		}
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return errf(codeBodyTooLarge, "le corps de la requête dépasse "+strconv.Itoa(MaxBodyBytes)+" octets")
+		}
+		return errf(codeInvalidJSON, "corps illisible")
+	}
+	return decodeBytes(body, v)
+}
+
+func decodeBytes(body []byte, v any) error {
+	if !json.Valid(body) {
+		return errf(codeInvalidJSON, "JSON mal formé")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && te.Field != "" {
+			return &httpError{code: workflow.EInvalid, detail: "certains champs sont invalides",
+				fields: []workflow.FieldError{{Field: te.Field, Code: "invalid_type", Detail: "type attendu : " + te.Type.String()}}}
+		}
+		if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+			return &httpError{code: workflow.EInvalid, detail: "certains champs sont invalides",
+				fields: []workflow.FieldError{{Field: strings.Trim(name, `"`), Code: "unknown_field", Detail: "champ inconnu"}}}
+		}
+		return errf(codeInvalidJSON, "JSON invalide : objet attendu")
+	}
+	return nil
+}
+
+// writeJSON writes v with status.
+func writeJSON(w http.ResponseWriter, status int, v any) error {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	return json.NewEncoder(w).Encode(v)
+}
+
+// pathID parses the {id} path value; a malformed id is a 404, like an
+// unknown one.
+func pathID(r *http.Request) (int64, error) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil || id <= 0 {
+		return 0, workflow.Errorf(workflow.ENotFound, "ressource inconnue")
+	}
+	return id, nil
+}
+
+// recoverPanics answers 500 instead of dropping the connection, and logs
+// the panic once.
+func recoverPanics(log *slog.Logger, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				log.ErrorContext(r.Context(), "panic in handler", "route", r.Pattern, "panic", v)
+				writeProblem(w, problem(codeInternal, "erreur interne", nil))
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}

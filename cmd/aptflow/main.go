@@ -1,0 +1,120 @@
+// Command aptflow is the one binary of aptflow: the API, the workers, the
+// dashboard and the ops commands. See `aptflow help`.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+	_ "time/tzdata" // dates in Europe/Paris without the system's tzdata
+
+	"github.com/aptflow/aptflow/api"
+	"github.com/aptflow/aptflow/migrations"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, errUsage) {
+			fmt.Fprintln(os.Stderr, "aptflow:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+var errUsage = errors.New("usage")
+
+const usage = `aptflow — the background workflow worker of the APT procedure.
+
+Usage:
+  aptflow serve                      API, workers and dashboard
+  aptflow work                       workers only (to scale out)
+  aptflow migrate                    apply the database migrations (idempotent)
+  aptflow token create NAME          create an API token; prints it alone on stdout
+  aptflow scan-stale [--now RFC3339] flag stale dossiers now, as the cron would
+  aptflow send-digests [--now RFC3339]
+                                     send the due daily digests now
+  aptflow demo [--url URL --token T] create demo data through the real API
+
+Configuration is read from the environment: see README.md.
+`
+
+// run is the whole program, testable: it reads its arguments and
+// environment from parameters and returns when ctx is cancelled or the
+// command is done.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		fmt.Fprint(stdout, usage)
+		if len(args) == 0 {
+			return errUsage
+		}
+		return nil
+	}
+	cmd, rest := args[0], args[1:]
+	if cmd == "demo" {
+		return runDemo(ctx, rest, getenv, stdout, stderr)
+	}
+	cfg, err := loadConfig(getenv)
+	if err != nil {
+		return fmt.Errorf("configuration:\n%w", err)
+	}
+	log := newLogger(cfg, stderr)
+	switch cmd {
+	case "serve":
+		return serve(ctx, cfg, log, true)
+	case "work":
+		return serve(ctx, cfg, log, false)
+	case "migrate":
+		pool, err := openPool(ctx, cfg, 4)
+		if err != nil {
+			return err
+		}
+		defer pool.Close()
+		res, err := migrations.Up(ctx, pool)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "migrated: %d aptflow and %d River migrations applied\n", len(res.App), len(res.River))
+		return nil
+	case "token":
+		if len(rest) != 2 || rest[0] != "create" {
+			fmt.Fprint(stderr, "usage: aptflow token create NAME\n")
+			return errUsage
+		}
+		pool, err := openPool(ctx, cfg, 2)
+		if err != nil {
+			return err
+		}
+		defer pool.Close()
+		token, err := api.CreateToken(ctx, pool, rest[1])
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, token)
+		return nil
+	case "scan-stale", "send-digests":
+		fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+		fs.SetOutput(stderr)
+		nowFlag := fs.String("now", "", "the time to run as (RFC 3339); default: now")
+		if err := fs.Parse(rest); err != nil {
+			return errUsage
+		}
+		now := time.Now()
+		if *nowFlag != "" {
+			if now, err = time.Parse(time.RFC3339, *nowFlag); err != nil {
+				return fmt.Errorf("--now: RFC 3339 time expected (2026-11-26T06:00:00+01:00): %w", err)
+			}
+		}
+		return runOnce(ctx, cfg, log, cmd, now, stdout)
+	default:
+		fmt.Fprint(stderr, usage)
+		return errUsage
+	}
+}

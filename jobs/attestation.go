@@ -1,0 +1,152 @@
+package jobs
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+
+	"github.com/aptflow/aptflow/templates/attestation"
+	"github.com/aptflow/aptflow/workflow"
+)
+
+// AttestationRenderer renders the attestation PDF. The same data must give
+// the same bytes.
+type AttestationRenderer interface {
+	Render(attestation.Data) ([]byte, error)
+}
+
+// RenderAttestationArgs renders the attestation of an accepted dossier and
+// then sends the acceptance e-mail of delivery DeliveryID (0: no e-mail, the
+// instructeur disabled it).
+type RenderAttestationArgs struct {
+	DossierID  int64 `json:"dossier_id"`
+	DeliveryID int64 `json:"delivery_id,omitempty"`
+}
+
+// Kind is the job kind; it never changes once shipped.
+func (RenderAttestationArgs) Kind() string { return "render_attestation" }
+
+// InsertOpts puts rendering on its own queue, so a burst of acceptances
+// does not starve e-mails of workers.
+func (RenderAttestationArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: QueueAttestation}
+}
+
+// RenderAttestationWorker renders and stores the attestation once.
+type RenderAttestationWorker struct {
+	river.WorkerDefaults[RenderAttestationArgs]
+	cfg  Config
+	deps Deps
+}
+
+// Work renders the PDF outside any transaction (CPU only), then stores it,
+// enqueues the acceptance e-mail and completes the job in one transaction.
+// A retry after a crash finds the stored PDF and does not render again; a
+// retry after a crash before the store renders the same bytes.
+func (w *RenderAttestationWorker) Work(ctx context.Context, job *river.Job[RenderAttestationArgs]) error {
+	id := job.Args.DossierID
+	var stored bool
+	err := w.deps.Pool.QueryRow(ctx, `SELECT pdf IS NOT NULL FROM attestations WHERE dossier_id = $1`, id).Scan(&stored)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return river.JobCancel(fmt.Errorf("dossier %d has no attestation", id))
+	} else if err != nil {
+		return fmt.Errorf("attestation of dossier %d: %w", id, err)
+	}
+	var pdf []byte
+	if !stored {
+		data, err := LoadAttestationData(ctx, w.deps.Pool, w.cfg.PublicURL, id)
+		if err != nil {
+			return err
+		}
+		if pdf, err = w.deps.Attestations.Render(*data); err != nil {
+			return fmt.Errorf("render attestation of dossier %d: %w", id, err)
+		}
+	}
+	return pgx.BeginFunc(ctx, w.deps.Pool, func(tx pgx.Tx) error {
+		if pdf != nil {
+			sum := sha256.Sum256(pdf)
+			// "pdf IS NULL": a PDF once stored is never replaced.
+			if _, err := tx.Exec(ctx, `
+				UPDATE attestations SET pdf = $2, sha256 = $3, rendered_at = now()
+				WHERE dossier_id = $1 AND pdf IS NULL`, id, pdf, hex.EncodeToString(sum[:])); err != nil {
+				return fmt.Errorf("store attestation of dossier %d: %w", id, err)
+			}
+		}
+		if job.Args.DeliveryID != 0 {
+			client := river.ClientFromContext[pgx.Tx](ctx)
+			if _, err := client.InsertTx(ctx, tx, SendEmailArgs{DeliveryID: job.Args.DeliveryID},
+				&river.InsertOpts{MaxAttempts: w.cfg.EmailMaxAttempts}); err != nil {
+				return fmt.Errorf("enqueue acceptance e-mail of dossier %d: %w", id, err)
+			}
+		}
+		_, err := river.JobCompleteTx[*riverpgxv5Driver](ctx, tx, job)
+		return err
+	})
+}
+
+// LoadAttestationData reads what the attestation of dossier id shows.
+func LoadAttestationData(ctx context.Context, q querier, publicURL string, id int64) (*attestation.Data, error) {
+	var (
+		dem              []byte
+		code             string
+		decidedAt        *time.Time
+		motivation, inst *string
+		d                attestation.Data
+	)
+	err := q.QueryRow(ctx, `
+		SELECT p.libelle, p.service_nom, p.service_adresse, d.demandeur, d.decided_at, d.motivation, a.code,
+			(SELECT h.instructeur_email FROM dossier_history h
+			 WHERE h.dossier_id = d.id AND h.to_state = 'accepte' ORDER BY h.id DESC LIMIT 1)
+		FROM dossiers d
+		JOIN procedures p ON p.id = d.procedure_id
+		JOIN attestations a ON a.dossier_id = d.id
+		WHERE d.id = $1`, id,
+	).Scan(&d.ProcedureLibelle, &d.ServiceNom, &d.ServiceAdresse, &dem, &decidedAt, &motivation, &code, &inst)
+	if err != nil {
+		return nil, fmt.Errorf("attestation data of dossier %d: %w", id, err)
+	}
+	if decidedAt == nil {
+		return nil, fmt.Errorf("dossier %d is not decided", id)
+	}
+	var dm workflow.Demandeur
+	if err := json.Unmarshal(dem, &dm); err != nil {
+		return nil, fmt.Errorf("dossier %d demandeur: %w", id, err)
+	}
+	date := func(s string) time.Time {
+		t, _ := time.Parse(workflow.DateLayout, s) // validated on write
+		return t
+	}
+	d.DossierID = id
+	d.Nom, d.Prenom = dm.Nom, dm.Prenom
+	d.DateNaissance = date(dm.DateNaissance)
+	d.LieuNaissance = dm.LieuNaissance
+	d.Nationalite = dm.Nationalite
+	d.TitreSejourNumero = dm.TitreSejour.Numero
+	d.TitreSejourExpireLe = date(dm.TitreSejour.ExpireLe)
+	d.Etablissement = dm.Etablissement
+	d.EmployeurRaisonSociale = dm.Employeur.RaisonSociale
+	d.EmployeurSiret = dm.Employeur.Siret
+	d.EmployeurAdresse = dm.Employeur.Adresse
+	d.Emploi = dm.Emploi
+	d.HeuresHebdo = dm.HeuresHebdo
+	d.DateDebut, d.DateFin = date(dm.DateDebut), date(dm.DateFin)
+	// Truncated to the second: the PDF's dates must not depend on how
+	// precisely the database stored the decision time.
+	d.DecidedAt = decidedAt.Truncate(time.Second)
+	if motivation != nil {
+		d.Motivation = *motivation
+	}
+	if inst != nil {
+		d.Instructeur = *inst
+	}
+	d.VerificationCode = code
+	d.VerificationURL = workflow.VerificationURL(publicURL, code)
+	return &d, nil
+}

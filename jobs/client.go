@@ -1,0 +1,212 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+
+	"github.com/aptflow/aptflow/jobs/mailer"
+	"github.com/aptflow/aptflow/templates"
+	"github.com/aptflow/aptflow/workflow"
+)
+
+// Queue names.
+const (
+	QueueEmail        = "email"
+	QueueAttestation  = "attestation"
+	QueueNotification = "notification"
+	QueueMaintenance  = "maintenance"
+)
+
+// Config tunes the River client and the workers.
+type Config struct {
+	// JobTimeout bounds one run of a job; RescueAfter is when a job left
+	// running by a dead process goes back to the queue. RescueAfter must be
+	// longer than JobTimeout.
+	JobTimeout  time.Duration
+	RescueAfter time.Duration
+	// NotifyCoalesce groups a burst of activity on one dossier into one
+	// e-mail per follower.
+	NotifyCoalesce time.Duration
+	// EmailMaxAttempts is how many times an e-mail is tried before it is
+	// marked failed; RetryBase and RetryMax bound the backoff between tries
+	// (RetryBase·2^(attempt-1), at most RetryMax).
+	EmailMaxAttempts int
+	RetryBase        time.Duration
+	RetryMax         time.Duration
+	// EmailWorkers and AttestationWorkers size the queues.
+	EmailWorkers       int
+	AttestationWorkers int
+	// MailFrom is the sender of every e-mail; PublicURL the base of links.
+	MailFrom  string
+	PublicURL string
+	// FetchPollInterval is how often an idle queue polls for jobs besides
+	// LISTEN/NOTIFY (0: River's default).
+	FetchPollInterval time.Duration
+	// PeriodicJobs are registered on every process; River's leader enqueues
+	// them, once per cluster.
+	PeriodicJobs []*river.PeriodicJob
+	// Logger is shared with River.
+	Logger *slog.Logger
+}
+
+// Defaults fills the zero fields of c.
+func (c *Config) Defaults() {
+	set := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	set(&c.JobTimeout, time.Minute)
+	set(&c.RescueAfter, 5*time.Minute)
+	set(&c.NotifyCoalesce, 2*time.Minute)
+	set(&c.RetryBase, 5*time.Second)
+	set(&c.RetryMax, 10*time.Minute)
+	if c.EmailMaxAttempts == 0 {
+		c.EmailMaxAttempts = 20
+	}
+	if c.EmailWorkers == 0 {
+		c.EmailWorkers = 20
+	}
+	if c.AttestationWorkers == 0 {
+		c.AttestationWorkers = 4
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// PoolSize is the number of database connections the workers of c need,
+// plus headroom for River's maintenance and the API.
+func (c *Config) PoolSize() int32 {
+	return int32(c.EmailWorkers + c.AttestationWorkers + 4 + 2 + 10)
+}
+
+// Deps are what the workers use.
+type Deps struct {
+	Pool      *pgxpool.Pool
+	Mailer    mailer.Mailer
+	Templates *templates.Templates
+	// Attestations renders the attestation PDF.
+	Attestations AttestationRenderer
+	// Metrics, if set, counts e-mails.
+	Metrics *Metrics
+}
+
+// NewWorkers registers every worker of aptflow.
+func NewWorkers(cfg Config, deps Deps) (*river.Workers, error) {
+	if deps.Mailer == nil || deps.Templates == nil || deps.Attestations == nil {
+		return nil, errors.New("jobs: mailer, templates and attestation renderer are required")
+	}
+	workers := river.NewWorkers()
+	if err := river.AddWorkerSafely(workers, &SendEmailWorker{cfg: cfg, deps: deps}); err != nil {
+		return nil, err
+	}
+	if err := river.AddWorkerSafely(workers, &RenderAttestationWorker{cfg: cfg, deps: deps}); err != nil {
+		return nil, err
+	}
+	if err := river.AddWorkerSafely(workers, &NotifyFollowerWorker{cfg: cfg, deps: deps}); err != nil {
+		return nil, err
+	}
+	return workers, nil
+}
+
+// NewClient returns a River client. With workers nil it only inserts jobs
+// (an API-only process); otherwise it works every queue.
+func NewClient(pool *pgxpool.Pool, cfg Config, workers *river.Workers) (*river.Client[pgx.Tx], error) {
+	cfg.Defaults()
+	if cfg.RescueAfter <= cfg.JobTimeout {
+		return nil, fmt.Errorf("jobs: RESCUE_AFTER (%s) must be longer than JOB_TIMEOUT (%s)", cfg.RescueAfter, cfg.JobTimeout)
+	}
+	rc := &river.Config{
+		Logger:               cfg.Logger,
+		JobTimeout:           cfg.JobTimeout,
+		RescueStuckJobsAfter: cfg.RescueAfter,
+		FetchPollInterval:    cfg.FetchPollInterval,
+		// Completed jobs are River's bookkeeping only: the delivery log and
+		// the history are the durable record.
+		CompletedJobRetentionPeriod: 24 * time.Hour,
+	}
+	if workers != nil {
+		rc.Workers = workers
+		rc.Queues = map[string]river.QueueConfig{
+			QueueEmail:        {MaxWorkers: cfg.EmailWorkers},
+			QueueAttestation:  {MaxWorkers: cfg.AttestationWorkers},
+			QueueNotification: {MaxWorkers: 4},
+			QueueMaintenance:  {MaxWorkers: 2},
+		}
+		rc.PeriodicJobs = cfg.PeriodicJobs
+	} else {
+		// An insert-only client cannot check kinds against its workers.
+		rc.SkipUnknownJobCheck = true
+	}
+	client, err := river.NewClient(riverpgxv5.New(pool), rc)
+	if err != nil {
+		return nil, fmt.Errorf("river client: %w", err)
+	}
+	return client, nil
+}
+
+// Enqueuer turns workflow tasks into River jobs, inserted in the caller's
+// transaction. It implements workflow.Enqueuer.
+type Enqueuer struct {
+	client *river.Client[pgx.Tx]
+	cfg    Config
+}
+
+// NewEnqueuer returns an Enqueuer inserting with client.
+func NewEnqueuer(client *river.Client[pgx.Tx], cfg Config) *Enqueuer {
+	cfg.Defaults()
+	return &Enqueuer{client: client, cfg: cfg}
+}
+
+var _ workflow.Enqueuer = (*Enqueuer)(nil)
+
+// EnqueueTx inserts one job per task in tx.
+func (e *Enqueuer) EnqueueTx(ctx context.Context, tx pgx.Tx, tasks ...workflow.Task) error {
+	params := make([]river.InsertManyParams, 0, len(tasks))
+	for _, t := range tasks {
+		p, err := e.params(t)
+		if err != nil {
+			return err
+		}
+		params = append(params, p)
+	}
+	if _, err := e.client.InsertManyTx(ctx, tx, params); err != nil {
+		return fmt.Errorf("insert jobs: %w", err)
+	}
+	return nil
+}
+
+func (e *Enqueuer) params(t workflow.Task) (river.InsertManyParams, error) {
+	switch t := t.(type) {
+	case workflow.SendEmail:
+		return river.InsertManyParams{Args: SendEmailArgs{DeliveryID: t.DeliveryID},
+			InsertOpts: &river.InsertOpts{MaxAttempts: e.cfg.EmailMaxAttempts}}, nil
+	case workflow.RenderAttestation:
+		return river.InsertManyParams{Args: RenderAttestationArgs{DossierID: t.DossierID, DeliveryID: t.DeliveryID}}, nil
+	case workflow.NotifyFollower:
+		// Scheduled at the end of the coalescing window; while it waits, the
+		// same pair's later activity dedupes into it.
+		return river.InsertManyParams{Args: NotifyFollowerArgs{DossierID: t.DossierID, InstructeurID: t.InstructeurID},
+			InsertOpts: &river.InsertOpts{ScheduledAt: time.Now().Add(e.cfg.NotifyCoalesce)}}, nil
+	default:
+		return river.InsertManyParams{}, fmt.Errorf("jobs: unknown task %T", t)
+	}
+}
+
+// backoff is the capped exponential retry delay of attempt (1-based).
+func backoff(cfg Config, attempt int) time.Duration {
+	d := cfg.RetryBase
+	for i := 1; i < attempt && d < cfg.RetryMax; i++ {
+		d *= 2
+	}
+	return min(d, cfg.RetryMax)
+}

@@ -1,0 +1,20 @@
+// Package jobs is aptflow's background work: River job args and workers, the
+// River client that runs them, and the Enqueuer that turns the workflow's
+// tasks into jobs inside the caller's transaction.
+//
+// Every job carries ids, never copies of personal data, and every worker is
+// safe to run twice:
+//
+//   - send_email (SendEmailArgs): sends one row of the delivery log. A row
+//     already sent is skipped; the Message-ID is derived from the row id, so a
+//     retry after a crash is recognisable as the same message. SMTP 4xx and
+//     dropped connections retry with capped exponential backoff; 5xx cancels
+//     the job and marks the delivery failed with the server's reply.
+//   - render_attestation (RenderAttestationArgs): renders the attestation PDF
+//     once, stores it, and in the same transaction completes the job and
+//     enqueues the acceptance e-mail.
+//   - notify_follower (NotifyFollowerArgs): one e-mail to one follower listing
+//     the activity on a dossier since the last one; bursts coalesce.
+//
+// Queues: QueueEmail, QueueAttestation, QueueNotification, QueueMaintenance.
+package jobs

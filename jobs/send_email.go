@@ -1,0 +1,320 @@
+package jobs
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/mail"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+
+	"github.com/aptflow/aptflow/jobs/mailer"
+	"github.com/aptflow/aptflow/templates"
+	"github.com/aptflow/aptflow/workflow"
+)
+
+// SendEmailArgs sends one row of the delivery log.
+type SendEmailArgs struct {
+	DeliveryID int64 `json:"delivery_id"`
+}
+
+// Kind is the job kind; it never changes once shipped.
+func (SendEmailArgs) Kind() string { return "send_email" }
+
+// InsertOpts puts e-mails on their own queue.
+func (SendEmailArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: QueueEmail}
+}
+
+// SendEmailWorker sends the e-mail of a delivery-log row, once.
+type SendEmailWorker struct {
+	river.WorkerDefaults[SendEmailArgs]
+	cfg  Config
+	deps Deps
+}
+
+// NextRetry backs off exponentially from RetryBase, capped at RetryMax, so
+// a short SMTP outage costs minutes, not hours.
+func (w *SendEmailWorker) NextRetry(job *river.Job[SendEmailArgs]) time.Time {
+	return time.Now().Add(backoff(w.cfg, job.Attempt))
+}
+
+// delivery is a delivery-log row as the worker reads it.
+type delivery struct {
+	ID        int64
+	DossierID *int64
+	Kind      string
+	Recipient string
+	Params    deliveryParams
+	Status    string
+}
+
+// deliveryParams are the template inputs a delivery carries beyond its
+// dossier: activity ids, an instructeur, dossier ids.
+type deliveryParams struct {
+	InstructeurID int64   `json:"instructeur_id,omitempty"`
+	ActivityIDs   []int64 `json:"activity_ids,omitempty"`
+	DossierIDs    []int64 `json:"dossier_ids,omitempty"`
+	StaleDays     int     `json:"stale_days,omitempty"`
+}
+
+// errUnwanted says that a delivery must not go out any more (the recipient
+// stopped following the dossier).
+var errUnwanted = errors.New("delivery no longer wanted")
+
+// Work sends the e-mail unless it already went out. Marking it sent and
+// completing the job are one transaction: once that commits, no retry can
+// send it again. A crash between the SMTP server's acceptance and that
+// commit resends it with the same Message-ID.
+func (w *SendEmailWorker) Work(ctx context.Context, job *river.Job[SendEmailArgs]) error {
+	id := job.Args.DeliveryID
+	d, err := loadDelivery(ctx, w.deps.Pool, id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return river.JobCancel(fmt.Errorf("delivery %d does not exist", id))
+	} else if err != nil {
+		return err
+	}
+	if d.Status != workflow.DeliveryPending {
+		return nil // sent, failed or cancelled by an earlier run
+	}
+	msg, err := w.compose(ctx, d)
+	if errors.Is(err, errUnwanted) {
+		_, err := w.deps.Pool.Exec(ctx, `UPDATE email_deliveries SET status = 'cancelled' WHERE id = $1 AND status = 'pending'`, id)
+		return err
+	} else if err != nil {
+		return fmt.Errorf("compose delivery %d: %w", id, err)
+	}
+
+	sendErr := w.deps.Mailer.Send(ctx, msg)
+	if sendErr == nil {
+		w.deps.Metrics.emailSent(d.Kind)
+		return pgx.BeginFunc(ctx, w.deps.Pool, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, `
+				UPDATE email_deliveries SET status = 'sent', attempts = attempts + 1, sent_at = now(),
+					message_id = $2, last_error = NULL
+				WHERE id = $1`, id, msg.MessageID); err != nil {
+				return fmt.Errorf("mark delivery %d sent: %w", id, err)
+			}
+			_, err := river.JobCompleteTx[*riverpgxv5Driver](ctx, tx, job)
+			return err
+		})
+	}
+
+	permanent := mailer.IsPermanent(sendErr)
+	final := permanent || job.Attempt >= job.MaxAttempts
+	status := workflow.DeliveryPending
+	if final {
+		status = workflow.DeliveryFailed
+		w.deps.Metrics.emailFailed(d.Kind)
+	}
+	// The server's reply goes to the delivery log, which the API shows; the
+	// error River records and logs names only the delivery and the code.
+	if _, err := w.deps.Pool.Exec(context.WithoutCancel(ctx), `
+		UPDATE email_deliveries SET attempts = attempts + 1, last_error = $2, status = $3, message_id = $4
+		WHERE id = $1`, id, truncate(sendErr.Error(), 1000), status, msg.MessageID); err != nil {
+		return fmt.Errorf("record attempt of delivery %d: %w", id, err)
+	}
+	safe := fmt.Errorf("send delivery %d: %s", id, describe(sendErr))
+	if permanent {
+		return river.JobCancel(safe)
+	}
+	return safe
+}
+
+// describe summarises a send error without the server's text, which may
+// quote the address.
+func describe(err error) string {
+	var se *mailer.SendError
+	if errors.As(err, &se) {
+		kind := "temporary"
+		if !se.Temporary {
+			kind = "permanent"
+		}
+		if se.Code != 0 {
+			return fmt.Sprintf("smtp %d (%s)", se.Code, kind)
+		}
+		return "connection error (" + kind + ")"
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return "timeout"
+	}
+	return "send error"
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
+
+func loadDelivery(ctx context.Context, q querier, id int64) (*delivery, error) {
+	var d delivery
+	var params []byte
+	err := q.QueryRow(ctx, `
+		SELECT id, dossier_id, kind, recipient, params, status FROM email_deliveries WHERE id = $1`, id,
+	).Scan(&d.ID, &d.DossierID, &d.Kind, &d.Recipient, &params, &d.Status)
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(params, &d.Params); err != nil {
+		return nil, fmt.Errorf("delivery %d params: %w", id, err)
+	}
+	return &d, nil
+}
+
+// MessageID is the Message-ID of a delivery: the same on every attempt.
+func MessageID(deliveryID int64, mailFrom string) string {
+	domain := "aptflow.localhost"
+	if a, err := mail.ParseAddress(mailFrom); err == nil {
+		if at := strings.LastIndexByte(a.Address, '@'); at >= 0 {
+			domain = a.Address[at+1:]
+		}
+	}
+	return "aptflow.delivery." + strconv.FormatInt(deliveryID, 10) + "@" + domain
+}
+
+// compose builds the message of a delivery from the database as it is now.
+func (w *SendEmailWorker) compose(ctx context.Context, d *delivery) (mailer.Message, error) {
+	data, attachments, err := emailData(ctx, w.deps.Pool, w.cfg, d)
+	if err != nil {
+		return mailer.Message{}, err
+	}
+	rendered, err := w.deps.Templates.Email(d.Kind, data)
+	if err != nil {
+		return mailer.Message{}, err
+	}
+	headers := map[string]string{
+		"Auto-Submitted":   "auto-generated", // RFC 3834: no vacation replies
+		"X-Aptflow-Kind":   d.Kind,
+		"X-Auto-Response-Suppress": "All",
+	}
+	if d.DossierID != nil {
+		headers["X-Aptflow-Dossier"] = strconv.FormatInt(*d.DossierID, 10)
+	}
+	return mailer.Message{
+		MessageID:   MessageID(d.ID, w.cfg.MailFrom),
+		From:        w.cfg.MailFrom,
+		To:          d.Recipient,
+		Subject:     rendered.Subject,
+		Text:        rendered.Text,
+		HTML:        rendered.HTML,
+		Attachments: attachments,
+		Date:        time.Now(),
+		Headers:     headers,
+	}, nil
+}
+
+// dossierInfo is what e-mails show of a dossier.
+type dossierInfo struct {
+	ProcedureLibelle, ServiceNom string
+	Demandeur                    workflow.Demandeur
+	State                        string
+	Motivation                   *string
+	DecidedAt                    *time.Time
+	LastActivityAt               time.Time
+}
+
+func loadDossierInfo(ctx context.Context, q querier, id int64) (*dossierInfo, error) {
+	var di dossierInfo
+	var dem []byte
+	err := q.QueryRow(ctx, `
+		SELECT p.libelle, p.service_nom, d.demandeur, d.state, d.motivation, d.decided_at, d.last_activity_at
+		FROM dossiers d JOIN procedures p ON p.id = d.procedure_id WHERE d.id = $1`, id,
+	).Scan(&di.ProcedureLibelle, &di.ServiceNom, &dem, &di.State, &di.Motivation, &di.DecidedAt, &di.LastActivityAt)
+	if err != nil {
+		return nil, fmt.Errorf("dossier %d: %w", id, err)
+	}
+	if err := json.Unmarshal(dem, &di.Demandeur); err != nil {
+		return nil, fmt.Errorf("dossier %d demandeur: %w", id, err)
+	}
+	return &di, nil
+}
+
+// emailData gathers what the template of a delivery shows.
+func emailData(ctx context.Context, q querier, cfg Config, d *delivery) (templates.EmailData, []mailer.Attachment, error) {
+	data := templates.EmailData{PublicURL: cfg.PublicURL, StaleDays: d.Params.StaleDays}
+	var attachments []mailer.Attachment
+	if d.DossierID != nil {
+		di, err := loadDossierInfo(ctx, q, *d.DossierID)
+		if err != nil {
+			return data, nil, err
+		}
+		data.DossierID = *d.DossierID
+		data.ProcedureLibelle = di.ProcedureLibelle
+		data.ServiceNom = di.ServiceNom
+		data.Prenom, data.Nom = di.Demandeur.Prenom, di.Demandeur.Nom
+		if di.Motivation != nil {
+			data.Motivation = *di.Motivation
+		}
+		if di.DecidedAt != nil {
+			data.DecidedAt = *di.DecidedAt
+		}
+	}
+	if d.Params.InstructeurID != 0 {
+		if err := q.QueryRow(ctx, `SELECT nom FROM instructeurs WHERE id = $1`, d.Params.InstructeurID).Scan(&data.RecipientNom); err != nil {
+			return data, nil, fmt.Errorf("instructeur %d: %w", d.Params.InstructeurID, err)
+		}
+	}
+	switch d.Kind {
+	case workflow.MailAccepte:
+		var code string
+		var pdf []byte
+		if err := q.QueryRow(ctx, `SELECT code, pdf FROM attestations WHERE dossier_id = $1`, data.DossierID).Scan(&code, &pdf); err != nil {
+			return data, nil, fmt.Errorf("attestation of dossier %d: %w", data.DossierID, err)
+		}
+		if pdf == nil {
+			return data, nil, fmt.Errorf("attestation of dossier %d is not rendered yet", data.DossierID)
+		}
+		data.VerificationURL = workflow.VerificationURL(cfg.PublicURL, code)
+		attachments = append(attachments, mailer.Attachment{
+			Filename: AttestationFilename(data.DossierID), ContentType: "application/pdf", Data: pdf,
+		})
+	case KindMessageUsager, KindNotification, KindDigest:
+		acts, err := loadActivities(ctx, q, d.Params.ActivityIDs)
+		if err != nil {
+			return data, nil, err
+		}
+		if d.Kind == KindMessageUsager && len(acts) > 0 {
+			data.Message = acts[0].body
+		}
+		data.Activities, data.Dossiers = groupActivities(acts, d.Kind == KindDigest)
+		if d.Kind == KindNotification {
+			// Unfollowing stops notifications at once, even queued ones.
+			var follows bool
+			if err := q.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM follows WHERE dossier_id = $1 AND instructeur_id = $2)`,
+				data.DossierID, d.Params.InstructeurID).Scan(&follows); err != nil {
+				return data, nil, err
+			}
+			if !follows {
+				return data, nil, errUnwanted
+			}
+		}
+	case KindStaleInstructeur:
+		rows, err := q.Query(ctx, `
+			SELECT id, demandeur->>'prenom', demandeur->>'nom', state, last_activity_at
+			FROM dossiers WHERE id = ANY($1) ORDER BY id`, d.Params.DossierIDs)
+		if err != nil {
+			return data, nil, err
+		}
+		data.Dossiers, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (templates.DossierSummary, error) {
+			var s templates.DossierSummary
+			err := r.Scan(&s.ID, &s.Prenom, &s.Nom, &s.State, &s.LastActivityAt)
+			return s, err
+		})
+		if err != nil {
+			return data, nil, err
+		}
+	}
+	return data, attachments, nil
+}
+
+// AttestationFilename is the name of the attached PDF.
+func AttestationFilename(dossierID int64) string {
+	return "attestation-APT-dossier-" + strconv.FormatInt(dossierID, 10) + ".pdf"
+}

@@ -1,0 +1,69 @@
+package workflow
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// AttestationPDF returns the rendered attestation of a dossier and its
+// sha256, or ENotFound while there is none.
+func (s *Service) AttestationPDF(ctx context.Context, dossierID int64) (pdf []byte, sha256 string, err error) {
+	err = s.pool.QueryRow(ctx, `
+		SELECT pdf, sha256 FROM attestations WHERE dossier_id = $1 AND pdf IS NOT NULL`, dossierID).Scan(&pdf, &sha256)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, "", Errorf(ENotFound, "pas encore d'attestation pour le dossier %d", dossierID)
+	} else if err != nil {
+		return nil, "", fmt.Errorf("attestation of dossier %d: %w", dossierID, err)
+	}
+	return pdf, sha256, nil
+}
+
+// Verification is what the public verification page tells an employer
+// holding an attestation.
+type Verification struct {
+	Valid     bool      `json:"valid"`
+	DossierID int64     `json:"dossier_id"`
+	Nom       string    `json:"nom"`
+	Prenom    string    `json:"prenom"`
+	DecidedAt time.Time `json:"decided_at"`
+	SHA256    string    `json:"sha256"`
+	// Shown to people, not part of the JSON contract.
+	Emploi    string `json:"-"`
+	Employeur string `json:"-"`
+	DateDebut string `json:"-"`
+	DateFin   string `json:"-"`
+}
+
+// VerifyAttestation looks up an attestation by its verification code.
+// ENotFound for an unknown code, or one whose PDF is not rendered yet. An
+// attestation is valid while the dossier is accepted.
+func (s *Service) VerifyAttestation(ctx context.Context, code string) (*Verification, error) {
+	if len(code) != 32 {
+		return nil, Errorf(ENotFound, "code inconnu")
+	}
+	var v Verification
+	var state State
+	var dem Demandeur
+	var decidedAt *time.Time
+	err := s.pool.QueryRow(ctx, `
+		SELECT d.id, d.state, d.demandeur, d.decided_at, a.sha256
+		FROM attestations a JOIN dossiers d ON d.id = a.dossier_id
+		WHERE a.code = $1 AND a.pdf IS NOT NULL`, code).Scan(&v.DossierID, &state, &dem, &decidedAt, &v.SHA256)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, Errorf(ENotFound, "code inconnu")
+	} else if err != nil {
+		return nil, fmt.Errorf("verify attestation: %w", err)
+	}
+	v.Valid = state == Accepte
+	v.Nom, v.Prenom = dem.Nom, dem.Prenom
+	v.Emploi, v.Employeur = dem.Emploi, dem.Employeur.RaisonSociale
+	v.DateDebut, v.DateFin = dem.DateDebut, dem.DateFin
+	if decidedAt != nil {
+		v.DecidedAt = *decidedAt
+	}
+	return &v, nil
+}

@@ -1,0 +1,89 @@
+package workflow_test
+
+import (
+	"encoding/json"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivertest"
+
+	"github.com/aptflow/aptflow/internal/apptest"
+	"github.com/aptflow/aptflow/jobs"
+	"github.com/aptflow/aptflow/workflow"
+)
+
+// TestTransitionTx: a transition and its job commit together or not at all.
+func TestTransitionTx(t *testing.T) {
+	t.Parallel()
+	s := apptest.Start(t, apptest.Options{NoWorkers: true})
+	ctx := t.Context()
+	proc := s.Procedure()
+	inst := s.Instructeur(proc, "Camille Martin")
+	dem, _ := json.Marshal(apptest.Demandeur())
+
+	run := func(t *testing.T, commit bool) int64 {
+		tx, err := s.Pool.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Rollback(ctx) //nolint:errcheck
+		d, err := s.Service.CreateDossierTx(ctx, tx, workflow.DossierInput{ProcedureID: proc, UsagerEmail: "tx@etudiant.test", Demandeur: dem})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Service.TransitionTx(ctx, tx, d.ID, workflow.Command{Event: workflow.PasserEnInstruction, Instructeur: inst}); err != nil {
+			t.Fatal(err)
+		}
+		job := rivertest.RequireInsertedTx[*riverpgxv5.Driver](ctx, t, tx, &jobs.SendEmailArgs{}, nil)
+		if job.Args.DeliveryID == 0 || job.Queue != jobs.QueueEmail {
+			t.Fatalf("job %+v", job)
+		}
+		if commit {
+			if err := tx.Commit(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return d.ID
+	}
+	count := func(t *testing.T, sql string, args ...any) int {
+		var n int
+		if err := s.Pool.QueryRow(ctx, sql, args...).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	t.Run("RolledBack", func(t *testing.T) {
+		id := run(t, false)
+		if n := count(t, `SELECT count(*) FROM dossiers WHERE id = $1`, id); n != 0 {
+			t.Fatal("dossier survived the rollback")
+		}
+		if n := count(t, `SELECT count(*) FROM river_job`); n != 0 {
+			t.Fatalf("%d jobs after rollback", n)
+		}
+	})
+	t.Run("Committed", func(t *testing.T) {
+		id := run(t, true)
+		rivertest.RequireInserted[*riverpgxv5.Driver](ctx, t, riverpgxv5.New(s.Pool), &jobs.SendEmailArgs{}, nil)
+		if n := count(t, `SELECT count(*) FROM email_deliveries WHERE dossier_id = $1 AND status = 'pending'`, id); n != 1 {
+			t.Fatalf("%d deliveries", n)
+		}
+	})
+	t.Run("FailedTransitionEnqueuesNothing", func(t *testing.T) {
+		err := pgx.BeginFunc(ctx, s.Pool, func(tx pgx.Tx) error {
+			d, err := s.Service.CreateDossierTx(ctx, tx, workflow.DossierInput{ProcedureID: proc, UsagerEmail: "x@etudiant.test", Demandeur: dem})
+			if err != nil {
+				return err
+			}
+			_, err = s.Service.TransitionTx(ctx, tx, d.ID, workflow.Command{Event: workflow.Accepter, Instructeur: inst})
+			if workflow.ErrorCode(err) != workflow.EInvalidTransition {
+				t.Fatalf("accepter en construction: %v", err)
+			}
+			rivertest.RequireNotInsertedTx[*riverpgxv5.Driver](ctx, t, tx, &jobs.RenderAttestationArgs{}, nil)
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
+}
