@@ -190,8 +190,8 @@ func (w *SendEmailWorker) compose(ctx context.Context, d *delivery) (mailer.Mess
 		return mailer.Message{}, err
 	}
 	headers := map[string]string{
-		"Auto-Submitted":   "auto-generated", // RFC 3834: no vacation replies
-		"X-Aptflow-Kind":   d.Kind,
+		"Auto-Submitted":           "auto-generated", // RFC 3834: no vacation replies
+		"X-Aptflow-Kind":           d.Kind,
 		"X-Auto-Response-Suppress": "All",
 	}
 	if d.DossierID != nil {
