@@ -111,7 +111,7 @@ try_install() {
 		return 1
 	fi
 	if [[ -z ${CI:-} && ${APTFLOW_INSTALL:-} != 1 ]]; then
-		log "PostgreSQL is not installed; APTFLOW_INSTALL=1 would apt-get install it"
+		log "not installing PostgreSQL: APTFLOW_INSTALL=1 (or CI) lets this script apt-get install it"
 		return 1
 	fi
 	log "installing PostgreSQL with apt-get"
