@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivertype"
 
 	"github.com/aptflow/aptflow/templates"
 	"github.com/aptflow/aptflow/workflow"
@@ -78,7 +79,7 @@ func (w *NotifyFollowerWorker) Work(ctx context.Context, job *river.Job[NotifyFo
 		} else if err != nil {
 			return fmt.Errorf("follow of dossier %d: %w", a.DossierID, err)
 		}
-		ids, last, err := newActivities(ctx, tx, a.DossierID, a.InstructeurID, cursor)
+		ids, last, err := newActivities(ctx, tx, a.DossierID, a.InstructeurID, cursor, nil)
 		if err != nil {
 			return err
 		}
@@ -101,10 +102,12 @@ func (w *NotifyFollowerWorker) Work(ctx context.Context, job *river.Job[NotifyFo
 
 // newActivities returns the ids of the activities of a dossier after cursor
 // that instructeur did not author, and the last activity id of the dossier.
-func newActivities(ctx context.Context, q querier, dossierID, instructeurID, cursor int64) (ids []int64, last int64, err error) {
+// With until set, only the activities at or before it count.
+func newActivities(ctx context.Context, q querier, dossierID, instructeurID, cursor int64, until *time.Time) (ids []int64, last int64, err error) {
 	rows, err := q.Query(ctx, `
 		SELECT id, author_instructeur_id IS NOT DISTINCT FROM $3 FROM activities
-		WHERE dossier_id = $1 AND id > $2 ORDER BY id`, dossierID, cursor, instructeurID)
+		WHERE dossier_id = $1 AND id > $2 AND ($4::timestamptz IS NULL OR at <= $4)
+		ORDER BY id`, dossierID, cursor, instructeurID, until)
 	if err != nil {
 		return nil, 0, fmt.Errorf("activities of dossier %d: %w", dossierID, err)
 	}
@@ -127,11 +130,21 @@ func newActivities(ctx context.Context, q querier, dossierID, instructeurID, cur
 // enqueueDelivery writes a delivery and inserts its send_email job in tx,
 // with the River client of the running job.
 func enqueueDelivery(ctx context.Context, tx pgx.Tx, dossierID int64, kind, recipient string, params deliveryParams, cfg Config) error {
+	return enqueueDeliveryWith(ctx, river.ClientFromContext[pgx.Tx](ctx), tx, dossierID, kind, recipient, params, cfg)
+}
+
+// Inserter inserts jobs in a transaction; *river.Client is one.
+type Inserter interface {
+	InsertTx(ctx context.Context, tx pgx.Tx, args river.JobArgs, opts *river.InsertOpts) (*rivertype.JobInsertResult, error)
+}
+
+// enqueueDeliveryWith is enqueueDelivery with an explicit client, for
+// commands that run outside a job.
+func enqueueDeliveryWith(ctx context.Context, client Inserter, tx pgx.Tx, dossierID int64, kind, recipient string, params deliveryParams, cfg Config) error {
 	id, err := workflow.AddDeliveryTx(ctx, tx, dossierID, kind, recipient, params, time.Now())
 	if err != nil {
 		return err
 	}
-	client := river.ClientFromContext[pgx.Tx](ctx)
 	_, err = client.InsertTx(ctx, tx, SendEmailArgs{DeliveryID: id}, &river.InsertOpts{MaxAttempts: cfg.EmailMaxAttempts})
 	return err
 }

@@ -8,17 +8,41 @@ import (
 	"time"
 
 	"github.com/riverqueue/river"
+
+	"github.com/aptflow/aptflow/jobs"
 )
 
 // periodicJobs are the cron jobs, registered identically on every process;
 // River's leader enqueues them once per cluster.
 func periodicJobs(cfg Config) ([]*river.PeriodicJob, error) {
-	return nil, nil
+	digest, err := cronParser.Parse(cfg.DigestCron)
+	if err != nil {
+		return nil, fmt.Errorf("DIGEST_CRON: %w", err)
+	}
+	return []*river.PeriodicJob{jobs.PeriodicDigests(digest)}, nil
 }
 
 // runOnce runs a scan or the digests now, as the cron would.
+//
+// The e-mails are enqueued, not sent here: the workers of `aptflow serve`
+// or `aptflow work` send them, with their retries.
 func runOnce(ctx context.Context, cfg Config, log *slog.Logger, cmd string, now time.Time, stdout io.Writer) error {
-	return fmt.Errorf("%s: not yet available", cmd)
+	a, err := newApp(ctx, cfg, log, false)
+	if err != nil {
+		return err
+	}
+	defer a.pool.Close()
+	jc := jobsConfig(cfg, log)
+	switch cmd {
+	case "send-digests":
+		res, err := jobs.SendDigests(ctx, a.pool, a.river, jc, now)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "enqueued %d digests listing %d activities (sent by the workers of serve/work)\n", res.Digests, res.Activities)
+		return nil
+	}
+	return fmt.Errorf("%s: unknown command", cmd)
 }
 
 // runDemo creates demo data through the API.
