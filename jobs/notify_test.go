@@ -7,6 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/riverqueue/river"
+	"github.com/robfig/cron/v3"
+
 	"github.com/aptflow/aptflow/internal/apptest"
 	"github.com/aptflow/aptflow/internal/smtptest"
 	"github.com/aptflow/aptflow/jobs"
@@ -207,5 +210,23 @@ func TestOneBadRecipient(t *testing.T) {
 	}
 	if status != "failed" || !strings.Contains(lastErr, "550") {
 		t.Fatalf("bad follower's delivery: %s %q", status, lastErr)
+	}
+}
+
+// TestPeriodicDigests: the digest job is a River periodic job; started
+// with a short schedule, the client sends the digest by itself.
+func TestPeriodicDigests(t *testing.T) {
+	t.Parallel()
+	sched, err := cron.ParseStandard("@every 1s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := apptest.Start(t, apptest.Options{Jobs: jobs.Config{PeriodicJobs: []*river.PeriodicJob{jobs.PeriodicDigests(sched)}}})
+	id, _, _, b, _ := followed(t, s)
+	s.Must(200, "PUT", "/v1/instructeurs/"+b+"/preferences", map[string]any{"notifications": "daily"})
+	s.Must(201, "POST", fmt.Sprintf("/v1/dossiers/%d/messages", id), map[string]any{"from": "usager", "body": "Pièce ajoutée"})
+	got := s.Mailpit.WaitFor(t, "to:"+b, 1, 30*time.Second)
+	if !strings.Contains(got[0].Subject, "récapitulatif") {
+		t.Fatalf("subject %q", got[0].Subject)
 	}
 }
