@@ -1,0 +1,239 @@
+package mailer
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"mime"
+	netmail "net/mail"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/wneessen/go-mail"
+)
+
+// Message is one e-mail to send.
+type Message struct {
+	// MessageID is the Message-ID without angle brackets, e.g.
+	// "delivery-42@aptflow.example". It must be the same on every retry of a
+	// delivery: receivers and the file mailer use it to spot a resend.
+	MessageID string
+	// From and To are RFC 5322 addresses, with or without a display name
+	// (« Élodie Dupré <elodie@example.fr> »).
+	From, To string
+	// Subject is one line; line breaks are turned into spaces.
+	Subject string
+	// Text and HTML are the two alternative bodies; at least one is required.
+	Text, HTML  string
+	Attachments []Attachment
+	// Date is the Date header; the zero time means now.
+	Date time.Time
+	// Headers are extra header fields, e.g. X-Aptflow-Dossier. They cannot
+	// replace the headers the mailer sets (From, Subject, Content-Type, …).
+	Headers map[string]string
+}
+
+// Attachment is a file attached to a [Message].
+type Attachment struct {
+	Filename    string
+	ContentType string // e.g. "application/pdf"; empty: guessed from Filename
+	Data        []byte
+}
+
+// Mailer sends messages. Implementations are safe for concurrent use; a
+// failure is a *[SendError].
+type Mailer interface {
+	Send(ctx context.Context, m Message) error
+}
+
+// New returns the mailer the configuration asks for: an [SMTPMailer] for
+// smtpURL, or, when smtpURL is empty, a [FileMailer] writing under mailDir.
+func New(smtpURL, mailDir string) (Mailer, error) {
+	if smtpURL == "" {
+		return NewFileMailer(mailDir)
+	}
+	return NewSMTP(smtpURL)
+}
+
+// ErrInvalidMessage is wrapped by the permanent *[SendError] returned for a
+// message that cannot be built: no retry can fix it.
+var ErrInvalidMessage = errors.New("invalid message")
+
+func invalid(format string, args ...any) error {
+	return &SendError{Err: fmt.Errorf("%w: %s", ErrInvalidMessage, fmt.Sprintf(format, args...))}
+}
+
+// reservedHeaders are set by the mailer from Message fields or by go-mail
+// for the MIME structure; letting Headers set them again would produce a
+// second From or a broken multipart.
+var reservedHeaders = []string{
+	"bcc", "cc", "content-description", "content-disposition", "content-id",
+	"content-transfer-encoding", "content-type", "date", "dkim-signature", "from",
+	"message-id", "mime-version", "received", "reply-to", "return-path", "sender",
+	"subject", "to",
+}
+
+// prepare starts every Send: a cancelled context or an invalid message
+// stops it before any I/O.
+func prepare(ctx context.Context, m Message) (*mail.Msg, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, &SendError{Temporary: true, Err: err}
+	}
+	return buildMsg(m)
+}
+
+// buildMsg checks m and turns it into a go-mail message. Both mailers use it,
+// so a file holds what SMTP would send and both refuse the same messages.
+func buildMsg(m Message) (*mail.Msg, error) {
+	if err := checkMessageID(m.MessageID); err != nil {
+		return nil, err
+	}
+	from, err := parseAddress("From", m.From)
+	if err != nil {
+		return nil, err
+	}
+	to, err := parseAddress("To", m.To)
+	if err != nil {
+		return nil, err
+	}
+	if m.Text == "" && m.HTML == "" {
+		return nil, invalid("no body")
+	}
+
+	msg := mail.NewMsg() // UTF-8, quoted-printable
+	msg.FromMailAddress(from)
+	msg.ToMailAddress(to)
+	msg.SetMessageIDWithValue(m.MessageID)
+	date := m.Date
+	if date.IsZero() {
+		date = time.Now()
+	}
+	msg.SetDateWithValue(date)
+	msg.Subject(oneLine(m.Subject))
+	msg.SetUserAgent("aptflow")
+	// RFC 3834: an automatic message; a caller's own value below wins.
+	msg.SetGenHeader("Auto-Submitted", "auto-generated")
+
+	names := make([]string, 0, len(m.Headers))
+	for name := range m.Headers {
+		names = append(names, name)
+	}
+	slices.Sort(names) // the same message gives the same bytes
+	for _, name := range names {
+		if !validFieldName(name) || slices.Contains(reservedHeaders, strings.ToLower(name)) {
+			return nil, invalid("header name %q", oneLine(name))
+		}
+		msg.SetGenHeader(mail.Header(name), oneLine(m.Headers[name]))
+	}
+
+	switch {
+	case m.Text != "" && m.HTML != "":
+		msg.SetBodyString(mail.TypeTextPlain, m.Text)
+		msg.AddAlternativeString(mail.TypeTextHTML, m.HTML)
+	case m.Text != "":
+		msg.SetBodyString(mail.TypeTextPlain, m.Text)
+	default:
+		msg.SetBodyString(mail.TypeTextHTML, m.HTML)
+	}
+
+	for i, a := range m.Attachments {
+		name := oneLine(a.Filename)
+		if name == "" {
+			return nil, invalid("attachment %d has no file name", i)
+		}
+		ct, err := contentType(a.ContentType, name)
+		if err != nil {
+			return nil, invalid("attachment %d: %v", i, err)
+		}
+		msg.AttachReadSeeker(name, bytes.NewReader(a.Data), mail.WithFileContentType(mail.ContentType(ct)))
+	}
+	return msg, nil
+}
+
+// parseAddress parses one address. A line break is refused outright rather
+// than cleaned: an address with one is broken data, not a typo to fix.
+func parseAddress(field, s string) (*netmail.Address, error) {
+	if strings.ContainsFunc(s, unicode.IsControl) {
+		return nil, invalid("%s address contains a control character", field)
+	}
+	a, err := netmail.ParseAddress(s)
+	if err != nil {
+		return nil, invalid("%s address: %v", field, err)
+	}
+	return a, nil
+}
+
+// checkMessageID accepts id-left@id-right as dot-atoms (RFC 5322 msg-id
+// without the angle brackets, which go-mail adds).
+func checkMessageID(id string) error {
+	left, right, ok := strings.Cut(id, "@")
+	if !ok || len(id) > 250 || !dotAtom(left) || !dotAtom(right) {
+		return invalid("Message-ID %q", oneLine(id))
+	}
+	return nil
+}
+
+func dotAtom(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, atom := range strings.Split(s, ".") {
+		if atom == "" || strings.ContainsFunc(atom, func(r rune) bool { return !isAtext(r) }) {
+			return false
+		}
+	}
+	return true
+}
+
+func isAtext(r rune) bool {
+	return r < 0x80 && (r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' ||
+		strings.ContainsRune("!#$%&'*+-/=?^_`{|}~", r))
+}
+
+// validFieldName: RFC 5322 field-name, printable ASCII except the colon.
+func validFieldName(s string) bool {
+	if s == "" || len(s) > 76 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < 33 || s[i] > 126 || s[i] == ':' {
+			return false
+		}
+	}
+	return true
+}
+
+// contentType returns a clean media type for an attachment: the given one,
+// re-formatted so that no parameter can smuggle a header, or one guessed
+// from the file name.
+func contentType(ct, filename string) (string, error) {
+	if ct == "" {
+		if ct = mime.TypeByExtension(filepath.Ext(filename)); ct == "" {
+			return "application/octet-stream", nil
+		}
+	}
+	mt, params, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return "", fmt.Errorf("content type: %w", err)
+	}
+	if strings.Count(mt, "/") != 1 { // Go accepts a bare "pdf"
+		return "", fmt.Errorf("content type %q: not type/subtype", mt)
+	}
+	clean := mime.FormatMediaType(mt, params)
+	if clean == "" {
+		return "", errors.New("content type cannot be formatted")
+	}
+	return clean, nil
+}
+
+// oneLine makes s fit a header: control characters (CR, LF, tab, …) and
+// Unicode line separators become spaces, runs of spaces collapse.
+func oneLine(s string) string {
+	return strings.Join(strings.FieldsFunc(strings.ToValidUTF8(s, "\uFFFD"), func(r rune) bool {
+		return r == ' ' || unicode.IsControl(r) || r == '\u2028' || r == '\u2029'
+	}), " ")
+}
