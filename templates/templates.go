@@ -212,21 +212,9 @@ func (t *Templates) Email(kind string, d EmailData) (Email, error) {
 // line separator becomes a space, runs of spaces collapse, invalid UTF-8 is
 // replaced. The mailer neutralises CR/LF too; this keeps subjects readable.
 func oneLine(s string) string {
-	s = strings.ToValidUTF8(s, "\uFFFD")
-	var b strings.Builder
-	space := false
-	for _, r := range s {
-		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' || r == ' ' {
-			space = true
-			continue
-		}
-		if space && b.Len() > 0 {
-			b.WriteByte(' ')
-		}
-		space = false
-		b.WriteRune(r)
-	}
-	return b.String()
+	return strings.Join(strings.FieldsFunc(strings.ToValidUTF8(s, "\uFFFD"), func(r rune) bool {
+		return r == ' ' || unicode.IsControl(r) || r == '\u2028' || r == '\u2029'
+	}), " ")
 }
 
 var blankLines = regexp.MustCompile(`\n{3,}`)
