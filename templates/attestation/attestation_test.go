@@ -1,0 +1,452 @@
+package attestation
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/image/font/gofont/goregular"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/golden.pdf from the current output")
+
+const goldenPath = "testdata/golden.pdf"
+
+// setup returns a Renderer, failing the test if the assets do not load.
+func setup(t testing.TB) *Renderer {
+	t.Helper()
+	r, err := NewRenderer()
+	if err != nil {
+		t.Fatalf("NewRenderer: %v", err)
+	}
+	return r
+}
+
+// render renders d, failing the test on error.
+func render(t testing.TB, r *Renderer, d Data) []byte {
+	t.Helper()
+	pdf, err := r.Render(d)
+	if err != nil {
+		t.Fatalf("Render: %v", err)
+	}
+	return pdf
+}
+
+// testData is the attestation of the golden file.
+func testData() Data {
+	paris, err := time.LoadLocation("Europe/Paris")
+	if err != nil {
+		panic(err)
+	}
+	return Data{
+		DossierID:              42,
+		ServiceNom:             "Préfecture du Rhône",
+		ServiceAdresse:         "Direction des migrations et de l'intégration\n18 rue de Bonnel\n69003 Lyon",
+		ProcedureLibelle:       "Autorisation provisoire de travail (APT) pour les étudiants",
+		Nom:                    "Dupré",
+		Prenom:                 "Élodie",
+		DateNaissance:          time.Date(2003, time.March, 1, 0, 0, 0, 0, time.UTC),
+		LieuNaissance:          "Montréal (Canada)",
+		Nationalite:            "canadienne",
+		TitreSejourNumero:      "6912345678",
+		TitreSejourExpireLe:    time.Date(2026, time.September, 30, 0, 0, 0, 0, time.UTC),
+		Etablissement:          "Université Claude Bernard Lyon 1",
+		EmployeurRaisonSociale: "Boulangerie Pâtisserie Les Délices de Fourvière",
+		EmployeurSiret:         "73282932000074",
+		EmployeurAdresse:       "12 montée Saint-Barthélemy\n69005 Lyon",
+		Emploi:                 "Vendeuse en boulangerie",
+		HeuresHebdo:            17.5,
+		DateDebut:              time.Date(2025, time.April, 1, 0, 0, 0, 0, time.UTC),
+		DateFin:                time.Date(2025, time.August, 31, 0, 0, 0, 0, time.UTC),
+		DecidedAt:              time.Date(2025, time.March, 12, 14, 5, 0, 0, paris),
+		Instructeur:            "agent.instructeur@rhone.gouv.fr",
+		Motivation: "Le contrat de travail respecte la durée maximale autorisée pour un étudiant " +
+			"étranger. Les pièces justificatives sont complètes.",
+		VerificationCode: "K7Q2-M9XD-4HPA",
+		VerificationURL:  "https://aptflow.example.fr/attestations/K7Q2-M9XD-4HPA",
+	}
+}
+
+// longData fills every field to 200 characters and the motivation to 5000:
+// far beyond what the API accepts, so the page budget is tested at its limit.
+func longData() Data {
+	d := testData()
+	words := func(n int) string { // words of varied length, n runes
+		s := strings.Repeat("Établissement Œdipe-Łukasiewicz de la Croix-Rousse et ", n/50+1)
+		return strings.TrimSpace(string([]rune(s)[:n]))
+	}
+	nospace := strings.Repeat("W", 200) // no break opportunity at all
+	d.ServiceNom, d.ServiceAdresse, d.ProcedureLibelle = words(200), words(200)+"\n"+words(200), words(200)
+	d.Nom, d.Prenom, d.LieuNaissance, d.Nationalite = nospace, words(200), words(200), words(200)
+	d.TitreSejourNumero, d.Etablissement = nospace, words(200)
+	d.EmployeurRaisonSociale, d.EmployeurSiret, d.EmployeurAdresse = words(200), nospace, words(200)+"\n"+words(200)
+	d.Emploi, d.Instructeur, d.VerificationCode = words(200), words(200), nospace
+	var m strings.Builder
+	for i := 0; m.Len() < 5000; i++ {
+		m.WriteString("Motivation de la décision, paragraphe développé. ")
+		if i%7 == 6 {
+			m.WriteString("\n\n")
+		}
+	}
+	d.Motivation = m.String() + "FINDELAMOTIVATION"
+	d.VerificationURL = "https://aptflow.example.fr/attestations/" + strings.Repeat("A", 160)
+	return d
+}
+
+func TestGolden(t *testing.T) {
+	t.Parallel()
+	got := render(t, setup(t), testData())
+	if *update {
+		if err := os.WriteFile(goldenPath, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(goldenPath)
+	if err != nil {
+		t.Fatalf("%v (run `go test ./templates/attestation/ -run TestGolden -update` to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		out := filepath.Join(t.TempDir(), "got.pdf")
+		_ = os.WriteFile(out, got, 0o644)
+		t.Fatalf("output differs from %s (%d bytes, want %d); got is in %s. If the change is intended, "+
+			"look at the page, then run `go test ./templates/attestation/ -run TestGolden -update`",
+			goldenPath, len(got), len(want), out)
+	}
+}
+
+func TestDeterministic(t *testing.T) {
+	t.Parallel()
+	r := setup(t)
+	for name, d := range map[string]Data{"OK": testData(), "Long": longData()} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			a, b := render(t, r, d), render(t, r, d)
+			if !bytes.Equal(a, b) {
+				t.Fatal("two renders of the same Data differ")
+			}
+			// A new Renderer gives the same bytes too: nothing depends on
+			// the Renderer's history.
+			if c := render(t, setup(t), d); !bytes.Equal(a, c) {
+				t.Fatal("renders by two Renderers differ")
+			}
+		})
+	}
+}
+
+// TestConcurrent is meant for -race: gofpdf rewrites the font bytes it is
+// given, so sharing them between documents would race.
+func TestConcurrent(t *testing.T) {
+	t.Parallel()
+	r := setup(t)
+	want := render(t, r, testData())
+	const n = 8
+	got := make([][]byte, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { got[i], errs[i] = r.Render(testData()) })
+	}
+	wg.Wait()
+	for i := range n {
+		if errs[i] != nil {
+			t.Fatalf("render %d: %v", i, errs[i])
+		}
+		if !bytes.Equal(got[i], want) {
+			t.Errorf("render %d differs from the sequential one", i)
+		}
+	}
+	// The Renderer's font is untouched.
+	if !bytes.Equal(r.font, goregular.TTF) {
+		t.Error("the Renderer's pristine font was modified")
+	}
+}
+
+func TestText(t *testing.T) {
+	t.Parallel()
+	d := testData()
+	pdf := render(t, setup(t), d)
+
+	info := pdfinfo(t, pdf)
+	for _, want := range []string{
+		"Pages:           1\n",
+		"Title:           Autorisation provisoire de travail — dossier nº 42\n",
+		"Author:          Préfecture du Rhône\n",
+		"Creator:         aptflow\n",
+		"Page size:       595.28 x 841.89 pts (A4)\n",
+		"CreationDate:    Wed Mar 12 13:05:00 2025 UTC\n",
+	} {
+		if !strings.Contains(info, want) {
+			t.Errorf("pdfinfo lacks %q:\n%s", want, info)
+		}
+	}
+
+	text := pdftotext(t, pdf)
+	for _, want := range []string{
+		"AUTORISATION PROVISOIRE DE TRAVAIL",
+		"RÉPUBLIQUE",
+		"Préfecture du Rhône",
+		"Élodie Dupré",
+		"Boulangerie Pâtisserie Les Délices de Fourvière",
+		"732 829 320 00074",
+		"Dossier nº",
+		"\n42\n",
+		"le 1er mars 2003 à Montréal (Canada)",
+		"30 septembre 2026",
+		"17,5 h",
+		"du 1er avril 2025 au 31 août 2025",
+		"12 mars 2025 à 14 h 05",
+		"agent.instructeur@rhone.gouv.fr",
+		"Les pièces justificatives",
+		"K7Q2-M9XD-4HPA",
+		d.VerificationURL,
+		"L. 5221-5",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("pdftotext lacks %q:\n%s", want, text)
+		}
+	}
+}
+
+func TestQRCode(t *testing.T) {
+	t.Parallel()
+	r := setup(t)
+	for name, d := range map[string]Data{"OK": testData(), "Long": longData()} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			if got := decodeQR(t, render(t, r, d)); got != d.VerificationURL {
+				t.Fatalf("QR code decodes to %q, want %q", got, d.VerificationURL)
+			}
+		})
+	}
+}
+
+// TestUnicode checks names in scripts the Go fonts cover (Latin, Latin
+// Extended) and do not (CJK, Arabic): either way the PDF is valid, one page,
+// and its text layer holds the name, even where the page shows empty boxes.
+func TestUnicode(t *testing.T) {
+	t.Parallel()
+	r := setup(t)
+	for _, tc := range []struct {
+		name, prenom, nom, want string
+		missing                 bool // the font lacks some of its glyphs
+	}{
+		{"Latin", "Élodie", "Dupré", "Élodie Dupré", false},
+		{"LatinExtended", "Ørjan", "Œdipe-Łukasiewicz", "Ørjan Œdipe-Łukasiewicz", false},
+		{"CJK", "", "王小明", "王小明", true},
+		{"Arabic", "", "محمد", "محمد", true},
+		{"Greek+Cyrillic", "Σωκράτης", "Достоевский", "Σωκράτης Достоевский", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			d := testData()
+			d.Prenom, d.Nom = tc.prenom, tc.nom
+			d.LieuNaissance = tc.want // a regular-weight field too
+			pdf := render(t, r, d)
+			if info := pdfinfo(t, pdf); !strings.Contains(info, "Pages:           1\n") {
+				t.Fatalf("pdfinfo:\n%s", info)
+			}
+			text := pdftotext(t, pdf)
+			if !strings.Contains(text, tc.want) && !strings.Contains(text, reverse(tc.want)) {
+				t.Errorf("pdftotext lacks %q:\n%s", tc.want, text)
+			}
+			// A name shown as empty boxes comes with a note saying why.
+			if got := strings.Contains(text, "ne peut pas afficher"); got != tc.missing {
+				t.Errorf("note on missing glyphs: %v, want %v:\n%s", got, tc.missing, text)
+			}
+		})
+	}
+}
+
+// reverse reverses s: pdftotext puts right-to-left text back in its own
+// order, and the PDF draws it left to right.
+func reverse(s string) string {
+	r := []rune(s)
+	for i, j := 0, len(r)-1; i < j; i, j = i+1, j-1 {
+		r[i], r[j] = r[j], r[i]
+	}
+	return string(r)
+}
+
+// TestLong checks the page budget at its limit: everything still fits on
+// one page, the motivation is cut with « … », and the QR code still reads.
+func TestLong(t *testing.T) {
+	t.Parallel()
+	r := setup(t)
+	cjk := longData()
+	cjk.Nom = strings.Repeat("王", 200) // adds the note on missing glyphs
+	for name, d := range map[string]Data{"Latin": longData(), "CJK": cjk} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			pdf := render(t, r, d)
+			if info := pdfinfo(t, pdf); !strings.Contains(info, "Pages:           1\n") {
+				t.Fatalf("pdfinfo:\n%s", info)
+			}
+			text := pdftotext(t, pdf)
+			if !strings.Contains(text, "Motivation de la décision") {
+				t.Errorf("the motivation is gone:\n%s", text)
+			}
+			if strings.Contains(text, "FINDELAMOTIVATION") {
+				t.Errorf("a 5000-character motivation was not cut:\n%s", text)
+			}
+			if !strings.Contains(text, "…") {
+				t.Errorf("no « … » marks what was cut:\n%s", text)
+			}
+		})
+	}
+}
+
+// TestEdgeCases renders data that is odd but must not fail: empty optional
+// fields, zero dates, runes outside the BMP, control characters, bad UTF-8.
+func TestEdgeCases(t *testing.T) {
+	t.Parallel()
+	r := setup(t)
+	for name, edit := range map[string]func(*Data){
+		"Minimal": func(d *Data) {
+			*d = Data{DecidedAt: d.DecidedAt, VerificationURL: d.VerificationURL}
+		},
+		"NoMotivationNoInstructeur": func(d *Data) { d.Motivation, d.Instructeur = "", "" },
+		"Emoji":                     func(d *Data) { d.Nom, d.Motivation = "Dupré 😀", "🎉 \U00010000 ok" },
+		"Controls":                  func(d *Data) { d.Nom, d.Motivation = "Du\x00pr\té\u202e", "a\r\nb\x1b[31m\f\u2028c" },
+		"BadUTF8":                   func(d *Data) { d.Nom = "Dupr\xc3" },
+		"Parentheses":               func(d *Data) { d.Nom = `(Dupré) \ )(` },
+		"OnlyNewlines":              func(d *Data) { d.Motivation, d.EmployeurAdresse = "\n\n\n", "\n" },
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			d := testData()
+			edit(&d)
+			pdf := render(t, r, d)
+			if info := pdfinfo(t, pdf); !strings.Contains(info, "Pages:           1\n") {
+				t.Fatalf("pdfinfo:\n%s", info)
+			}
+		})
+	}
+}
+
+func TestRenderErrors(t *testing.T) {
+	t.Parallel()
+	r := setup(t)
+	for name, edit := range map[string]func(*Data){
+		"NoDecidedAt":       func(d *Data) { d.DecidedAt = time.Time{} },
+		"NoVerificationURL": func(d *Data) { d.VerificationURL = "" },
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			d := testData()
+			edit(&d)
+			if _, err := r.Render(d); err == nil {
+				t.Fatal("Render succeeded")
+			}
+		})
+	}
+}
+
+func TestBadFont(t *testing.T) {
+	t.Parallel()
+	for name, font := range map[string][]byte{
+		"Garbage":   []byte("not a font"),
+		"Truncated": goregular.TTF[:1000],
+		"Empty":     nil,
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			if _, err := newRenderer(font); err == nil {
+				t.Fatal("newRenderer accepted a bad font")
+			}
+		})
+	}
+}
+
+func FuzzRender(f *testing.F) {
+	for _, s := range []string{"", "Élodie", "王小明", "😀", "\x00\xff", strings.Repeat("x ", 300), "(\\)"} {
+		f.Add(s, s, 17.5)
+	}
+	r := setup(f)
+	f.Fuzz(func(t *testing.T, name, motivation string, hours float64) {
+		d := testData()
+		d.Nom, d.Motivation, d.HeuresHebdo = name, motivation, hours
+		if pdf := render(t, r, d); !bytes.HasPrefix(pdf, []byte("%PDF-")) {
+			t.Fatal("not a PDF")
+		}
+	})
+}
+
+func BenchmarkRender(b *testing.B) {
+	r := setup(b)
+	d := testData()
+	var pdf []byte
+	b.ReportAllocs()
+	for b.Loop() {
+		pdf = render(b, r, d)
+	}
+	b.ReportMetric(float64(len(pdf)), "bytes/pdf")
+}
+
+// tool returns the path of a command the tests need, failing (never
+// skipping) with how to install it.
+func tool(t *testing.T, name, pkg string) string {
+	t.Helper()
+	path, err := exec.LookPath(name)
+	if err != nil {
+		t.Fatalf("%s is needed to check the PDF: install it with `apt-get install -y %s`", name, pkg)
+	}
+	return path
+}
+
+// run writes pdf to a temporary file and runs name with args, where "PDF"
+// stands for that file; it returns stdout, failing on an error or on
+// anything printed to stderr (poppler reports a broken PDF there).
+func run(t *testing.T, pdf []byte, pkg, name string, args ...string) (stdout string, dir string) {
+	t.Helper()
+	bin := tool(t, name, pkg)
+	dir = t.TempDir()
+	file := filepath.Join(dir, "attestation.pdf")
+	if err := os.WriteFile(file, pdf, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for i, a := range args {
+		if a == "PDF" {
+			args[i] = file
+		}
+	}
+	var out, errOut bytes.Buffer
+	cmd := exec.Command(bin, args...)
+	cmd.Dir = dir
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	if err := cmd.Run(); err != nil || errOut.Len() > 0 {
+		t.Fatalf("%s %v: %v\n%s", name, args, err, errOut.String())
+	}
+	return out.String(), dir
+}
+
+func pdfinfo(t *testing.T, pdf []byte) string {
+	t.Helper()
+	out, _ := run(t, pdf, "poppler-utils", "pdfinfo", "PDF")
+	return out
+}
+
+func pdftotext(t *testing.T, pdf []byte) string {
+	t.Helper()
+	out, _ := run(t, pdf, "poppler-utils", "pdftotext", "-enc", "UTF-8", "PDF", "-")
+	return out
+}
+
+// decodeQR renders the page at 150 dpi, as a phone's camera would see a
+// print, and returns what zbarimg reads from it.
+func decodeQR(t *testing.T, pdf []byte) string {
+	t.Helper()
+	zbarimg := tool(t, "zbarimg", "zbar-tools")
+	_, dir := run(t, pdf, "poppler-utils", "pdftoppm", "-png", "-r", "150", "-singlefile", "PDF", "page")
+	out, err := exec.Command(zbarimg, "--quiet", "--raw", "-Sdisable", "-Sqrcode.enable", filepath.Join(dir, "page.png")).Output()
+	if err != nil {
+		t.Fatalf("zbarimg found no QR code: %v", err)
+	}
+	return strings.TrimSuffix(string(out), "\n")
+}

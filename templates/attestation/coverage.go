@@ -1,0 +1,42 @@
+package attestation
+
+import (
+	"fmt"
+	"strings"
+
+	"golang.org/x/image/font/sfnt"
+)
+
+// coverage is the set of Basic Multilingual Plane runes that the Renderer's
+// font can draw. gofpdf draws any other rune as the font's empty box
+// (.notdef) while keeping the true text in the PDF's text layer; knowing
+// which runes those are lets the attestation say so instead of leaving an
+// employer with a row of boxes for a name.
+type coverage [0x10000 / 64]uint64
+
+// newCoverage parses a TrueType font, which also checks that it is one, and
+// returns the runes it maps to a glyph.
+func newCoverage(font []byte) (*coverage, error) {
+	f, err := sfnt.Parse(font)
+	if err != nil {
+		return nil, fmt.Errorf("parse font: %w", err)
+	}
+	c := new(coverage)
+	var buf sfnt.Buffer
+	for r := rune(0); r < 0x10000; r++ {
+		if g, err := f.GlyphIndex(&buf, r); err == nil && g != 0 {
+			c[r/64] |= 1 << (r % 64)
+		}
+	}
+	return c, nil
+}
+
+// has reports whether the font can draw r.
+func (c *coverage) has(r rune) bool {
+	return r >= 0 && r < 0x10000 && c[r/64]&(1<<(r%64)) != 0
+}
+
+// drawable reports whether every rune of s, spaces aside, can be drawn.
+func (c *coverage) drawable(s string) bool {
+	return strings.IndexFunc(s, func(r rune) bool { return r != '\n' && !c.has(r) }) < 0
+}

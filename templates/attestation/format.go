@@ -1,0 +1,120 @@
+package attestation
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+)
+
+var moisFR = [...]string{
+	"janvier", "février", "mars", "avril", "mai", "juin",
+	"juillet", "août", "septembre", "octobre", "novembre", "décembre",
+}
+
+// none stands for a missing value: an empty cell on an official form reads
+// as an oversight, a dash as « not applicable ».
+const none = "—"
+
+// dateFR formats a calendar date the French way: « 1er mars 2001 »,
+// « 26 novembre 2026 ».
+func dateFR(t time.Time, loc *time.Location) string {
+	if t.IsZero() {
+		return none
+	}
+	t = t.In(loc)
+	day := strconv.Itoa(t.Day())
+	if t.Day() == 1 {
+		day = "1er"
+	}
+	return fmt.Sprintf("%s %s %d", day, moisFR[t.Month()-1], t.Year())
+}
+
+// dateTimeFR formats an instant: « 12 mars 2025 à 14 h 05 ».
+func dateTimeFR(t time.Time, loc *time.Location) string {
+	if t.IsZero() {
+		return none
+	}
+	l := t.In(loc)
+	return fmt.Sprintf("%s à %d h %02d", dateFR(l, loc), l.Hour(), l.Minute())
+}
+
+// hoursFR formats a weekly duration with a decimal comma: 17.5 → « 17,5 h »,
+// 20 → « 20 h ». Two decimals at most: 17.333… is « 17,33 h ».
+func hoursFR(h float64) string {
+	if math.IsNaN(h) || math.IsInf(h, 0) || h <= 0 {
+		return none
+	}
+	s := strconv.FormatFloat(math.Round(h*100)/100, 'f', -1, 64)
+	return strings.Replace(s, ".", ",", 1) + " h"
+}
+
+// siretFR groups a 14-digit SIRET as the INSEE prints it, SIREN then NIC:
+// « 732 829 320 00074 ». Anything else is printed as given, so a bad value
+// is visible rather than silently reshaped.
+func siretFR(s string) string {
+	digits := strings.Map(func(r rune) rune {
+		if r == ' ' || r == '\u00a0' || r == '.' || r == '-' {
+			return -1
+		}
+		return r
+	}, s)
+	if len(digits) != 14 || strings.IndexFunc(digits, func(r rune) bool { return r < '0' || r > '9' }) >= 0 {
+		return s
+	}
+	return digits[0:3] + " " + digits[3:6] + " " + digits[6:9] + " " + digits[9:14]
+}
+
+// clean makes a field printable by gofpdf: control and format characters
+// (tabs, bidi overrides, zero-width joiners) would print as missing glyphs or
+// reorder nothing, so they go; characters outside the Basic Multilingual
+// Plane become U+FFFD, because gofpdf's UTF-8 fonts index their width table
+// by rune and panic past U+FFFF. Runs of spaces collapse to one. With
+// multiline, line breaks are kept (at most one blank line in a row);
+// otherwise they become spaces.
+func clean(s string, multiline bool) string {
+	s = strings.ReplaceAll(s, "\r\n", "\n")
+	var b strings.Builder
+	b.Grow(len(s))
+	newlines := 0 // consecutive line breaks just written
+	space := false
+	for _, r := range s {
+		switch {
+		case r == '\n' || r == '\r' || r == '\u2028' || r == '\u2029' || r == '\v' || r == '\f':
+			if !multiline {
+				space = b.Len() > 0
+				continue
+			}
+			if b.Len() > 0 && newlines < 2 {
+				b.WriteByte('\n')
+				newlines++
+			}
+			space = false
+			continue
+		case r == '\t' || r == ' ' || (unicode.IsSpace(r) && r != '\u00a0'):
+			space = b.Len() > 0 && newlines == 0
+			continue
+		case unicode.Is(unicode.Cc, r) || unicode.Is(unicode.Cf, r):
+			continue
+		case r > 0xFFFF:
+			r = unicode.ReplacementChar
+		}
+		if space {
+			b.WriteByte(' ')
+			space = false
+		}
+		newlines = 0
+		b.WriteRune(r)
+	}
+	return strings.TrimRight(b.String(), "\n")
+}
+
+// orNone returns s, or the dash when s is empty.
+func orNone(s string) string {
+	if s == "" {
+		return none
+	}
+	return s
+}

@@ -1,0 +1,62 @@
+package attestation
+
+import (
+	"math"
+	"testing"
+	"time"
+)
+
+func TestFormat(t *testing.T) {
+	t.Parallel()
+	paris, err := time.LoadLocation("Europe/Paris")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ name, got, want string }{
+		{"DateFirst", dateFR(time.Date(2003, 3, 1, 0, 0, 0, 0, time.UTC), paris), "1er mars 2003"},
+		{"Date", dateFR(time.Date(2026, 11, 26, 0, 0, 0, 0, time.UTC), paris), "26 novembre 2026"},
+		// 23:30 UTC on 31 December is already New Year's Day in Paris.
+		{"DateParis", dateFR(time.Date(2025, 12, 31, 23, 30, 0, 0, time.UTC), paris), "1er janvier 2026"},
+		{"DateZero", dateFR(time.Time{}, paris), "—"},
+		{"DateTime", dateTimeFR(time.Date(2025, 3, 12, 13, 5, 0, 0, time.UTC), paris), "12 mars 2025 à 14 h 05"},
+		{"DateTimeSummer", dateTimeFR(time.Date(2025, 8, 1, 6, 0, 0, 0, time.UTC), paris), "1er août 2025 à 8 h 00"},
+		{"HoursHalf", hoursFR(17.5), "17,5 h"},
+		{"HoursWhole", hoursFR(20), "20 h"},
+		{"HoursRounded", hoursFR(17.333333), "17,33 h"},
+		{"HoursZero", hoursFR(0), "—"},
+		{"HoursNaN", hoursFR(math.NaN()), "—"},
+		{"Siret", siretFR("73282932000074"), "732 829 320 00074"},
+		{"SiretSpaced", siretFR("732 829 320 00074"), "732 829 320 00074"},
+		{"SiretShort", siretFR("7328293200007"), "7328293200007"},
+		{"SiretLetters", siretFR("73282932000A74"), "73282932000A74"},
+		{"CleanSpaces", clean("  Élodie \t  Dupré  ", false), "Élodie Dupré"},
+		{"CleanNewlinesSingle", clean("12 rue\r\nLyon", false), "12 rue Lyon"},
+		{"CleanNewlinesMulti", clean("12 rue\r\n\n\n\nLyon\n", true), "12 rue\n\nLyon"},
+		{"CleanIndent", clean("a\n   b", true), "a\nb"},
+		{"CleanControls", clean("Du\x00pr\u200bé\u202e\x1b", false), "Dupré"},
+		{"CleanAstral", clean("ok 😀", false), "ok \ufffd"},
+		{"CleanNBSP", clean("Mme\u00a0X", false), "Mme\u00a0X"},
+		{"CleanBadUTF8", clean("a\xffb", false), "a\ufffdb"},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("%s: got %q, want %q", tc.name, tc.got, tc.want)
+		}
+	}
+}
+
+func TestCoverage(t *testing.T) {
+	t.Parallel()
+	r := setup(t)
+	for s, want := range map[string]bool{
+		"Élodie Dupré":            true,
+		"Ørjan Œdipe-Łukasiewicz": true,
+		"Σωκράτης Достоевский":    true,
+		"王小明":                     false,
+		"محمد":                    false,
+		"ok 😀":                    false,
+	} {
+		if got := r.cov.drawable(s); got != want {
+			t.Errorf("drawable(%q) = %v, want %v", s, got, want)
+		}
+	}
+}
