@@ -45,8 +45,11 @@ type Options struct {
 	Jobs jobs.Config
 	// Now is the service's clock.
 	Now func() time.Time
-	// Logs receives the stack's logs (default: discarded unless -v fails).
+	// Logs receives the stack's logs too (they are kept in Stack.Logs and
+	// printed if the test fails).
 	Logs io.Writer
+	// WrapRenderer wraps the attestation renderer, to inject faults.
+	WrapRenderer func(jobs.AttestationRenderer) jobs.AttestationRenderer
 }
 
 // Stack is a running aptflow.
@@ -118,6 +121,11 @@ func Start(t testing.TB, opts Options) *Stack {
 	if jc.FetchPollInterval == 0 {
 		jc.FetchPollInterval = 100 * time.Millisecond
 	}
+	// The server is created first so that its URL is the public URL.
+	var handler http.Handler = http.NotFoundHandler()
+	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
+	t.Cleanup(s.Server.Close)
+	jc.PublicURL = s.Server.URL
 	jc.MailFrom = "Autorisation provisoire de travail <ne-pas-repondre@aptflow.test>"
 	jc.Logger = log
 	jc.Defaults()
@@ -128,9 +136,13 @@ func Start(t testing.TB, opts Options) *Stack {
 		if err != nil {
 			t.Fatalf("templates: %v", err)
 		}
-		renderer, err := attestation.NewRenderer()
+		var renderer jobs.AttestationRenderer
+		renderer, err = attestation.NewRenderer()
 		if err != nil {
 			t.Fatalf("attestation renderer: %v", err)
+		}
+		if opts.WrapRenderer != nil {
+			renderer = opts.WrapRenderer(renderer)
 		}
 		m, err := mailer.New(smtpURL, t.TempDir())
 		if err != nil {
@@ -147,11 +159,6 @@ func Start(t testing.TB, opts Options) *Stack {
 		t.Fatalf("river client: %v", err)
 	}
 	s.River = client
-	// The server is created first so that its URL is the service's public URL.
-	var handler http.Handler = http.NotFoundHandler()
-	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
-	t.Cleanup(s.Server.Close)
-	jc.PublicURL = s.Server.URL
 	s.Jobs = jc
 	s.Service = workflow.NewService(s.Pool, jobs.NewEnqueuer(client, jc), workflow.Options{PublicURL: s.Server.URL, Now: opts.Now})
 	handler = api.NewServer(api.Deps{Service: s.Service, Pool: s.Pool, Logger: log})
