@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"mime"
 	netmail "net/mail"
+	"net/textproto"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -127,7 +128,9 @@ func buildMsg(m Message) (*mail.Msg, error) {
 		if !validFieldName(name) || slices.Contains(reservedHeaders, strings.ToLower(name)) {
 			return nil, invalid("header name %q", oneLine(name))
 		}
-		msg.SetGenHeader(mail.Header(name), oneLine(m.Headers[name]))
+		// Canonical, so "auto-submitted" replaces the default instead of
+		// adding a second Auto-Submitted.
+		msg.SetGenHeader(mail.Header(textproto.CanonicalMIMEHeaderKey(name)), oneLine(m.Headers[name]))
 	}
 
 	switch {

@@ -3,6 +3,8 @@ package mailer
 import (
 	"bytes"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -108,5 +110,30 @@ func TestFileName(t *testing.T) {
 	}
 	if FileName("a/b@x") == FileName("a?b@x") {
 		t.Error("two Message-IDs share a file")
+	}
+}
+
+func TestHeaderReplacesDefault(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	fm, err := NewFileMailer(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := testMessage("headers@aptflow.example")
+	m.Headers = map[string]string{"auto-submitted": "auto-replied", "x-aptflow-kind": "digest"}
+	if err := fm.Send(t.Context(), m); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, FileName(m.MessageID)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := parseMessage(t, raw)
+	if got := p.Header["Auto-Submitted"]; len(got) != 1 || got[0] != "auto-replied" { // one header, the caller's
+		t.Errorf("Auto-Submitted = %q", got)
+	}
+	if got := p.Header.Get("X-Aptflow-Kind"); got != "digest" {
+		t.Errorf("X-Aptflow-Kind = %q", got)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"math/big"
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -35,6 +36,7 @@ type testServer struct {
 	mu       sync.Mutex
 	received []received
 	auths    []string
+	closed   atomic.Int32 // sessions ended: the client hung up or quit
 }
 
 type received struct {
@@ -79,6 +81,18 @@ func newTestServer(t *testing.T, configure func(*testServer), o serverOptions) *
 	return ts
 }
 
+// WaitClosed waits until n sessions have ended, and fails the test if that
+// takes long: a client that keeps a dead connection open.
+func (ts *testServer) WaitClosed(t *testing.T, n int32) {
+	t.Helper()
+	for deadline := time.Now().Add(3 * time.Second); ts.closed.Load() < n; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d connections closed by the client", ts.closed.Load(), n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // URL is the server's smtp:// URL with the given suffix (e.g. "?tls=none").
 func (ts *testServer) URL(suffix string) string { return "smtp://" + ts.Addr + suffix }
 
@@ -96,8 +110,11 @@ type testSession struct {
 	authed bool
 }
 
-func (s *testSession) Reset()        { s.cur = received{} }
-func (s *testSession) Logout() error { return nil }
+func (s *testSession) Reset() { s.cur = received{} }
+func (s *testSession) Logout() error {
+	s.ts.closed.Add(1)
+	return nil
+}
 
 func (s *testSession) Mail(from string, _ *smtp.MailOptions) error {
 	if s.ts.Password != "" && !s.authed {

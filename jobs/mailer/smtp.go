@@ -51,9 +51,17 @@ func WithTLSConfig(cfg *tls.Config) SMTPOption {
 }
 
 // WithTimeouts sets the connection timeout and the timeout of a whole send
-// (see [DefaultDialTimeout] and [DefaultTimeout]).
+// (see [DefaultDialTimeout] and [DefaultTimeout]); a value that is not
+// positive keeps the default.
 func WithTimeouts(dial, send time.Duration) SMTPOption {
-	return func(s *SMTPMailer) { s.dialTimeout, s.timeout = dial, send }
+	return func(s *SMTPMailer) {
+		if dial > 0 {
+			s.dialTimeout = dial
+		}
+		if send > 0 {
+			s.timeout = send
+		}
+	}
 }
 
 // NewSMTP returns a mailer for an SMTP URL:
@@ -149,32 +157,37 @@ func (s *SMTPMailer) Send(ctx context.Context, m Message) error {
 	if err != nil {
 		return err
 	}
-	client, err := mail.NewClient(s.host, s.clientOptions(ctx)...)
+	var conn net.Conn // set by the dialer, to close it if go-mail does not
+	client, err := mail.NewClient(s.host, s.clientOptions(ctx, &conn)...)
 	if err != nil {
 		return &SendError{Temporary: true, Err: err}
 	}
-	conn, err := client.DialToSMTPClientWithContext(ctx)
+	session, err := client.DialToSMTPClientWithContext(ctx)
 	if err != nil {
+		// go-mail returns without closing when EHLO, STARTTLS or AUTH fails.
+		if conn != nil {
+			_ = conn.Close()
+		}
 		return classify(ctx, err, true)
 	}
-	defer conn.Close()
-	if err := client.SendWithSMTPClient(conn, msg); err != nil && !msg.IsDelivered() {
+	defer session.Close()
+	if err := client.SendWithSMTPClient(session, msg); err != nil && !msg.IsDelivered() {
 		return classify(ctx, err, false)
 	}
 	// Accepted: whatever happens to QUIT, the message is sent and reporting
 	// an error would make the caller send it twice.
-	_ = conn.UpdateDeadline(quitTimeout)
-	_ = client.CloseWithSMTPClient(conn)
+	_ = session.UpdateDeadline(quitTimeout)
+	_ = client.CloseWithSMTPClient(session)
 	return nil
 }
 
-func (s *SMTPMailer) clientOptions(ctx context.Context) []mail.Option {
+func (s *SMTPMailer) clientOptions(ctx context.Context, conn *net.Conn) []mail.Option {
 	opts := []mail.Option{
 		mail.WithPort(s.port),
 		mail.WithTimeout(s.timeout),
 		mail.WithTLSPolicy(s.policy), // go-mail defaults to mandatory
 		mail.WithTLSConfig(s.tlsConfig),
-		mail.WithDialContextFunc(s.dialer(ctx)),
+		mail.WithDialContextFunc(s.dialer(ctx, conn)),
 		// One message per fresh connection: no NOOP to check it, no RSET
 		// after it (a failed RSET would report a delivered message as failed).
 		mail.WithoutNoop(),
@@ -191,9 +204,10 @@ func (s *SMTPMailer) clientOptions(ctx context.Context) []mail.Option {
 	return slices.Clip(opts)
 }
 
-// dialer connects and ties the connection's deadlines to sendCtx: go-mail
-// only uses a context to dial, then sets its own deadlines.
-func (s *SMTPMailer) dialer(sendCtx context.Context) mail.DialContextFunc {
+// dialer connects, ties the connection's deadlines to sendCtx (go-mail
+// only uses a context to dial, then sets its own deadlines) and keeps the
+// connection in *opened.
+func (s *SMTPMailer) dialer(sendCtx context.Context, opened *net.Conn) mail.DialContextFunc {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		d := net.Dialer{Timeout: s.dialTimeout}
 		raw, err := d.DialContext(ctx, network, addr)
@@ -201,6 +215,7 @@ func (s *SMTPMailer) dialer(sendCtx context.Context) mail.DialContextFunc {
 			return nil, err
 		}
 		conn := newCtxConn(sendCtx, raw)
+		*opened = conn
 		if !s.implicitTLS {
 			return conn, nil
 		}

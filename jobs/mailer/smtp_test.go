@@ -294,6 +294,7 @@ func TestSMTPErrors(t *testing.T) {
 				t.Errorf("%s: got %+v, want temporary without code", m.MessageID, se)
 			}
 		}
+		ts.WaitClosed(t, 2)
 		if n := len(ts.Received()); n != 0 {
 			t.Errorf("server kept %d messages", n)
 		}
@@ -315,6 +316,7 @@ func TestSMTPErrors(t *testing.T) {
 		if !se.Temporary || len(ts.Received()) != 0 {
 			t.Errorf("got %+v, want temporary and nothing sent", se)
 		}
+		ts.WaitClosed(t, 1) // go-mail returns without closing it; Send does
 	})
 
 	t.Run("UntrustedCertificate", func(t *testing.T) {
