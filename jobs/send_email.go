@@ -129,6 +129,9 @@ func (w *SendEmailWorker) Work(ctx context.Context, job *river.Job[SendEmailArgs
 // describe summarises a send error without the server's text, which may
 // quote the address.
 func describe(err error) string {
+	if errors.Is(err, mailer.ErrInvalidMessage) {
+		return "invalid message (permanent)"
+	}
 	var se *mailer.SendError
 	if errors.As(err, &se) {
 		kind := "temporary"
