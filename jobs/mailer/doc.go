@@ -24,6 +24,14 @@
 //   - a message the mailer refuses to build (invalid address, Message-ID or
 //     header) is permanent.
 //
+// The SMTP mailer reuses its connections: up to [DefaultMaxIdle] stay open
+// between messages for 30 seconds at most, and one carries at most 100
+// messages. A connection that failed in any way is closed, never reused. A
+// reused connection that the server dropped while it was idle fails at MAIL
+// FROM, before any of the message is sent: that message goes again over a
+// new connection, at once, and the caller sees no error. Close the mailer
+// ([SMTPMailer.Close]) to say QUIT on the idle connections.
+//
 // Retries are safe because the caller passes a deterministic Message-ID: the
 // SMTP server sees the same message, and the file mailer overwrites the same
 // file.

@@ -37,6 +37,7 @@ type testServer struct {
 	received []received
 	auths    []string
 	closed   atomic.Int32 // sessions ended: the client hung up or quit
+	opened   atomic.Int32 // sessions started: connections the client opened
 }
 
 type received struct {
@@ -50,6 +51,9 @@ type received struct {
 type serverOptions struct {
 	startTLS    *tls.Config // offer STARTTLS
 	implicitTLS *tls.Config // accept only TLS (smtps)
+	// idleTimeout, when set, drops a client that sends nothing for that
+	// long, as real servers do.
+	idleTimeout time.Duration
 }
 
 func newTestServer(t *testing.T, configure func(*testServer), o serverOptions) *testServer {
@@ -59,6 +63,7 @@ func newTestServer(t *testing.T, configure func(*testServer), o serverOptions) *
 		configure(ts)
 	}
 	srv := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
+		ts.opened.Add(1)
 		return &testSession{ts: ts, conn: c}, nil
 	}))
 	srv.Domain = "localhost"
@@ -66,6 +71,9 @@ func newTestServer(t *testing.T, configure func(*testServer), o serverOptions) *
 	srv.EnableSMTPUTF8 = true
 	srv.ErrorLog = log.New(io.Discard, "", 0)
 	srv.ReadTimeout, srv.WriteTimeout = 10*time.Second, 10*time.Second
+	if o.idleTimeout > 0 {
+		srv.ReadTimeout = o.idleTimeout
+	}
 	srv.TLSConfig = o.startTLS
 
 	l, err := net.Listen("tcp", "127.0.0.1:0")

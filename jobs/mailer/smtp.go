@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/wneessen/go-mail"
+	"github.com/wneessen/go-mail/smtp"
 )
 
 // Defaults of an [SMTPMailer].
@@ -22,13 +23,29 @@ const (
 	// DefaultTimeout bounds a whole send, from connection to the server's
 	// answer to the data; the caller's context can only make it shorter.
 	DefaultTimeout = 30 * time.Second
-	// quitTimeout bounds the courtesy QUIT after a message was accepted: a
-	// slow goodbye must not turn a sent e-mail into a failure.
+	// DefaultMaxIdle is how many connections an [SMTPMailer] keeps open
+	// between messages: as many as the e-mail queue has workers by default,
+	// so that under a steady load each worker finds one.
+	DefaultMaxIdle = 20
+	// quitTimeout bounds the courtesy QUIT when a connection is closed: a
+	// slow goodbye must not hold up a send.
 	quitTimeout = 2 * time.Second
+	// maxIdleTime is how long an unused connection stays in the pool. It is
+	// well under what servers allow an idle client (RFC 5321 § 4.5.3.2.7
+	// asks for 5 minutes), so that a reused connection is rarely one the
+	// server has already dropped.
+	maxIdleTime = 30 * time.Second
+	// maxMessagesPerConn bounds the messages sent over one connection: some
+	// relays refuse more than about a hundred per session.
+	maxMessagesPerConn = 100
 )
 
-// SMTPMailer sends each message over its own SMTP connection, so it is safe
-// for concurrent use without a pool.
+// SMTPMailer sends messages over a small pool of SMTP connections that it
+// reuses: connecting, greeting, STARTTLS and AUTH cost more, on both sides,
+// than sending a message. It is safe for concurrent use: each Send has a
+// connection to itself, taken from the pool or opened for it, and gives it
+// back once the server has accepted the message. A connection that failed
+// in any way is closed, never reused.
 type SMTPMailer struct {
 	host        string
 	port        int
@@ -38,7 +55,21 @@ type SMTPMailer struct {
 	tlsConfig   *tls.Config
 	dialTimeout time.Duration
 	timeout     time.Duration
+	maxIdle     int
 	redacted    string
+
+	mu     sync.Mutex
+	idle   []*smtpConn // the most recently used last
+	closed bool        // by Close: connections are no longer kept
+}
+
+// smtpConn is one connection to the server, between or during sends.
+type smtpConn struct {
+	client   *mail.Client // go-mail's options for this connection
+	session  *smtp.Client
+	conn     *ctxConn // the TCP connection under session (and TLS)
+	sent     int      // messages accepted over it
+	lastUsed time.Time
 }
 
 // SMTPOption changes an [SMTPMailer] made by [NewSMTP].
@@ -64,6 +95,13 @@ func WithTimeouts(dial, send time.Duration) SMTPOption {
 	}
 }
 
+// WithMaxIdle sets how many connections the mailer keeps open between
+// messages (see [DefaultMaxIdle]); 0 closes each connection after its
+// message.
+func WithMaxIdle(n int) SMTPOption {
+	return func(s *SMTPMailer) { s.maxIdle = max(0, n) }
+}
+
 // NewSMTP returns a mailer for an SMTP URL:
 //
 //	smtp://[user:password@]host[:port][?tls=none|opportunistic|mandatory]
@@ -85,6 +123,7 @@ func NewSMTP(rawURL string, opts ...SMTPOption) (*SMTPMailer, error) {
 		policy:      mail.TLSOpportunistic,
 		dialTimeout: DefaultDialTimeout,
 		timeout:     DefaultTimeout,
+		maxIdle:     DefaultMaxIdle,
 		redacted:    u.Redacted(),
 	}
 	switch u.Scheme {
@@ -150,46 +189,156 @@ func NewSMTP(rawURL string, opts ...SMTPOption) (*SMTPMailer, error) {
 // String is the URL with the password masked, for the start-up log.
 func (s *SMTPMailer) String() string { return s.redacted }
 
-// Send sends m over a new connection. The connection's deadlines follow ctx,
-// so cancelling ctx or reaching its deadline stops the send at any step.
+// Send sends m over a pooled connection, or a new one. The connection's
+// deadlines follow ctx, so cancelling ctx or reaching its deadline stops the
+// send at any step.
+//
+// A pooled connection may have been dropped by the server while it was idle;
+// that shows when the server does not answer MAIL FROM, before anything of
+// the message was sent, and Send then sends it over a new connection.
 func (s *SMTPMailer) Send(ctx context.Context, m Message) error {
-	msg, err := prepare(ctx, m)
-	if err != nil {
-		return err
+	for retried := false; ; retried = true {
+		msg, err := prepare(ctx, m)
+		if err != nil {
+			return err
+		}
+		c, reused, err := s.acquire(ctx)
+		if err != nil {
+			return err
+		}
+		err = c.client.SendWithSMTPClient(c.session, msg)
+		if msg.IsDelivered() {
+			// Accepted: whatever went wrong after, the message is sent and
+			// reporting an error would make the caller send it twice.
+			c.sent++
+			s.release(c, err == nil)
+			return nil
+		}
+		// After a failure the session's state is unknown (a reply half read,
+		// a transaction open): the connection is closed, not reused.
+		_ = c.session.Close()
+		if reused && !retried && droppedWhileIdle(ctx, err) {
+			continue
+		}
+		return classify(ctx, err, false)
 	}
-	var conn net.Conn // set by the dialer, to close it if go-mail does not
-	client, err := mail.NewClient(s.host, s.clientOptions(ctx, &conn)...)
+}
+
+// Close closes the connections kept for reuse, with a QUIT, and stops
+// keeping any: a Send after Close closes its connection when done.
+func (s *SMTPMailer) Close() error {
+	s.mu.Lock()
+	idle := s.idle
+	s.idle, s.closed = nil, true
+	s.mu.Unlock()
+	for _, c := range idle {
+		s.quit(c)
+	}
+	return nil
+}
+
+// acquire returns the most recently used idle connection, bound to ctx, or
+// a new one; reused says which.
+func (s *SMTPMailer) acquire(ctx context.Context) (c *smtpConn, reused bool, err error) {
+	var expired []*smtpConn
+	s.mu.Lock()
+	for len(s.idle) > 0 && c == nil {
+		last := s.idle[len(s.idle)-1]
+		s.idle = s.idle[:len(s.idle)-1]
+		if time.Since(last.lastUsed) < maxIdleTime {
+			c = last
+		} else {
+			expired = append(expired, last)
+		}
+	}
+	s.mu.Unlock()
+	for _, e := range expired {
+		s.quit(e)
+	}
+	if c != nil {
+		c.conn.bind(ctx)
+		return c, true, nil
+	}
+	c, err = s.dial(ctx)
+	return c, false, err
+}
+
+// dial opens a connection for a send: TCP, greeting, EHLO, STARTTLS, AUTH.
+func (s *SMTPMailer) dial(ctx context.Context) (*smtpConn, error) {
+	c := &smtpConn{}
+	// One go-mail Client per connection: its AUTH discovery writes to the
+	// Client, which several dials at once must not share.
+	client, err := mail.NewClient(s.host, s.clientOptions(ctx, &c.conn)...)
 	if err != nil {
-		return &SendError{Temporary: true, Err: err}
+		return nil, &SendError{Temporary: true, Err: err}
 	}
 	session, err := client.DialToSMTPClientWithContext(ctx)
 	if err != nil {
 		// go-mail returns without closing when EHLO, STARTTLS or AUTH fails.
-		if conn != nil {
-			_ = conn.Close()
+		if c.conn != nil {
+			_ = c.conn.Close()
 		}
-		return classify(ctx, err, true)
+		return nil, classify(ctx, err, true)
 	}
-	defer session.Close()
-	if err := client.SendWithSMTPClient(session, msg); err != nil && !msg.IsDelivered() {
-		return classify(ctx, err, false)
-	}
-	// Accepted: whatever happens to QUIT, the message is sent and reporting
-	// an error would make the caller send it twice.
-	_ = session.UpdateDeadline(quitTimeout)
-	_ = client.CloseWithSMTPClient(session)
-	return nil
+	c.client, c.session = client, session
+	return c, nil
 }
 
-func (s *SMTPMailer) clientOptions(ctx context.Context, conn *net.Conn) []mail.Option {
+// release gives a connection back after a message was accepted over it. It
+// is kept for the next send if it is sound (ok, and its send's context did
+// not fire mid-way) and the pool has room; otherwise it is closed.
+func (s *SMTPMailer) release(c *smtpConn, ok bool) {
+	sound := c.conn.unbind() && ok
+	c.lastUsed = time.Now()
+	s.mu.Lock()
+	keep := sound && !s.closed && len(s.idle) < s.maxIdle && c.sent < maxMessagesPerConn
+	if keep {
+		s.idle = append(s.idle, c)
+	}
+	s.mu.Unlock()
+	switch {
+	case keep:
+	case sound:
+		s.quit(c)
+	default:
+		_ = c.session.Close()
+	}
+}
+
+// quit says goodbye and closes the connection. The answer does not matter.
+func (s *SMTPMailer) quit(c *smtpConn) {
+	_ = c.session.UpdateDeadline(quitTimeout)
+	_ = c.client.CloseWithSMTPClient(c.session)
+	_ = c.session.Close()
+}
+
+// droppedWhileIdle reports whether err says that a reused connection was
+// already dead when the send started: the server closed it while it was idle
+// (no answer, or 421, to MAIL FROM). The server took nothing of the message,
+// so sending it again over a new connection is safe.
+func droppedWhileIdle(ctx context.Context, err error) bool {
+	if contextErr(ctx) != nil {
+		return false
+	}
+	var gm *mail.SendError
+	if !errors.As(err, &gm) || (gm.Reason != mail.ErrSMTPMailFrom && gm.Reason != mail.ErrConnCheck) {
+		return false
+	}
+	code := gm.ErrorCode()
+	return code == 0 || code == 421
+}
+
+func (s *SMTPMailer) clientOptions(ctx context.Context, conn **ctxConn) []mail.Option {
 	opts := []mail.Option{
 		mail.WithPort(s.port),
 		mail.WithTimeout(s.timeout),
 		mail.WithTLSPolicy(s.policy), // go-mail defaults to mandatory
 		mail.WithTLSConfig(s.tlsConfig),
 		mail.WithDialContextFunc(s.dialer(ctx, conn)),
-		// One message per fresh connection: no NOOP to check it, no RSET
-		// after it (a failed RSET would report a delivered message as failed).
+		// No NOOP before each message: a dead pooled connection shows at
+		// MAIL FROM just as well, for free (see droppedWhileIdle). No RSET
+		// after it: the server resets when it accepts the data, and a failed
+		// RSET would report a delivered message as failed.
 		mail.WithoutNoop(),
 		mail.WithoutRset(),
 	}
@@ -207,14 +356,15 @@ func (s *SMTPMailer) clientOptions(ctx context.Context, conn *net.Conn) []mail.O
 // dialer connects, ties the connection's deadlines to sendCtx (go-mail
 // only uses a context to dial, then sets its own deadlines) and keeps the
 // connection in *opened.
-func (s *SMTPMailer) dialer(sendCtx context.Context, opened *net.Conn) mail.DialContextFunc {
+func (s *SMTPMailer) dialer(sendCtx context.Context, opened **ctxConn) mail.DialContextFunc {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		d := net.Dialer{Timeout: s.dialTimeout}
 		raw, err := d.DialContext(ctx, network, addr)
 		if err != nil {
 			return nil, err
 		}
-		conn := newCtxConn(sendCtx, raw)
+		conn := &ctxConn{Conn: raw}
+		conn.bind(sendCtx)
 		*opened = conn
 		if !s.implicitTLS {
 			return conn, nil
@@ -232,27 +382,49 @@ func (s *SMTPMailer) dialer(sendCtx context.Context, opened *net.Conn) mail.Dial
 // aLongTimeAgo is a deadline in the past: it makes pending I/O fail at once.
 var aLongTimeAgo = time.Unix(1, 0)
 
-// ctxConn is a net.Conn whose deadlines never run past its context's, and
-// which stops all I/O when the context is cancelled.
+// ctxConn is a net.Conn whose deadlines never run past those of the send
+// using it, and which stops all I/O when that send's context is cancelled.
+// A pooled connection is bound to one send's context at a time.
 type ctxConn struct {
 	net.Conn
-	ctx  context.Context
-	mu   sync.Mutex // orders a cancellation against go-mail setting a deadline
+	mu   sync.Mutex      // orders a cancellation against go-mail setting a deadline
+	ctx  context.Context // the send's; nil while idle in the pool
+	gen  uint64          // counts bindings: a late cancellation of a past send is ignored
 	stop func() bool
 }
 
-func newCtxConn(ctx context.Context, c net.Conn) *ctxConn {
-	cc := &ctxConn{Conn: c, ctx: ctx}
-	cc.stop = context.AfterFunc(ctx, func() {
-		cc.mu.Lock()
-		defer cc.mu.Unlock()
-		_ = c.SetDeadline(aLongTimeAgo)
+// bind ties the connection to ctx until unbind.
+func (c *ctxConn) bind(ctx context.Context) {
+	c.mu.Lock()
+	c.ctx = ctx
+	c.gen++
+	gen := c.gen
+	c.mu.Unlock()
+	c.stop = context.AfterFunc(ctx, func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if c.gen == gen {
+			_ = c.Conn.SetDeadline(aLongTimeAgo)
+		}
 	})
-	return cc
+}
+
+// unbind detaches the connection from its send. It returns false if the
+// send's context fired: the connection may then have been stopped mid-way.
+func (c *ctxConn) unbind() bool {
+	stopped := c.stop()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	fired := !stopped || c.ctx.Err() != nil
+	c.ctx = nil
+	c.gen++
+	return !fired
 }
 
 func (c *ctxConn) Close() error {
-	c.stop()
+	if c.stop != nil {
+		c.stop()
+	}
 	return c.Conn.Close()
 }
 
@@ -263,6 +435,9 @@ func (c *ctxConn) SetWriteDeadline(t time.Time) error { return c.set(c.Conn.SetW
 func (c *ctxConn) set(setter func(time.Time) error, t time.Time) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.ctx == nil {
+		return setter(t)
+	}
 	if c.ctx.Err() != nil {
 		return setter(aLongTimeAgo)
 	}
