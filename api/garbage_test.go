@@ -41,10 +41,14 @@ func TestGarbageRequests(t *testing.T) {
 		func() string { return `{"event": "\u0000\u202e", "instructeur": ["a"]}` },
 		func() string { return `{"procedure_id": "1", "usager_email": null, "demandeur": "x"}` },
 		func() string { return `{"demandeur": {"heures_hebdo": 1e999}}` },
-		func() string { return `{"demandeur": {"date_debut": "2026-02-30", "employeur": {"siret": 73282932000074}}}` },
+		func() string {
+			return `{"demandeur": {"date_debut": "2026-02-30", "employeur": {"siret": 73282932000074}}}`
+		},
 		func() string { return `{"from": "usager", "body": "` + strings.Repeat("é", 30000) + `"}` },
 		func() string { return `{"notifications": "instant", "x": {"y": [[[[[[[[[[]]]]]]]]]]}}` },
-		func() string { return `{"libelle": "x", "service": {"nom": "\r\nBcc: a@b.fr", "adresse": "a"}, "stale_after_days": -1, "heures_hebdo_max": "NaN"}` },
+		func() string {
+			return `{"libelle": "x", "service": {"nom": "\r\nBcc: a@b.fr", "adresse": "a"}, "stale_after_days": -1, "heures_hebdo_max": "NaN"}`
+		},
 		func() string {
 			b := make([]byte, rng.IntN(512))
 			for i := range b {
