@@ -105,8 +105,13 @@ func (w *SendEmailWorker) Work(ctx context.Context, job *river.Job[SendEmailArgs
 		})
 	}
 
-	permanent := mailer.IsPermanent(sendErr)
-	final := permanent || job.Attempt >= job.MaxAttempts
+	// A send cancelled by a shutdown (not timed out by JOB_TIMEOUT) is no
+	// verdict on the message: the delivery stays pending, even on the last
+	// attempt, and the error wraps the context's so that River makes the job
+	// available again at once without spending the attempt.
+	interrupted := errors.Is(ctx.Err(), context.Canceled)
+	permanent := mailer.IsPermanent(sendErr) && !interrupted
+	final := !interrupted && (permanent || job.Attempt >= job.MaxAttempts)
 	status := workflow.DeliveryPending
 	if final {
 		status = workflow.DeliveryFailed
@@ -120,6 +125,9 @@ func (w *SendEmailWorker) Work(ctx context.Context, job *river.Job[SendEmailArgs
 		return fmt.Errorf("record attempt of delivery %d: %w", id, err)
 	}
 	safe := fmt.Errorf("send delivery %d: %s", id, describe(sendErr))
+	if interrupted {
+		return fmt.Errorf("%w: %w", safe, ctx.Err())
+	}
 	if permanent {
 		return river.JobCancel(safe)
 	}
