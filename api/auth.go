@@ -106,13 +106,18 @@ func opsOnly(basicAuth string, trustProxy bool) func(http.Handler) http.Handler 
 	}
 }
 
-// clientIP is the address of the client: the connection's peer, or the
-// first hop of X-Forwarded-For when a trusted proxy sets it.
+// clientIP is the address of the client: the connection's peer, or, when a
+// trusted proxy sets it, the last entry of X-Forwarded-For, the peer that
+// proxy saw. The entries before it come from the client and prove nothing:
+// a client sending "X-Forwarded-For: 127.0.0.1" must not pass for local.
 func clientIP(r *http.Request, trustProxy bool) net.IP {
 	if trustProxy {
-		if xff := r.Header.Get("X-Forwarded-For"); xff != "" {
-			first, _, _ := strings.Cut(xff, ",")
-			return net.ParseIP(strings.TrimSpace(first))
+		if xff := r.Header.Values("X-Forwarded-For"); len(xff) > 0 {
+			last := xff[len(xff)-1]
+			if i := strings.LastIndexByte(last, ','); i >= 0 {
+				last = last[i+1:]
+			}
+			return net.ParseIP(strings.TrimSpace(last))
 		}
 	}
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
