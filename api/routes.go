@@ -2,8 +2,14 @@ package api
 
 import "net/http"
 
+// router is what the routes are added to: an *http.ServeMux, or a test
+// that lists them (to check them against openapi.yaml).
+type router interface {
+	Handle(pattern string, handler http.Handler)
+}
+
 // addRoutes lists every route of aptflow.
-func addRoutes(mux *http.ServeMux, d Deps) {
+func addRoutes(mux router, d Deps) {
 	log := d.Logger
 	auth := requireToken(d.Pool, log)
 	idem := idempotent(d.Pool, log)
@@ -28,7 +34,14 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 	})))
 
 	mux.Handle("GET /attestations/{code}", handleVerify(d))
+	mux.Handle("GET /openapi.yaml", handleOpenAPI())
 
+	addOpsRoutes(mux, d)
+}
+
+// addOpsRoutes lists the routes of the ops listener (METRICS_ADDR), which
+// the main one serves too.
+func addOpsRoutes(mux router, d Deps) {
 	mux.Handle("GET /healthz", handleHealthz())
 	mux.Handle("GET /readyz", handleReadyz(d))
 	ops := opsOnly(d.OpsBasicAuth, d.TrustProxy)

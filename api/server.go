@@ -52,6 +52,18 @@ func NewServer(deps Deps) http.Handler {
 	return h
 }
 
+// NewOpsServer returns the handler of the ops endpoints alone: /healthz,
+// /readyz, and /metrics and /riverui/ behind the ops guard when deps has
+// them. `aptflow work` serves it on METRICS_ADDR, having no API.
+func NewOpsServer(deps Deps) http.Handler {
+	if deps.Logger == nil {
+		deps.Logger = slog.Default()
+	}
+	mux := http.NewServeMux()
+	addOpsRoutes(mux, deps)
+	return recoverPanics(deps.Logger, mux)
+}
+
 // handlerFunc is a handler that returns its error instead of writing it.
 type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 
