@@ -44,8 +44,3 @@ func runOnce(ctx context.Context, cfg Config, log *slog.Logger, cmd string, now 
 	}
 	return fmt.Errorf("%s: unknown command", cmd)
 }
-
-// runDemo creates demo data through the API.
-func runDemo(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	return fmt.Errorf("demo: not yet available")
-}
