@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -38,13 +40,18 @@ func newLogger(cfg Config, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, opts))
 }
 
-// openPool connects to the database with a pool of size conns.
+// openPool connects to the database with a pool of size conns, unless
+// DATABASE_URL sets pool_max_conns: several processes on one server may
+// need a smaller pool each than their workers would take, to stay within
+// its max_connections (workers then wait for a connection).
 func openPool(ctx context.Context, cfg Config, conns int32) (*pgxpool.Pool, error) {
 	pc, err := pgxpool.ParseConfig(cfg.DatabaseURL)
 	if err != nil {
 		return nil, fmt.Errorf("DATABASE_URL: %w", err)
 	}
-	pc.MaxConns = conns
+	if !strings.Contains(cfg.DatabaseURL, "pool_max_conns") {
+		pc.MaxConns = conns
+	}
 	pc.ConnConfig.ConnectTimeout = 10 * time.Second
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
@@ -152,63 +159,59 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, workers bool) (*a
 	return a, nil
 }
 
-// serve runs the workers and, with withAPI, the HTTP server, until ctx is
-// cancelled; then it stops accepting requests, lets running jobs finish up
-// to ShutdownTimeout, and cancels the rest back to the queue.
+// serve runs the workers and, with withAPI, the API and the dashboard,
+// until ctx is cancelled or a listener fails. Then it stops accepting
+// requests, lets running jobs finish for up to ShutdownTimeout, and cancels
+// the others, which River makes available again at once, without spending
+// an attempt, for another process or the next start. A stop asked by ctx
+// returns nil.
 func serve(ctx context.Context, cfg Config, log *slog.Logger, withAPI bool) error {
-	log.Info("starting", "command", map[bool]string{true: "serve", false: "work"}[withAPI], "config", cfg)
+	command := "work"
+	if withAPI {
+		command = "serve"
+	}
+	log.Info("starting", "command", command, "config", cfg)
 	a, err := newApp(ctx, cfg, log, true)
 	if err != nil {
 		return err
 	}
 	defer a.pool.Close()
+	a.reg.MustRegister(jobs.NewQueueCollector(a.pool, jobs.DefaultStatsTTL, log))
+	jobs.NewJobMetrics(a.reg).Observe(a.river) // before Start: no event missed
 
-	// River runs on its own context: SIGTERM must not cancel running jobs
-	// at once, only after the soft-stop deadline below.
+	// River runs on its own context: a signal must not cancel running jobs
+	// at once, only after the soft-stop deadline (see stop).
 	if err := a.river.Start(context.WithoutCancel(ctx)); err != nil {
 		return fmt.Errorf("start workers: %w", err)
 	}
-	var started atomic.Bool
-	started.Store(true)
+	var ready atomic.Bool
+	ready.Store(true)
+	deps := api.Deps{
+		Service: a.service, Pool: a.pool, Logger: log,
+		Ready: func(r *http.Request) error {
+			if !ready.Load() {
+				return errors.New("workers not running")
+			}
+			pctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+			defer cancel()
+			if err := a.pool.Ping(pctx); err != nil {
+				return errors.New("database unreachable")
+			}
+			return nil
+		},
+		Metrics:      promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{Registry: a.reg}),
+		OpsBasicAuth: cfg.OpsBasicAuth,
+		TrustProxy:   cfg.TrustProxy,
+	}
 
-	var srv *http.Server
-	srvErr := make(chan error, 1)
-	if withAPI {
-		ui, err := riverui.NewHandler(&riverui.HandlerOpts{
-			Endpoints:                riverui.NewEndpoints(a.river, nil),
-			JobListHideArgsByDefault: true,
-			Logger:                   log,
-			Prefix:                   "/riverui",
-		})
+	var servers []*http.Server
+	srvErr := make(chan error, 2)
+	listen := func(addr, what string, handler http.Handler) error {
+		ln, err := net.Listen("tcp", addr)
 		if err != nil {
-			return fmt.Errorf("river ui: %w", err)
+			return fmt.Errorf("listen %s: %w", addr, err)
 		}
-		if err := ui.Start(ctx); err != nil {
-			return fmt.Errorf("river ui: %w", err)
-		}
-		handler := api.NewServer(api.Deps{
-			Service: a.service, Pool: a.pool, Logger: log,
-			Ready: func(r *http.Request) error {
-				if !started.Load() {
-					return errors.New("workers not started")
-				}
-				pctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-				defer cancel()
-				if err := a.pool.Ping(pctx); err != nil {
-					return errors.New("database unreachable")
-				}
-				return nil
-			},
-			Metrics:      promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{Registry: a.reg}),
-			RiverUI:      ui,
-			OpsBasicAuth: cfg.OpsBasicAuth,
-			TrustProxy:   cfg.TrustProxy,
-		})
-		ln, err := net.Listen("tcp", cfg.HTTPAddr)
-		if err != nil {
-			return fmt.Errorf("listen %s: %w", cfg.HTTPAddr, err)
-		}
-		srv = &http.Server{
+		srv := &http.Server{
 			Handler:           handler,
 			ReadHeaderTimeout: 10 * time.Second,
 			ReadTimeout:       30 * time.Second,
@@ -216,33 +219,83 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, withAPI bool) erro
 			IdleTimeout:       2 * time.Minute,
 			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		}
-		go func() { srvErr <- srv.Serve(ln) }()
-		log.Info("listening", "addr", ln.Addr().String(), "public_url", cfg.PublicURL)
+		servers = append(servers, srv)
+		go func() {
+			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+				srvErr <- fmt.Errorf("%s server: %w", what, err)
+			}
+		}()
+		log.Info("listening", "what", what, "addr", ln.Addr().String())
+		return nil
 	}
+	err = func() error {
+		if withAPI {
+			ui, err := riverui.NewHandler(&riverui.HandlerOpts{
+				Endpoints: riverui.NewEndpoints(a.river, nil),
+				// Args hold ids only, but a screen shared in a meeting
+				// need not show even those.
+				JobListHideArgsByDefault: true,
+				Logger:                   log,
+				Prefix:                   "/riverui",
+			})
+			if err != nil {
+				return fmt.Errorf("river ui: %w", err)
+			}
+			if err := ui.Start(ctx); err != nil {
+				return fmt.Errorf("river ui: %w", err)
+			}
+			deps.RiverUI = ui
+			if err := listen(cfg.HTTPAddr, "api", api.NewServer(deps)); err != nil {
+				return err
+			}
+			log.Info("serving", "public_url", cfg.PublicURL, "river_ui", cfg.PublicURL+"/riverui/")
+		}
+		if cfg.MetricsAddr != "" {
+			return listen(cfg.MetricsAddr, "ops", api.NewOpsServer(deps))
+		}
+		return nil
+	}()
+	if err == nil {
+		select {
+		case <-ctx.Done():
+		case err = <-srvErr:
+			log.Error("http server failed", "err", err)
+		}
+	}
+	ready.Store(false)
+	return errors.Join(err, a.stop(servers))
+}
 
-	select {
-	case <-ctx.Done():
-	case err := <-srvErr:
-		log.Error("http server stopped", "err", err)
-	}
-	log.Info("shutting down", "deadline", cfg.ShutdownTimeout)
-	stopCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout+5*time.Second)
+// stop shuts the HTTP servers down and stops the workers, both at once:
+// the servers stop accepting at once and finish the requests in flight; the
+// workers stop fetching and finish their jobs for up to ShutdownTimeout,
+// then cancel them. Jobs that ignore their cancellation for 5 more seconds
+// are abandoned: River rescues them after RESCUE_AFTER.
+func (a *app) stop(servers []*http.Server) error {
+	a.log.Info("shutting down", "shutdown_timeout", a.cfg.ShutdownTimeout)
+	hardCtx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout+5*time.Second)
 	defer cancel()
-	if srv != nil {
-		if err := srv.Shutdown(stopCtx); err != nil {
-			log.Warn("http shutdown", "err", err)
-		}
+	var wg sync.WaitGroup
+	for _, srv := range servers {
+		wg.Go(func() {
+			if err := srv.Shutdown(hardCtx); err != nil {
+				a.log.Warn("http shutdown: requests still running are cut", "err", err)
+				_ = srv.Close()
+			}
+		})
 	}
-	// Stop waits for running jobs; past the deadline it cancels them, and
-	// River puts them back in the queue for another process.
-	softCtx, softCancel := context.WithTimeout(stopCtx, cfg.ShutdownTimeout)
+	defer wg.Wait()
+
+	softCtx, softCancel := context.WithTimeout(hardCtx, a.cfg.ShutdownTimeout)
 	defer softCancel()
-	if err := a.river.Stop(softCtx); err != nil {
-		log.Warn("soft stop deadline reached: cancelling running jobs", "err", err)
-		if err := a.river.StopAndCancel(stopCtx); err != nil {
-			return fmt.Errorf("stop workers: %w", err)
-		}
+	if err := a.river.Stop(softCtx); err == nil {
+		a.log.Info("stopped")
+		return nil
 	}
-	log.Info("stopped")
+	a.log.Warn("jobs still running at the shutdown deadline: cancelling them back to the queue")
+	if err := a.river.StopAndCancel(hardCtx); err != nil {
+		return fmt.Errorf("stop workers: jobs still running are left to be rescued after RESCUE_AFTER (%s): %w", a.cfg.RescueAfter, err)
+	}
+	a.log.Info("stopped")
 	return nil
 }

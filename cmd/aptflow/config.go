@@ -18,6 +18,7 @@ import (
 type Config struct {
 	DatabaseURL      string
 	HTTPAddr         string
+	MetricsAddr      string // optional second listener with the ops endpoints only
 	PublicURL        string
 	SMTPURL          string
 	MailFrom         string
@@ -71,6 +72,7 @@ func loadConfig(getenv func(string) string) (Config, error) {
 	c := Config{
 		DatabaseURL:     get("DATABASE_URL", ""),
 		HTTPAddr:        get("HTTP_ADDR", "127.0.0.1:8080"),
+		MetricsAddr:     get("METRICS_ADDR", ""),
 		SMTPURL:         get("SMTP_URL", ""),
 		MailFrom:        get("MAIL_FROM", "Autorisation provisoire de travail <ne-pas-repondre@aptflow.localhost>"),
 		MailDir:         get("MAIL_DIR", "var/mail"),
@@ -137,6 +139,7 @@ func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("database_url", maskURL(c.DatabaseURL)),
 		slog.String("http_addr", c.HTTPAddr),
+		slog.String("metrics_addr", c.MetricsAddr),
 		slog.String("public_url", c.PublicURL),
 		slog.String("smtp_url", maskURL(c.SMTPURL)),
 		slog.String("mail_dir", c.MailDir),
