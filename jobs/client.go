@@ -118,6 +118,9 @@ func NewWorkers(cfg Config, deps Deps) (*river.Workers, error) {
 	if err := river.AddWorkerSafely(workers, &SendDigestsWorker{cfg: cfg, deps: deps}); err != nil {
 		return nil, err
 	}
+	if err := river.AddWorkerSafely(workers, &ScanStaleWorker{cfg: cfg, deps: deps}); err != nil {
+		return nil, err
+	}
 	return workers, nil
 }
 

@@ -15,6 +15,12 @@
 //     enqueues the acceptance e-mail.
 //   - notify_follower (NotifyFollowerArgs): one e-mail to one follower listing
 //     the activity on a dossier since the last one; bursts coalesce.
+//   - scan_stale (ScanStaleArgs): the stale scan as of a cron run time
+//     (STALE_SCAN_CRON, NewScanStalePeriodicJob): flags the dossiers en
+//     construction left inactive past their procedure's delay, in short
+//     batches with the applicants' reminders, then one e-mail per
+//     instructeur; see ScanStale. Unique per run time; a rerun finishes
+//     what a killed run left and never e-mails twice.
 //
 // Queues: QueueEmail, QueueAttestation, QueueNotification, QueueMaintenance.
 package jobs
