@@ -19,7 +19,11 @@ func periodicJobs(cfg Config) ([]*river.PeriodicJob, error) {
 	if err != nil {
 		return nil, fmt.Errorf("DIGEST_CRON: %w", err)
 	}
-	return []*river.PeriodicJob{jobs.PeriodicDigests(digest)}, nil
+	stale, err := cronParser.Parse(cfg.StaleScanCron)
+	if err != nil {
+		return nil, fmt.Errorf("STALE_SCAN_CRON: %w", err)
+	}
+	return []*river.PeriodicJob{jobs.PeriodicDigests(digest), jobs.NewScanStalePeriodicJob(stale)}, nil
 }
 
 // runOnce runs a scan or the digests now, as the cron would.
@@ -41,6 +45,8 @@ func runOnce(ctx context.Context, cfg Config, log *slog.Logger, cmd string, now 
 		}
 		fmt.Fprintf(stdout, "enqueued %d digests listing %d activities (sent by the workers of serve/work)\n", res.Digests, res.Activities)
 		return nil
+	case "scan-stale":
+		return scanStaleOnce(ctx, a, jc, now, stdout)
 	}
 	return fmt.Errorf("%s: unknown command", cmd)
 }
