@@ -53,7 +53,7 @@ func BenchmarkScanStale(b *testing.B) {
 	}
 	var elapsed time.Duration
 	var peak uint64
-	var wal, fpi int64
+	var wal int64
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := range b.N {
@@ -63,15 +63,13 @@ func BenchmarkScanStale(b *testing.B) {
 			b.StartTimer()
 		}
 		runtime.GC()
-		bytes0, fpi0 := walStats(b, pool)
+		lsn0 := walLSN(b, pool)
 		stop := sampleHeap(&peak)
 		t := time.Now()
 		res, err := jobs.ScanStale(ctx, pool, client, cfg, now.Add(time.Duration(i)*time.Hour))
 		elapsed += time.Since(t)
 		stop()
-		bytes1, fpi1 := walStats(b, pool)
-		wal += bytes1 - bytes0
-		fpi += fpi1 - fpi0
+		wal += walLSN(b, pool) - lsn0
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -88,17 +86,16 @@ func BenchmarkScanStale(b *testing.B) {
 	// The server-wide WAL written during the scans (other sessions of the
 	// server count too): the scan's cost is mostly there.
 	b.ReportMetric(float64(wal)/float64(b.N)/(1<<20), "WAL-MB/scan")
-	b.ReportMetric(float64(fpi)/float64(b.N), "WAL-full-pages/scan")
 }
 
-// walStats returns the WAL bytes and full-page images written so far by
-// the server.
-func walStats(b *testing.B, pool *pgxpool.Pool) (bytes, fpi int64) {
+// walLSN is the server's current WAL insert position, in bytes.
+func walLSN(b *testing.B, pool *pgxpool.Pool) int64 {
 	b.Helper()
-	if err := pool.QueryRow(context.Background(), `SELECT wal_bytes::bigint, wal_fpi FROM pg_stat_wal`).Scan(&bytes, &fpi); err != nil {
+	var lsn int64
+	if err := pool.QueryRow(context.Background(), `SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '0/0')::bigint`).Scan(&lsn); err != nil {
 		b.Fatal(err)
 	}
-	return bytes, fpi
+	return lsn
 }
 
 // loadDossiers writes the benchmark's data with a few INSERT ... SELECT.
