@@ -51,4 +51,7 @@ func addOpsRoutes(mux router, d Deps) {
 	if d.RiverUI != nil {
 		mux.Handle("/riverui/", ops(d.RiverUI))
 	}
+	if d.Profiler != nil {
+		mux.Handle("/debug/pprof/", ops(d.Profiler))
+	}
 }

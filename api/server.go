@@ -30,6 +30,9 @@ type Deps struct {
 	// Ops is served under /metrics and /riverui/, behind OpsAuth.
 	Metrics http.Handler
 	RiverUI http.Handler
+	// Profiler, if set, is served under /debug/pprof/ behind the ops guard
+	// too: see Profiler.
+	Profiler http.Handler
 	// OpsBasicAuth is "user:password"; empty: ops endpoints answer loopback
 	// clients only.
 	OpsBasicAuth string

@@ -200,6 +200,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, withAPI bool) erro
 			return nil
 		},
 		Metrics:      promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{Registry: a.reg}),
+		Profiler:     api.Profiler(),
 		OpsBasicAuth: cfg.OpsBasicAuth,
 		TrustProxy:   cfg.TrustProxy,
 	}
