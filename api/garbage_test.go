@@ -62,13 +62,17 @@ func TestGarbageRequests(t *testing.T) {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	statuses := map[int]int{}
-	reqs := make(chan [4]string, 1000)
+	reqs := make(chan [5]string, 1000)
 	for i := 0; i < 1000; i++ {
 		p := paths[rng.IntN(len(paths))]
 		if rng.IntN(4) == 0 {
 			p[0] = methods[rng.IntN(len(methods))]
 		}
-		reqs <- [4]string{p[0], p[1], bodies[rng.IntN(len(bodies))](), contentTypes[rng.IntN(len(contentTypes))]}
+		key := ""
+		if rng.IntN(4) == 0 {
+			key = fmt.Sprint(rng.IntN(5))
+		}
+		reqs <- [5]string{p[0], p[1], bodies[rng.IntN(len(bodies))](), contentTypes[rng.IntN(len(contentTypes))], key}
 	}
 	close(reqs)
 	for w := 0; w < 4; w++ {
@@ -80,10 +84,7 @@ func TestGarbageRequests(t *testing.T) {
 				if r[2] != "" {
 					body = r[2]
 				}
-				headers := []string{"Content-Type", r[3]}
-				if rng.IntN(4) == 0 {
-					headers = append(headers, "Idempotency-Key", fmt.Sprint(rng.IntN(5)))
-				}
+				headers := []string{"Content-Type", r[3], "Idempotency-Key", r[4]}
 				resp := s.Do(r[0], r[1], body, headers...)
 				mu.Lock()
 				statuses[resp.StatusCode]++

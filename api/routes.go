@@ -33,7 +33,9 @@ func addRoutes(mux router, d Deps) {
 		return errf(codeNotFound, "route inconnue")
 	})))
 
-	mux.Handle("GET /attestations/{code}", handleVerify(d))
+	// Public: an employer checks an attestation. Rate limited per client
+	// (60 a minute, bursts of 20): codes are unguessable, guessing is noise.
+	mux.Handle("GET /attestations/{code}", newRateLimiter(60, 20).limit(d.TrustProxy, handleVerify(d)))
 	mux.Handle("GET /openapi.yaml", handleOpenAPI())
 
 	addOpsRoutes(mux, d)

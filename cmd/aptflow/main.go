@@ -64,8 +64,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return nil
 	}
 	cmd, rest := args[0], args[1:]
-	if cmd == "demo" {
+	switch cmd {
+	case "demo":
 		return runDemo(ctx, rest, getenv, stdout, stderr)
+	case "serve", "work", "migrate", "token", "scan-stale", "send-digests":
+	default:
+		// Before the configuration: a typo must not read as a missing
+		// DATABASE_URL.
+		fmt.Fprintf(stderr, "aptflow: unknown command %q\n\n%s", cmd, usage)
+		return errUsage
 	}
 	cfg, err := loadConfig(getenv)
 	if err != nil {
