@@ -93,16 +93,7 @@ func (w *SendEmailWorker) Work(ctx context.Context, job *river.Job[SendEmailArgs
 	sendErr := w.deps.Mailer.Send(ctx, msg)
 	if sendErr == nil {
 		w.deps.Metrics.emailSent(d.Kind)
-		return pgx.BeginFunc(ctx, w.deps.Pool, func(tx pgx.Tx) error {
-			if _, err := tx.Exec(ctx, `
-				UPDATE email_deliveries SET status = 'sent', attempts = attempts + 1, sent_at = now(),
-					message_id = $2, last_error = NULL
-				WHERE id = $1`, id, msg.MessageID); err != nil {
-				return fmt.Errorf("mark delivery %d sent: %w", id, err)
-			}
-			_, err := river.JobCompleteTx[*riverpgxv5Driver](ctx, tx, job)
-			return err
-		})
+		return w.markSent(ctx, job, msg.MessageID)
 	}
 
 	// A send cancelled by a shutdown (not timed out by JOB_TIMEOUT) is no
@@ -133,6 +124,42 @@ func (w *SendEmailWorker) Work(ctx context.Context, job *river.Job[SendEmailArgs
 	}
 	return safe
 }
+
+// markSent records that the SMTP server accepted the e-mail and completes
+// the job, in one transaction. The e-mail is out: failing to record it would
+// send it again on retry, so a failure here (the database restarting, the
+// pool exhausted) is retried for up to markSentPatience, even past a
+// shutdown or the job's timeout.
+func (w *SendEmailWorker) markSent(ctx context.Context, job *river.Job[SendEmailArgs], messageID string) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), markSentPatience)
+	defer cancel()
+	id := job.Args.DeliveryID
+	wait := 50 * time.Millisecond
+	for {
+		err := pgx.BeginFunc(ctx, w.deps.Pool, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, `
+				UPDATE email_deliveries SET status = 'sent', attempts = attempts + 1, sent_at = now(),
+					message_id = $2, last_error = NULL
+				WHERE id = $1`, id, messageID); err != nil {
+				return fmt.Errorf("mark delivery %d sent: %w", id, err)
+			}
+			_, err := river.JobCompleteTx[*riverpgxv5Driver](ctx, tx, job)
+			return err
+		})
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 2*time.Second)
+	}
+}
+
+// markSentPatience bounds how long markSent keeps trying.
+const markSentPatience = 30 * time.Second
 
 // describe summarises a send error without the server's text, which may
 // quote the address.
