@@ -273,7 +273,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, withAPI bool) erro
 // then cancel them. Jobs that ignore their cancellation for 5 more seconds
 // are abandoned: River rescues them after RESCUE_AFTER.
 func (a *app) stop(servers []*http.Server) error {
-	a.log.Info("shutting down", "shutdown_timeout", a.cfg.ShutdownTimeout)
+	a.log.Info("shutting down", "shutdown_timeout", a.cfg.ShutdownTimeout.String())
 	hardCtx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout+5*time.Second)
 	defer cancel()
 	var wg sync.WaitGroup
