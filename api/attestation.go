@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aptflow/aptflow/templates"
 	"github.com/aptflow/aptflow/workflow"
 )
 
@@ -53,12 +54,7 @@ var paris = func() *time.Location {
 	return loc
 }()
 
-var mois = [...]string{"janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre", "octobre", "novembre", "décembre"}
-
-func frenchDate(t time.Time) string {
-	t = t.In(paris)
-	return strconv.Itoa(t.Day()) + " " + mois[t.Month()-1] + " " + strconv.Itoa(t.Year())
-}
+func frenchDate(t time.Time) string { return templates.DateFR(t, paris) }
 
 // handleVerify is the public page where an employer checks an attestation:
 // HTML for a person, JSON for a machine (Accept: application/json).

@@ -12,6 +12,21 @@ var moisFR = [...]string{
 	"juillet", "août", "septembre", "octobre", "novembre", "décembre",
 }
 
+// DateFR formats a calendar date the French way, in loc: « 1er mars 2001 »,
+// « 26 novembre 2026 »; "" for the zero time. Every document aptflow makes
+// (e-mails, the attestation, the verification page) writes dates with it.
+func DateFR(t time.Time, loc *time.Location) string {
+	if t.IsZero() {
+		return ""
+	}
+	t = t.In(loc)
+	day := fmt.Sprint(t.Day())
+	if t.Day() == 1 {
+		day = "1er"
+	}
+	return fmt.Sprintf("%s %s %d", day, moisFR[t.Month()-1], t.Year())
+}
+
 // excerptRunes bounds an activity excerpt: a notification points to the
 // dossier, it does not replace reading it.
 const excerptRunes = 200
@@ -21,17 +36,7 @@ const excerptRunes = 200
 func funcMap(loc *time.Location) map[string]any {
 	return map[string]any{
 		// date: « 26 novembre 2026 », « 1er décembre 2026 »; "" for no date.
-		"date": func(t time.Time) string {
-			if t.IsZero() {
-				return ""
-			}
-			t = t.In(loc)
-			day := fmt.Sprint(t.Day())
-			if t.Day() == 1 {
-				day = "1er"
-			}
-			return fmt.Sprintf("%s %s %d", day, moisFR[t.Month()-1], t.Year())
-		},
+		"date": func(t time.Time) string { return DateFR(t, loc) },
 		// datetime: « 26/11/2026 à 14:05 »; "" for no date.
 		"datetime": func(t time.Time) string {
 			if t.IsZero() {

@@ -7,12 +7,9 @@ import (
 	"strings"
 	"time"
 	"unicode"
-)
 
-var moisFR = [...]string{
-	"janvier", "février", "mars", "avril", "mai", "juin",
-	"juillet", "août", "septembre", "octobre", "novembre", "décembre",
-}
+	"github.com/aptflow/aptflow/templates"
+)
 
 // none stands for a missing value: an empty cell on an official form reads
 // as an oversight, a dash as « not applicable ».
@@ -24,12 +21,7 @@ func dateFR(t time.Time, loc *time.Location) string {
 	if t.IsZero() {
 		return none
 	}
-	t = t.In(loc)
-	day := strconv.Itoa(t.Day())
-	if t.Day() == 1 {
-		day = "1er"
-	}
-	return fmt.Sprintf("%s %s %d", day, moisFR[t.Month()-1], t.Year())
+	return templates.DateFR(t, loc)
 }
 
 // dateTimeFR formats an instant: « 12 mars 2025 à 14 h 05 ».
