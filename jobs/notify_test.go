@@ -230,3 +230,19 @@ func TestPeriodicDigests(t *testing.T) {
 		t.Fatalf("subject %q", got[0].Subject)
 	}
 }
+
+// TestAvisByFollower: an expert who also follows the dossier as an
+// instructeur is not told of their own avis; the other follower is.
+func TestAvisByFollower(t *testing.T) {
+	t.Parallel()
+	s := apptest.Start(t, apptest.Options{})
+	id, usager, a, b, _ := followed(t, s)
+	s.Must(201, "POST", fmt.Sprintf("/v1/dossiers/%d/avis", id), map[string]any{"expert": a, "body": "Avis favorable."})
+	s.Mailpit.WaitFor(t, "to:"+b, 1, 20*time.Second)
+	waitJobsDone(t, s)
+	for who, want := range map[string]int{a: 0, b: 1, usager: 0} {
+		if n, _ := s.Mailpit.Count(t.Context(), "to:"+who); n != want {
+			t.Errorf("%s got %d e-mails, want %d", who, n, want)
+		}
+	}
+}

@@ -135,8 +135,14 @@ func (s *Service) PostAvis(ctx context.Context, dossierID int64, expert, body st
 		}
 		now := s.opts.Now()
 		m = &Message{DossierID: dossierID, Kind: ActivityAvis, From: email, Body: body, At: now}
+		// An expert may also be an instructeur following the dossier: they
+		// are not told of their own avis.
+		var authorID int64
+		if err := tx.QueryRow(ctx, `SELECT coalesce((SELECT id FROM instructeurs WHERE email = $1), 0)`, email).Scan(&authorID); err != nil {
+			return fmt.Errorf("expert of dossier %d: %w", dossierID, err)
+		}
 		var err error
-		m.ID, err = s.recordActivity(ctx, tx, dossierID, ActivityAvis, email, 0, body, now)
+		m.ID, err = s.recordActivity(ctx, tx, dossierID, ActivityAvis, email, authorID, body, now)
 		return err
 	})
 	return m, err
