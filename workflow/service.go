@@ -233,18 +233,13 @@ func (s *Service) Transition(ctx context.Context, id int64, cmd Command) (*Dossi
 // delivery log, and enqueues the jobs, all in tx. Of two instructeurs acting
 // at once, the second waits for the first's lock and then sees the new state.
 func (s *Service) TransitionTx(ctx context.Context, tx pgx.Tx, id int64, cmd Command) (*Dossier, error) {
-	cur, err := lockDossier(ctx, tx, id)
+	email, ok := NormalizeEmail(cmd.Instructeur) // "" if not an address: no instructeur has it
+	if ok {
+		cmd.Instructeur = email
+	}
+	cur, instID, err := lockDossierAs(ctx, tx, id, email)
 	if err != nil {
 		return nil, err
-	}
-	email, ok := NormalizeEmail(cmd.Instructeur)
-	var instID int64
-	if ok {
-		instID, err = instructeurOf(ctx, tx, cur.procedureID, email)
-		if err != nil {
-			return nil, err
-		}
-		cmd.Instructeur = email
 	}
 	cmd.ActorIsInstructeur = instID != 0
 	out, err := Apply(cur.state, cmd)
@@ -256,50 +251,90 @@ func (s *Service) TransitionTx(ctx context.Context, tx pgx.Tx, id int64, cmd Com
 	if out.Motivation != "" {
 		motivation = &out.Motivation
 	}
+
+	// The writes and the read-back go in one batch: one round trip instead
+	// of one per statement. Results come back in this order.
+	b := &pgx.Batch{}
 	// Any transition clears the stale flag; a decision records its motivation
-	// and date.
-	if _, err := tx.Exec(ctx, `
+	// and date. A dossier given back to the applicant starts its stale clock
+	// again: they could not act on it while it was in instruction.
+	b.Queue(`
 		UPDATE dossiers SET state = $2, updated_at = $3, stale_since = NULL,
+			last_activity_at = CASE WHEN $2 = 'en_construction' THEN $3 ELSE last_activity_at END,
 			motivation = CASE WHEN $4 THEN $5 ELSE motivation END,
 			decided_at = CASE WHEN $4 THEN $3 ELSE decided_at END
-		WHERE id = $1`, id, out.To, now, out.Decision, motivation); err != nil {
-		return nil, fmt.Errorf("transition dossier %d: %w", id, err)
-	}
-	if err := addHistory(ctx, tx, id, string(cmd.Event), out.From, out.To, &email, motivation, now); err != nil {
-		return nil, err
-	}
+		WHERE id = $1`, id, out.To, now, out.Decision, motivation)
+	historyStmt(id, string(cmd.Event), out.From, out.To, &email, motivation, now).queue(b)
 	if out.Follow {
-		if err := follow(ctx, tx, id, instID); err != nil {
-			return nil, err
-		}
+		followStmt(id, instID).queue(b)
 	}
-	var tasks []Task
-	var deliveryID int64
 	if out.Mail != "" {
-		deliveryID, err = addDelivery(ctx, tx, id, out.Mail, cur.usagerEmail, nil, now)
+		st, err := deliveryStmt(id, out.Mail, cur.usagerEmail, nil, now)
 		if err != nil {
 			return nil, err
 		}
-		if !out.Attestation {
-			tasks = append(tasks, SendEmail{DeliveryID: deliveryID})
-		}
+		st.queue(b)
 	}
 	if out.Attestation {
 		code, err := newVerificationCode()
 		if err != nil {
 			return nil, err
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO attestations (dossier_id, code, created_at) VALUES ($1, $2, $3)`, id, code, now); err != nil {
-			return nil, fmt.Errorf("create attestation of dossier %d: %w", id, err)
-		}
+		b.Queue(`INSERT INTO attestations (dossier_id, code, created_at) VALUES ($1, $2, $3)`, id, code, now)
+	}
+	queueDossier(b, id)
+	d, deliveryID, err := s.sendTransition(tx.SendBatch(ctx, b), id, out)
+	if err != nil {
+		return nil, err
+	}
+
+	var tasks []Task
+	switch {
+	case out.Attestation:
 		tasks = append(tasks, RenderAttestation{DossierID: id, DeliveryID: deliveryID})
+	case out.Mail != "":
+		tasks = append(tasks, SendEmail{DeliveryID: deliveryID})
 	}
 	if len(tasks) > 0 {
 		if err := s.enq.EnqueueTx(ctx, tx, tasks...); err != nil {
 			return nil, fmt.Errorf("enqueue jobs of dossier %d: %w", id, err)
 		}
 	}
-	return getDossier(ctx, tx, id, s.opts.PublicURL)
+	return d, nil
+}
+
+// sendTransition reads the results of the batch TransitionTx queued: the
+// writes, then the dossier as it now is. It returns the dossier and the id
+// of the delivery row, if one was written.
+func (s *Service) sendTransition(br pgx.BatchResults, id int64, out Outcome) (d *Dossier, deliveryID int64, err error) {
+	defer func() {
+		if cerr := br.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("transition dossier %d: %w", id, cerr)
+		}
+	}()
+	if _, err := br.Exec(); err != nil {
+		return nil, 0, fmt.Errorf("transition dossier %d: %w", id, err)
+	}
+	if _, err := br.Exec(); err != nil {
+		return nil, 0, fmt.Errorf("history of dossier %d: %w", id, err)
+	}
+	if out.Follow {
+		if _, err := br.Exec(); err != nil {
+			return nil, 0, fmt.Errorf("follow dossier %d: %w", id, err)
+		}
+	}
+	if out.Mail != "" {
+		if err := br.QueryRow().Scan(&deliveryID); err != nil {
+			return nil, 0, fmt.Errorf("delivery log: %w", err)
+		}
+	}
+	if out.Attestation {
+		if _, err := br.Exec(); err != nil {
+			return nil, 0, fmt.Errorf("create attestation of dossier %d: %w", id, err)
+		}
+	}
+	d, err = readDossier(br, id, s.opts.PublicURL)
+	return d, deliveryID, err
 }
 
 // UpdateDemandeur applies a partial demandeur (JSON merge patch) from the

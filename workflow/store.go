@@ -58,6 +58,27 @@ func lockDossier(ctx context.Context, tx pgx.Tx, id int64) (*lockedDossier, erro
 	return &d, nil
 }
 
+// lockDossierAs locks a dossier row until the end of tx, like lockDossier,
+// and in the same round trip returns the id of the instructeur with this
+// e-mail if they instruct its procedure, else 0.
+func lockDossierAs(ctx context.Context, tx pgx.Tx, id int64, email string) (*lockedDossier, int64, error) {
+	var d lockedDossier
+	var instID int64
+	err := tx.QueryRow(ctx, `
+		SELECT d.procedure_id, d.state, d.usager_email, d.demandeur,
+			coalesce((SELECT i.id FROM instructeurs i
+			          JOIN procedure_instructeurs pi ON pi.instructeur_id = i.id
+			          WHERE i.email = $2 AND pi.procedure_id = d.procedure_id), 0)
+		FROM dossiers d WHERE d.id = $1 FOR UPDATE OF d`, id, email,
+	).Scan(&d.procedureID, &d.state, &d.usagerEmail, &d.demandeur, &instID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, 0, Errorf(ENotFound, "dossier %d inconnu", id)
+	} else if err != nil {
+		return nil, 0, fmt.Errorf("lock dossier %d: %w", id, err)
+	}
+	return &d, instID, nil
+}
+
 // instructeurOf returns the id of the instructeur with this e-mail if they
 // instruct the procedure, else 0.
 func instructeurOf(ctx context.Context, q querier, procedureID int64, email string) (int64, error) {
@@ -96,27 +117,43 @@ func dossierAndInstructeur(ctx context.Context, q querier, dossierID int64, emai
 	return procedureID, instID, nil
 }
 
-func addHistory(ctx context.Context, q querier, dossierID int64, event string, from, to State, instructeur, motivation *string, at time.Time) error {
+// stmt is one SQL statement with its arguments, to run at once or to queue
+// in a batch: a transition sends its writes and its read-back together, in
+// one round trip, each of which costs both processes a system call and a
+// wake-up.
+type stmt struct {
+	sql  string
+	args []any
+}
+
+func (s stmt) exec(ctx context.Context, q querier) error {
+	_, err := q.Exec(ctx, s.sql, s.args...)
+	return err
+}
+
+func (s stmt) queue(b *pgx.Batch) { b.Queue(s.sql, s.args...) }
+
+func historyStmt(dossierID int64, event string, from, to State, instructeur, motivation *string, at time.Time) stmt {
 	if instructeur != nil && *instructeur == "" {
 		instructeur = nil
 	}
-	_, err := q.Exec(ctx, `
+	return stmt{`
 		INSERT INTO dossier_history (dossier_id, event, from_state, to_state, instructeur_email, motivation, at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7)`, dossierID, event, from, to, instructeur, motivation, at)
-	if err != nil {
-		return fmt.Errorf("history of dossier %d: %w", dossierID, err)
-	}
-	return nil
+		VALUES ($1, $2, $3, $4, $5, $6, $7)`, []any{dossierID, event, from, to, instructeur, motivation, at}}
 }
 
-// follow makes an instructeur follow a dossier. A new follower hears only of
-// activity from now on.
-func follow(ctx context.Context, q querier, dossierID, instID int64) error {
-	_, err := q.Exec(ctx, `
+// followStmt makes an instructeur follow a dossier. A new follower hears
+// only of activity from now on.
+func followStmt(dossierID, instID int64) stmt {
+	return stmt{`
 		INSERT INTO follows (dossier_id, instructeur_id, notified_through)
 		VALUES ($1, $2, (SELECT coalesce(max(id), 0) FROM activities WHERE dossier_id = $1))
-		ON CONFLICT DO NOTHING`, dossierID, instID)
-	if err != nil {
+		ON CONFLICT DO NOTHING`, []any{dossierID, instID}}
+}
+
+// follow makes an instructeur follow a dossier.
+func follow(ctx context.Context, q querier, dossierID, instID int64) error {
+	if err := followStmt(dossierID, instID).exec(ctx, q); err != nil {
 		return fmt.Errorf("follow dossier %d: %w", dossierID, err)
 	}
 	return nil
@@ -129,25 +166,34 @@ func AddDeliveryTx(ctx context.Context, tx pgx.Tx, dossierID int64, kind, recipi
 }
 
 func addDelivery(ctx context.Context, q querier, dossierID int64, kind, recipient string, params any, now time.Time) (int64, error) {
+	st, err := deliveryStmt(dossierID, kind, recipient, params, now)
+	if err != nil {
+		return 0, err
+	}
+	var id int64
+	if err := q.QueryRow(ctx, st.sql, st.args...).Scan(&id); err != nil {
+		return 0, fmt.Errorf("delivery log: %w", err)
+	}
+	return id, nil
+}
+
+// deliveryStmt writes a pending e-mail to the delivery log; it returns the
+// row's id.
+func deliveryStmt(dossierID int64, kind, recipient string, params any, now time.Time) (stmt, error) {
 	p := []byte("{}")
 	if params != nil {
 		var err error
 		if p, err = json.Marshal(params); err != nil {
-			return 0, err
+			return stmt{}, err
 		}
 	}
 	var dossier *int64
 	if dossierID != 0 {
 		dossier = &dossierID
 	}
-	var id int64
-	err := q.QueryRow(ctx, `
+	return stmt{`
 		INSERT INTO email_deliveries (dossier_id, kind, recipient, params, created_at)
-		VALUES ($1, $2, $3, $4, $5) RETURNING id`, dossier, kind, recipient, p, now).Scan(&id)
-	if err != nil {
-		return 0, fmt.Errorf("delivery log: %w", err)
-	}
-	return id, nil
+		VALUES ($1, $2, $3, $4, $5) RETURNING id`, []any{dossier, kind, recipient, p, now}}, nil
 }
 
 // newVerificationCode returns 160 random bits in lower-case base32 (32
@@ -184,17 +230,30 @@ func scanDossier(row pgx.CollectableRow) (DossierSummary, error) {
 // round trip.
 func getDossier(ctx context.Context, q querier, id int64, publicURL string) (*Dossier, error) {
 	b := &pgx.Batch{}
+	queueDossier(b, id)
+	br := q.SendBatch(ctx, b)
+	defer br.Close()
+	return readDossier(br, id, publicURL)
+}
+
+// queueDossier queues on b the queries of getDossier, whose results
+// readDossier reads, so that a batch may hold other statements before them.
+func queueDossier(b *pgx.Batch, id int64) {
 	b.Queue(`SELECT `+dossierColumns+` FROM dossiers d WHERE d.id = $1`, id)
 	b.Queue(`SELECT event, from_state, to_state, instructeur_email, motivation, at
 		FROM dossier_history WHERE dossier_id = $1 ORDER BY id`, id)
 	b.Queue(`SELECT i.email FROM follows f JOIN instructeurs i ON i.id = f.instructeur_id
 		WHERE f.dossier_id = $1 ORDER BY f.created_at, i.email`, id)
+	// A cancelled delivery was never to be sent (its recipient stopped
+	// following the dossier before it went out): the API's statuses are
+	// pending, sent and failed.
 	b.Queue(`SELECT id, kind, recipient, status, attempts, last_error, sent_at
-		FROM email_deliveries WHERE dossier_id = $1 ORDER BY id`, id)
+		FROM email_deliveries WHERE dossier_id = $1 AND status <> 'cancelled' ORDER BY id`, id)
 	b.Queue(`SELECT code, sha256 FROM attestations WHERE dossier_id = $1 AND pdf IS NOT NULL`, id)
-	br := q.SendBatch(ctx, b)
-	defer br.Close()
+}
 
+// readDossier reads the results of the queries queueDossier queued.
+func readDossier(br pgx.BatchResults, id int64, publicURL string) (*Dossier, error) {
 	rows, _ := br.Query()
 	sum, err := pgx.CollectExactlyOneRow(rows, scanDossier)
 	d := Dossier{DossierSummary: sum}
