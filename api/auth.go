@@ -12,6 +12,8 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -52,8 +54,11 @@ func tokenID(ctx context.Context) int64 {
 
 // requireToken lets through requests that carry a valid bearer token. The
 // token is hashed before the lookup; tokens are 256-bit random, so a plain
-// sha256 is enough (no password-hashing cost needed).
+// sha256 is enough (no password-hashing cost needed). A valid token is
+// remembered for tokenCacheTTL: a client's requests do not each cost a
+// query, and a token revoked in the database is refused within that delay.
 func requireToken(pool *pgxpool.Pool, log *slog.Logger) func(http.Handler) http.Handler {
+	cache := &tokenCache{valid: map[[sha256.Size]byte]cachedToken{}}
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
@@ -62,18 +67,59 @@ func requireToken(pool *pgxpool.Pool, log *slog.Logger) func(http.Handler) http.
 				return
 			}
 			sum := sha256.Sum256([]byte(token))
-			var id int64
-			err := pool.QueryRow(r.Context(), `SELECT id FROM api_tokens WHERE hash = $1 AND revoked_at IS NULL`, sum[:]).Scan(&id)
-			if errors.Is(err, pgx.ErrNoRows) {
-				unauthorized(w)
-				return
-			} else if err != nil {
-				writeError(w, r, log, fmt.Errorf("check token: %w", err))
-				return
+			id, ok := cache.get(sum)
+			if !ok {
+				err := pool.QueryRow(r.Context(), `SELECT id FROM api_tokens WHERE hash = $1 AND revoked_at IS NULL`, sum[:]).Scan(&id)
+				if errors.Is(err, pgx.ErrNoRows) {
+					unauthorized(w)
+					return
+				} else if err != nil {
+					writeError(w, r, log, fmt.Errorf("check token: %w", err))
+					return
+				}
+				cache.put(sum, id)
 			}
 			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), tokenIDKey, id)))
 		})
 	}
+}
+
+// Bounds of the valid tokens requireToken remembers.
+const (
+	tokenCacheTTL = 10 * time.Second
+	tokenCacheMax = 1000 // tokens are few; the bound only caps memory
+)
+
+// tokenCache remembers valid tokens, by hash, for tokenCacheTTL. Unknown
+// tokens are not remembered: guessing costs a query each time, as before,
+// and cannot fill the memory.
+type tokenCache struct {
+	mu    sync.Mutex
+	valid map[[sha256.Size]byte]cachedToken
+}
+
+type cachedToken struct {
+	id      int64
+	expires time.Time
+}
+
+func (c *tokenCache) get(sum [sha256.Size]byte) (int64, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t, ok := c.valid[sum]
+	if !ok || time.Now().After(t.expires) {
+		return 0, false
+	}
+	return t.id, true
+}
+
+func (c *tokenCache) put(sum [sha256.Size]byte, id int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.valid) >= tokenCacheMax {
+		clear(c.valid)
+	}
+	c.valid[sum] = cachedToken{id: id, expires: time.Now().Add(tokenCacheTTL)}
 }
 
 func unauthorized(w http.ResponseWriter) {
