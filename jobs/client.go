@@ -50,6 +50,12 @@ type Config struct {
 	// FetchPollInterval is how often an idle queue polls for jobs besides
 	// LISTEN/NOTIFY (0: River's default).
 	FetchPollInterval time.Duration
+	// FetchCooldown is the shortest time between two fetches of a queue,
+	// and between two insert notifications of a queue by one process. A
+	// queue starts at most its workers' worth of jobs per cooldown: with
+	// River's default (100 ms), the attestation queue's 4 workers capped
+	// acceptances at 40/s. See docs/PERFORMANCE.md.
+	FetchCooldown time.Duration
 	// PeriodicJobs are registered on every process; River's leader enqueues
 	// them, once per cluster.
 	PeriodicJobs []*river.PeriodicJob
@@ -69,6 +75,7 @@ func (c *Config) Defaults() {
 	set(&c.NotifyCoalesce, 2*time.Minute)
 	set(&c.RetryBase, 5*time.Second)
 	set(&c.RetryMax, 10*time.Minute)
+	set(&c.FetchCooldown, 20*time.Millisecond)
 	if c.EmailMaxAttempts == 0 {
 		c.EmailMaxAttempts = 20
 	}
@@ -131,11 +138,15 @@ func NewClient(pool *pgxpool.Pool, cfg Config, workers *river.Workers) (*river.C
 	if cfg.RescueAfter <= cfg.JobTimeout {
 		return nil, fmt.Errorf("jobs: RESCUE_AFTER (%s) must be longer than JOB_TIMEOUT (%s)", cfg.RescueAfter, cfg.JobTimeout)
 	}
+	if cfg.FetchPollInterval != 0 && cfg.FetchPollInterval < cfg.FetchCooldown {
+		cfg.FetchCooldown = cfg.FetchPollInterval // River refuses a poll faster than the cooldown
+	}
 	rc := &river.Config{
 		Logger:               cfg.Logger,
 		JobTimeout:           cfg.JobTimeout,
 		RescueStuckJobsAfter: cfg.RescueAfter,
 		FetchPollInterval:    cfg.FetchPollInterval,
+		FetchCooldown:        cfg.FetchCooldown,
 		// Completed jobs are River's bookkeeping only: the delivery log and
 		// the history are the durable record.
 		CompletedJobRetentionPeriod: 24 * time.Hour,
