@@ -258,12 +258,15 @@ func (s *Service) TransitionTx(ctx context.Context, tx pgx.Tx, id int64, cmd Com
 	// Any transition clears the stale flag; a decision records its motivation
 	// and date. A dossier given back to the applicant starts its stale clock
 	// again: they could not act on it while it was in instruction.
+	// The UPDATE returns the row as the API shows it: the other writes do
+	// not touch it.
 	b.Queue(`
-		UPDATE dossiers SET state = $2, updated_at = $3, stale_since = NULL,
+		UPDATE dossiers d SET state = $2, updated_at = $3, stale_since = NULL,
 			last_activity_at = CASE WHEN $2 = 'en_construction' THEN $3 ELSE last_activity_at END,
 			motivation = CASE WHEN $4 THEN $5 ELSE motivation END,
 			decided_at = CASE WHEN $4 THEN $3 ELSE decided_at END
-		WHERE id = $1`, id, out.To, now, out.Decision, motivation)
+		WHERE id = $1
+		RETURNING `+dossierColumns, id, out.To, now, out.Decision, motivation)
 	historyStmt(id, string(cmd.Event), out.From, out.To, &email, motivation, now).queue(b)
 	if out.Follow {
 		followStmt(id, instID).queue(b)
@@ -282,7 +285,9 @@ func (s *Service) TransitionTx(ctx context.Context, tx pgx.Tx, id int64, cmd Com
 		}
 		b.Queue(`INSERT INTO attestations (dossier_id, code, created_at) VALUES ($1, $2, $3)`, id, code, now)
 	}
-	queueDossier(b, id)
+	// No attestation query: a dossier in transition has no rendered one (an
+	// accepted dossier never moves again; its PDF is rendered after commit).
+	queueDossierLists(b, id)
 	d, deliveryID, err := s.sendTransition(tx.SendBatch(ctx, b), id, out)
 	if err != nil {
 		return nil, err
@@ -304,17 +309,20 @@ func (s *Service) TransitionTx(ctx context.Context, tx pgx.Tx, id int64, cmd Com
 }
 
 // sendTransition reads the results of the batch TransitionTx queued: the
-// writes, then the dossier as it now is. It returns the dossier and the id
-// of the delivery row, if one was written.
+// writes, the first of which returns the dossier's row, then its lists. It
+// returns the dossier and the id of the delivery row, if one was written.
 func (s *Service) sendTransition(br pgx.BatchResults, id int64, out Outcome) (d *Dossier, deliveryID int64, err error) {
 	defer func() {
 		if cerr := br.Close(); err == nil && cerr != nil {
 			err = fmt.Errorf("transition dossier %d: %w", id, cerr)
 		}
 	}()
-	if _, err := br.Exec(); err != nil {
+	rows, _ := br.Query()
+	sum, err := pgx.CollectExactlyOneRow(rows, scanDossier)
+	if err != nil {
 		return nil, 0, fmt.Errorf("transition dossier %d: %w", id, err)
 	}
+	d = &Dossier{DossierSummary: sum}
 	if _, err := br.Exec(); err != nil {
 		return nil, 0, fmt.Errorf("history of dossier %d: %w", id, err)
 	}
@@ -333,8 +341,10 @@ func (s *Service) sendTransition(br pgx.BatchResults, id int64, out Outcome) (d 
 			return nil, 0, fmt.Errorf("create attestation of dossier %d: %w", id, err)
 		}
 	}
-	d, err = readDossier(br, id, s.opts.PublicURL)
-	return d, deliveryID, err
+	if err := readDossierLists(br, d); err != nil {
+		return nil, 0, err
+	}
+	return d, deliveryID, nil
 }
 
 // UpdateDemandeur applies a partial demandeur (JSON merge patch) from the

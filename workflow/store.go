@@ -240,6 +240,13 @@ func getDossier(ctx context.Context, q querier, id int64, publicURL string) (*Do
 // readDossier reads, so that a batch may hold other statements before them.
 func queueDossier(b *pgx.Batch, id int64) {
 	b.Queue(`SELECT `+dossierColumns+` FROM dossiers d WHERE d.id = $1`, id)
+	queueDossierLists(b, id)
+	b.Queue(`SELECT code, sha256 FROM attestations WHERE dossier_id = $1 AND pdf IS NOT NULL`, id)
+}
+
+// queueDossierLists queues the queries of a dossier's history, followers
+// and e-mails, which readDossierLists reads.
+func queueDossierLists(b *pgx.Batch, id int64) {
 	b.Queue(`SELECT event, from_state, to_state, instructeur_email, motivation, at
 		FROM dossier_history WHERE dossier_id = $1 ORDER BY id`, id)
 	b.Queue(`SELECT i.email FROM follows f JOIN instructeurs i ON i.id = f.instructeur_id
@@ -249,7 +256,6 @@ func queueDossier(b *pgx.Batch, id int64) {
 	// pending, sent and failed.
 	b.Queue(`SELECT id, kind, recipient, status, attempts, last_error, sent_at
 		FROM email_deliveries WHERE dossier_id = $1 AND status <> 'cancelled' ORDER BY id`, id)
-	b.Queue(`SELECT code, sha256 FROM attestations WHERE dossier_id = $1 AND pdf IS NOT NULL`, id)
 }
 
 // readDossier reads the results of the queries queueDossier queued.
@@ -262,37 +268,8 @@ func readDossier(br pgx.BatchResults, id int64, publicURL string) (*Dossier, err
 	} else if err != nil {
 		return nil, fmt.Errorf("get dossier %d: %w", id, err)
 	}
-	rows, _ = br.Query()
-	d.History, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (HistoryEntry, error) {
-		var h HistoryEntry
-		err := r.Scan(&h.Event, &h.From, &h.To, &h.Instructeur, &h.Motivation, &h.At)
-		return h, err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("history of dossier %d: %w", id, err)
-	}
-	rows, _ = br.Query()
-	if d.Followers, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
-		return nil, fmt.Errorf("followers of dossier %d: %w", id, err)
-	}
-	rows, _ = br.Query()
-	d.Emails, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (Delivery, error) {
-		var e Delivery
-		err := r.Scan(&e.ID, &e.Kind, &e.To, &e.Status, &e.Attempts, &e.LastError, &e.SentAt)
-		return e, err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("e-mails of dossier %d: %w", id, err)
-	}
-	// Empty lists are [] in the API, not null.
-	if d.History == nil {
-		d.History = []HistoryEntry{}
-	}
-	if d.Followers == nil {
-		d.Followers = []string{}
-	}
-	if d.Emails == nil {
-		d.Emails = []Delivery{}
+	if err := readDossierLists(br, &d); err != nil {
+		return nil, err
 	}
 	var code string
 	var digest *string
@@ -309,6 +286,45 @@ func readDossier(br pgx.BatchResults, id int64, publicURL string) (*Dossier, err
 		}
 	}
 	return &d, nil
+}
+
+// readDossierLists reads the results of queueDossierLists into d.
+func readDossierLists(br pgx.BatchResults, d *Dossier) error {
+	id := d.ID
+	rows, _ := br.Query()
+	var err error
+	d.History, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (HistoryEntry, error) {
+		var h HistoryEntry
+		err := r.Scan(&h.Event, &h.From, &h.To, &h.Instructeur, &h.Motivation, &h.At)
+		return h, err
+	})
+	if err != nil {
+		return fmt.Errorf("history of dossier %d: %w", id, err)
+	}
+	rows, _ = br.Query()
+	if d.Followers, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+		return fmt.Errorf("followers of dossier %d: %w", id, err)
+	}
+	rows, _ = br.Query()
+	d.Emails, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (Delivery, error) {
+		var e Delivery
+		err := r.Scan(&e.ID, &e.Kind, &e.To, &e.Status, &e.Attempts, &e.LastError, &e.SentAt)
+		return e, err
+	})
+	if err != nil {
+		return fmt.Errorf("e-mails of dossier %d: %w", id, err)
+	}
+	// Empty lists are [] in the API, not null.
+	if d.History == nil {
+		d.History = []HistoryEntry{}
+	}
+	if d.Followers == nil {
+		d.Followers = []string{}
+	}
+	if d.Emails == nil {
+		d.Emails = []Delivery{}
+	}
+	return nil
 }
 
 // VerificationURL is the public page where anyone holding an attestation
