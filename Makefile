@@ -12,7 +12,7 @@ PKGS ?= ./...
 # readable: the throwaway PostgreSQL's) and bin/.
 GOFILES = find . \( -path ./var -o -path ./bin -o -path ./.git \) -prune -o -name '*.go' -print
 
-.PHONY: help build run test lint vet fmt-check fmt clean
+.PHONY: help build run test bench lint vet fmt-check fmt clean
 
 help: ## List the targets
 	@echo "Usage: make TARGET"
@@ -39,6 +39,16 @@ test: lint ## Vet, check formatting, and run every test with -race against real 
 	MAILPIT=$$(./scripts/ensure-mailpit.sh); export MAILPIT; \
 	echo "$(GO) test -race -count=1 -timeout 8m $(PKGS)"; \
 	$(GO) test -race -count=1 -timeout 8m $(PKGS)
+
+# The bench (bench/, not a command of aptflow) starts its own stack: a fresh
+# database aptflow_bench, a mailpit and bin/aptflow serve, all on loopback.
+# It takes about three minutes. BENCH_FLAGS passes flags to it, e.g.
+# BENCH_FLAGS='-pprof var/bench/pprof' for CPU profiles of aptflow.
+bench: build ## Measure throughput, latency and memory next to their ceilings; update docs/PERFORMANCE.md
+	@admin=$$(./scripts/ensure-postgres.sh); \
+	MAILPIT=$$(./scripts/ensure-mailpit.sh); export MAILPIT; \
+	BENCH_COMMAND="make bench$(if $(BENCH_FLAGS), BENCH_FLAGS='$(BENCH_FLAGS)')"; export BENCH_COMMAND; \
+	$(GO) run ./bench -admin-url "$$admin" -aptflow bin/aptflow -doc docs/PERFORMANCE.md $(BENCH_FLAGS)
 
 lint: vet fmt-check ## go vet and the gofmt check
 

@@ -140,6 +140,12 @@ func (s *Server) list(ctx context.Context, path string, params url.Values) ([]Su
 	}
 }
 
+// DeleteAll deletes every message mailpit holds.
+func (s *Server) DeleteAll(ctx context.Context) error {
+	_, err := s.do(ctx, http.MethodDelete, "/api/v1/messages", nil, nil)
+	return err
+}
+
 // Message returns the message with mailpit ID id (Summary.ID), decoded.
 func (s *Server) Message(ctx context.Context, id string) (*Message, error) {
 	var m Message

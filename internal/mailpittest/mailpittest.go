@@ -33,6 +33,17 @@ type Server struct {
 	client *http.Client
 }
 
+// Connect returns a client for a mailpit that something else started (the
+// bench command, which runs it for minutes, outside any test): its SMTP
+// server at smtpAddr and its API at apiURL (http://127.0.0.1:PORT).
+func Connect(smtpAddr, apiURL string) *Server {
+	return &Server{
+		SMTPAddr: smtpAddr,
+		APIURL:   strings.TrimRight(apiURL, "/"),
+		client:   &http.Client{Timeout: 30 * time.Second},
+	}
+}
+
 // SMTPURL returns the SMTP server as aptflow's SMTP_URL expects it:
 // smtp://127.0.0.1:PORT.
 func (s *Server) SMTPURL() string { return "smtp://" + s.SMTPAddr }

@@ -1,0 +1,247 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aptflow/aptflow/internal/mailpittest"
+)
+
+// machine is what the figures were measured on.
+type machine struct {
+	CPU        string
+	Cores      int
+	GOMAXPROCS int
+	Memory     int64 // bytes
+	Kernel     string
+	Go         string
+	Postgres   string
+	Mailpit    string
+	// LoadBefore and LoadAfter are the 1-minute load averages when the run
+	// started and ended: other work on the machine skews every figure.
+	LoadBefore, LoadAfter string
+}
+
+func machineInfo() machine {
+	m := machine{
+		CPU:        "unknown CPU",
+		Cores:      runtime.NumCPU(),
+		GOMAXPROCS: runtime.GOMAXPROCS(0),
+		Go:         runtime.Version(),
+		Mailpit:    mailpittest.Version,
+		Kernel:     runtime.GOOS,
+	}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for line := range strings.Lines(string(b)) {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				m.CPU = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		for line := range strings.Lines(string(b)) {
+			if v, ok := strings.CutPrefix(line, "MemTotal:"); ok {
+				if f := strings.Fields(v); len(f) == 2 {
+					kb, _ := strconv.ParseInt(f[0], 10, 64)
+					m.Memory = kb << 10
+				}
+			}
+		}
+	}
+	m.LoadBefore = loadAverage()
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m.Kernel = "Linux " + strings.TrimSpace(string(b))
+	}
+	return m
+}
+
+// revision is the working tree's commit, with "+changes" when it has
+// uncommitted changes, or "an unknown revision" outside git.
+func revision() string {
+	out, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output()
+	if err != nil {
+		return "an unknown revision"
+	}
+	rev := "commit " + strings.TrimSpace(string(out))
+	if st, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(st) > 0 {
+		rev += " with uncommitted changes"
+	}
+	return rev
+}
+
+// loadAverage is the 1-minute load average, or "?".
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) > 0 {
+		return f[0]
+	}
+	return "?"
+}
+
+// namedCPU is the CPU use of one phase.
+type namedCPU struct {
+	Name string
+	Use  cpuUse
+}
+
+// latencyResult is the e-mail latency of one phase.
+type latencyResult struct {
+	Rate    float64         // transitions started per second
+	Samples []time.Duration // HTTP 200 → mailpit's Created, one per e-mail
+}
+
+// report is everything one run measured.
+type report struct {
+	Command  string
+	Revision string // of the working tree aptflow was built from
+	Machine  machine
+	Started  time.Time
+	Elapsed  time.Duration
+	Clients  int
+
+	Ceiling          loadResult // SQL of a transition, notifying as River does
+	CeilingNotifyAll loadResult // the same with pg_notify in every transaction
+	HTTP             loadResult // passer_en_instruction through the API
+	HTTPPaused       loadResult // the same, the e-mail queue paused
+	HTTPMailRate     float64    // their e-mails, end to end
+
+	RenderRate    float64
+	RenderWorkers int
+	IngestRate    float64
+	IngestWorkers int
+
+	AcceptHTTP loadResult // the accepter requests
+	AcceptN    int
+	AcceptRate float64 // end to end, until mailpit holds every e-mail
+
+	Light, Heavy latencyResult
+	RSS          int64
+
+	// CPU is where the CPU went during some phases, by phase name.
+	CPU []namedCPU
+
+	Notes []string
+}
+
+func ratio(a, b float64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return a / b
+}
+
+func mark(ok bool) string {
+	if ok {
+		return "✓"
+	}
+	return "✗"
+}
+
+func ms(d time.Duration) string {
+	return strconv.FormatFloat(float64(d)/float64(time.Millisecond), 'f', 0, 64)
+}
+
+// table renders the report in Markdown: readable in a terminal, and
+// pasted as is into docs/PERFORMANCE.md.
+func (r *report) table() string {
+	var b strings.Builder
+	m := r.Machine
+	fmt.Fprintf(&b, "Measured %s in %s.\n\n", r.Started.UTC().Format("2006-01-02 15:04 MST"), r.Elapsed.Round(time.Second))
+	fmt.Fprintf(&b, "- Machine: %s, %d cores (GOMAXPROCS %d), %.1f GiB RAM, %s\n", m.CPU, m.Cores, m.GOMAXPROCS, float64(m.Memory)/(1<<30), m.Kernel)
+	fmt.Fprintf(&b, "- Software: %s, PostgreSQL %s, mailpit %s, all on this machine, over loopback\n", m.Go, m.Postgres, m.Mailpit)
+	fmt.Fprintf(&b, "- Load average (1 min) at start / end: %s / %s (the bench's own load included at the end; above ~0.5 at start, other work shares the cores)\n", m.LoadBefore, m.LoadAfter)
+	fmt.Fprintf(&b, "- Command: `%s`, aptflow built from %s\n\n", r.Command, r.Revision)
+
+	b.WriteString("| what | measured | against | ratio | target | |\n|---|---:|---|---:|---|---|\n")
+	row := func(what, measured, against, ratio, target, ok string) {
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s |\n", what, measured, against, ratio, target, ok)
+	}
+	per := func(v float64) string { return strconv.FormatFloat(v, 'f', 0, 64) + "/s" }
+	pct := func(v float64) string { return strconv.FormatFloat(100*v, 'f', 0, 64) + " %" }
+
+	tr := ratio(r.HTTP.Rate(), r.Ceiling.Rate())
+	row(fmt.Sprintf("transitions/s through the HTTP API (%d clients, passer_en_instruction with its e-mail)", r.Clients),
+		per(r.HTTP.Rate()),
+		fmt.Sprintf("SQL ceiling %s (raw pgx, %d goroutines: lock, update, history, delivery, River job + notify)", per(r.Ceiling.Rate()), r.Clients),
+		pct(tr), "≥ 50 %", mark(tr >= 0.5))
+	row("… SQL ceiling with a pg_notify in every transaction (reference)", per(r.CeilingNotifyAll.Rate()), "", "", "", "")
+	row("… transitions/s with the e-mail queue paused during the burst (the API alone; reference)", per(r.HTTPPaused.Rate()),
+		"SQL ceiling", pct(ratio(r.HTTPPaused.Rate(), r.Ceiling.Rate())), "", "")
+	row("… their e-mails end to end (transitions → mailpit)", per(r.HTTPMailRate), "", "", "", "")
+
+	slowest, slowName := r.RenderRate, "PDF renders"
+	if r.IngestRate < slowest {
+		slowest, slowName = r.IngestRate, "mailpit ingest"
+	}
+	ar := ratio(r.AcceptRate, slowest)
+	row(fmt.Sprintf("acceptances/s end to end (%d × accepter → PDF → e-mail → stored by mailpit)", r.AcceptN),
+		per(r.AcceptRate),
+		fmt.Sprintf("slowest stage alone: %s %s", slowName, per(slowest)),
+		pct(ar), "≥ 100/s and ≥ 70 %", mark(r.AcceptRate >= 100 && ar >= 0.7))
+	row("… the accepter requests alone (HTTP 200s)", per(r.AcceptHTTP.Rate()), "", "", "", "")
+	row(fmt.Sprintf("… stage: PDF renders/s in-process (%d goroutines)", r.RenderWorkers), per(r.RenderRate), "", "", "", "")
+	row(fmt.Sprintf("… stage: mailpit ingest/s, same message + PDF, project's SMTP mailer (%d senders)", r.IngestWorkers), per(r.IngestRate), "", "", "", "")
+
+	lat := func(what string, l latencyResult, target string, ok func(p99 time.Duration) bool) {
+		if len(l.Samples) == 0 {
+			row(what, "not measured", "", "", target, "✗")
+			return
+		}
+		p50, p99 := percentile(l.Samples, 50), percentile(l.Samples, 99)
+		okMark := ""
+		if ok != nil {
+			okMark = mark(ok(p99))
+		}
+		row(fmt.Sprintf("%s (%d e-mails)", what, len(l.Samples)), ms(p50)+" / "+ms(p99)+" ms", "", "", target, okMark)
+	}
+	lat(fmt.Sprintf("e-mail latency p50 / p99 at %.0f transitions/s (HTTP 200 → mailpit Created)", r.Light.Rate), r.Light,
+		"p99 < 500 ms", func(p99 time.Duration) bool { return p99 < 500*time.Millisecond })
+	lat(fmt.Sprintf("e-mail latency p50 / p99 at %.0f transitions/s (80 %% of the e-mail maximum)", r.Heavy.Rate), r.Heavy, "", nil)
+	row("peak RSS of aptflow serve (VmHWM)", fmt.Sprintf("%.0f MiB", float64(r.RSS)/(1<<20)), "", "", "< 200 MB", mark(r.RSS > 0 && r.RSS < 200e6))
+
+	if len(r.CPU) > 0 {
+		b.WriteString("\nWhere the CPU went (from /proc; PostgreSQL: the backends of the bench's database and the WAL writer):\n\n")
+		for _, c := range r.CPU {
+			fmt.Fprintf(&b, "- %s: %s\n", c.Name, c.Use)
+		}
+	}
+	if len(r.Notes) > 0 {
+		b.WriteString("\nProblems during the run:\n\n")
+		for _, n := range r.Notes {
+			fmt.Fprintf(&b, "- %s\n", n)
+		}
+	}
+	return b.String()
+}
+
+// The generated section of the performance page lies between these lines;
+// the rest of the page is written by people and left alone.
+const (
+	docBegin = "<!-- bench:begin (generated by make bench; edits here are overwritten) -->"
+	docEnd   = "<!-- bench:end -->"
+)
+
+// writeDoc puts table between the markers of the page at path, creating
+// the page if it does not exist.
+func writeDoc(path, table string) error {
+	section := docBegin + "\n" + table + docEnd
+	old, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return os.WriteFile(path, []byte("# Performance\n\n## Latest run\n\n"+section+"\n"), 0o644)
+	} else if err != nil {
+		return err
+	}
+	s := string(old)
+	i, j := strings.Index(s, docBegin), strings.Index(s, docEnd)
+	if i < 0 || j < i {
+		return os.WriteFile(path, []byte(strings.TrimRight(s, "\n")+"\n\n## Latest run\n\n"+section+"\n"), 0o644)
+	}
+	return os.WriteFile(path, []byte(s[:i]+section+s[j+len(docEnd):]), 0o644)
+}
