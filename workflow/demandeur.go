@@ -184,8 +184,13 @@ func ValidSIRET(s string) bool {
 // NormalizeEmail lower-cases and checks a bare e-mail address
 // ("nom@domaine"), refusing display names and line breaks.
 func NormalizeEmail(s string) (string, bool) {
+	// A line break is refused even at the ends, where trimming would hide
+	// it: no address has one, and it is what a header injection is made of.
+	if strings.ContainsAny(s, "\r\n") {
+		return "", false
+	}
 	s = strings.ToLower(strings.TrimSpace(s))
-	if s == "" || len(s) > 254 || strings.ContainsAny(s, "\r\n<> ,;\"") {
+	if s == "" || len(s) > 254 || strings.ContainsAny(s, "<> ,;\"") {
 		return "", false
 	}
 	a, err := mail.ParseAddress(s)

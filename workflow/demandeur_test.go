@@ -113,6 +113,8 @@ func TestNormalizeEmail(t *testing.T) {
 		"a@b":                            "",
 		"Camille <c@d.fr>":               "",
 		"c@d.fr\r\nBcc: x@y.fr":          "",
+		"c@d.fr\r\n":                     "",
+		"\nc@d.fr":                       "",
 		"":                               "",
 	} {
 		got, ok := NormalizeEmail(in)
