@@ -3,8 +3,13 @@ package api
 import (
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/aptflow/aptflow/workflow"
 )
@@ -21,6 +26,7 @@ const (
 	codeNotFound          = workflow.ENotFound
 	codeForbidden         = "forbidden"
 	codeRateLimited       = "rate_limited"
+	codeUnavailable       = "unavailable"
 )
 
 // statusOf maps an error code to its HTTP status: the one place where that
@@ -45,6 +51,8 @@ func statusOf(code string) int {
 		return http.StatusUnsupportedMediaType
 	case codeRateLimited:
 		return http.StatusTooManyRequests
+	case codeUnavailable:
+		return http.StatusServiceUnavailable
 	default:
 		return http.StatusInternalServerError
 	}
@@ -118,10 +126,37 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 		writeProblem(w, problem(de.Code, de.Message, de.Fields))
 	case errors.As(err, &he):
 		writeProblem(w, problem(he.code, he.detail, he.fields))
+	case unavailable(err):
+		// The database restarts or is out of reach: the client may try
+		// again shortly, and ops see the cause in one warning. A change
+		// whose COMMIT was cut may have been made: tried again, it answers
+		// 409, or with the same Idempotency-Key the first answer.
+		log.WarnContext(r.Context(), "request failed: database unavailable", "method", r.Method, "route", r.Pattern, "err", err)
+		w.Header().Set("Retry-After", "1")
+		writeProblem(w, problem(codeUnavailable, "service momentanément indisponible : réessayez dans un instant", nil))
 	default:
 		log.ErrorContext(r.Context(), "request failed", "method", r.Method, "route", r.Pattern, "err", err)
 		writeProblem(w, problem(codeInternal, "erreur interne", nil))
 	}
+}
+
+// unavailable says whether err is the database being out of reach: not
+// listening, shutting down, or gone in the middle of a request.
+func unavailable(err error) bool {
+	var ce *pgconn.ConnectError
+	var pe *pgconn.PgError
+	var ne net.Error
+	switch {
+	case errors.As(err, &ce):
+		return true
+	case errors.As(err, &pe):
+		// 08: connection exception; 57P01-57P03: shutting down, crashed,
+		// not accepting connections yet.
+		return strings.HasPrefix(pe.Code, "08") || strings.HasPrefix(pe.Code, "57P")
+	case errors.As(err, &ne), errors.Is(err, io.ErrUnexpectedEOF):
+		return true
+	}
+	return false
 }
 
 // httpError is an error of the HTTP layer itself (bad JSON, auth...).
