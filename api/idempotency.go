@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -17,11 +18,17 @@ import (
 // maxIdempotencyKey bounds the Idempotency-Key header.
 const maxIdempotencyKey = 255
 
+// claimLease is how long a key claimed by a request that has not answered
+// yet stays in use. No request runs that long (the server cuts a response
+// after 60 s): a claim older than that was abandoned.
+const claimLease = 2 * time.Minute
+
 // idempotent replays the first response to a POST for the same
 // Idempotency-Key (per token). The key is claimed before the handler runs, so
 // a concurrent retry gets 409 idempotency_key_in_use instead of running the
 // request twice; the same key with another request is 422. A request that
-// failed with a 5xx releases its key, so that it can be retried.
+// failed with a 5xx releases its key, so that it can be retried; one that
+// never answered (see claimLease) loses it.
 func idempotent(pool *pgxpool.Pool, log *slog.Logger) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -47,9 +54,16 @@ func idempotent(pool *pgxpool.Pool, log *slog.Logger) func(http.Handler) http.Ha
 			tok := tokenID(r.Context())
 			ctx := r.Context()
 
+			// A claim left without an answer past claimLease is taken
+			// over: its process died mid-request, or the database went
+			// away before the claim could be released, and the key would
+			// otherwise answer idempotency_key_in_use forever.
 			tag, err := pool.Exec(ctx, `
 				INSERT INTO idempotency_keys (token_id, key, request_hash) VALUES ($1, $2, $3)
-				ON CONFLICT DO NOTHING`, tok, key, hash)
+				ON CONFLICT (token_id, key) DO UPDATE SET request_hash = EXCLUDED.request_hash, created_at = now()
+				WHERE idempotency_keys.status IS NULL
+					AND idempotency_keys.created_at < now() - $4 * interval '1 second'`,
+				tok, key, hash, int(claimLease/time.Second))
 			if err != nil {
 				writeError(w, r, log, fmt.Errorf("claim idempotency key: %w", err))
 				return
