@@ -3,6 +3,7 @@ package workflow_test
 import (
 	"encoding/json"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
@@ -86,4 +87,29 @@ func TestTransitionTx(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// TestRepasserRestartsStaleClock: a dossier given back to the applicant is
+// not stale for the time it spent in instruction.
+func TestRepasserRestartsStaleClock(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC)
+	clock := &now
+	s := apptest.Start(t, apptest.Options{NoWorkers: true, Now: func() time.Time { return *clock }})
+	proc := s.Procedure()
+	inst := s.Instructeur(proc, "Camille Martin")
+	id, _ := s.Dossier(proc)
+	ctx := t.Context()
+	if _, err := s.Service.Transition(ctx, id, workflow.Command{Event: workflow.PasserEnInstruction, Instructeur: inst}); err != nil {
+		t.Fatal(err)
+	}
+	later := now.Add(60 * 24 * time.Hour)
+	clock = &later
+	d, err := s.Service.Transition(ctx, id, workflow.Command{Event: workflow.RepasserEnConstruction, Instructeur: inst})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !d.LastActivityAt.Equal(later) {
+		t.Fatalf("last_activity_at %v, want %v", d.LastActivityAt, later)
+	}
 }
