@@ -1,0 +1,413 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/aptflow/aptflow/internal/harness"
+	"github.com/aptflow/aptflow/internal/mailpittest"
+)
+
+// chaosDB is the database of the run, in a cluster of its own.
+const chaosDB = "aptflow_chaos"
+
+// mailFrom is the sender of every e-mail: its domain is the Message-IDs'.
+const mailFrom = "APT chaos <ne-pas-repondre@aptflow.chaos.localhost>"
+
+// stack is the system under test.
+type stack struct {
+	o     options
+	logf  func(format string, args ...any)
+	tmp   string // the cluster's directory and mailpit's database, removed at the end
+	pgDir string
+
+	adminURL, dbURL string
+	pool            *pgxpool.Pool // chaos's own connections, for the checks
+
+	mpProc *harness.Process
+	mp     *mailpittest.Server
+	relay  *relay
+
+	serve   *harness.Process
+	work    *harness.Process
+	workN   int    // incarnations of the work process so far
+	apiURL  string // serve's API
+	workOps string // work's METRICS_ADDR, as a base URL
+	token   string
+	logs    []string // every aptflow log file of the run
+}
+
+// startStack starts the cluster, the database, mailpit, the relay and
+// aptflow. On error, what was started is stopped by close.
+func startStack(ctx context.Context, o options, logf func(string, ...any)) (s *stack, err error) {
+	s = &stack{o: o, logf: logf}
+	defer func() {
+		if err != nil {
+			s.close()
+		}
+	}()
+	if err := os.MkdirAll(o.dir, 0o755); err != nil {
+		return s, err
+	}
+	old, _ := filepath.Glob(filepath.Join(o.dir, "*.log"))
+	for _, f := range old {
+		_ = os.Remove(f)
+	}
+	if s.tmp, err = os.MkdirTemp("", "aptflow-chaos-"); err != nil {
+		return s, err
+	}
+	// The server runs as the postgres user, which must reach its directory.
+	if err := os.Chmod(s.tmp, 0o755); err != nil {
+		return s, err
+	}
+	s.pgDir = filepath.Join(s.tmp, "pg")
+	if err := s.startCluster(ctx); err != nil {
+		return s, err
+	}
+	logf("PostgreSQL cluster on 127.0.0.1:%d in %s", o.pgPort, s.pgDir)
+	if err := s.createDatabase(ctx); err != nil {
+		return s, err
+	}
+	if out, err := s.aptflowCmd(ctx, nil, "migrate").CombinedOutput(); err != nil {
+		return s, fmt.Errorf("aptflow migrate: %w\n%s", err, out)
+	}
+	out, err := s.aptflowCmd(ctx, nil, "token", "create", "chaos").Output()
+	if err != nil {
+		return s, fmt.Errorf("aptflow token create: %w", err)
+	}
+	s.token = strings.TrimSpace(string(out))
+	pc, err := pgxpool.ParseConfig(s.dbURL)
+	if err != nil {
+		return s, err
+	}
+	pc.MaxConns = 4
+	if s.pool, err = pgxpool.NewWithConfig(ctx, pc); err != nil {
+		return s, err
+	}
+	if err := s.startMailpit(ctx); err != nil {
+		return s, err
+	}
+	logf("mailpit on %s (SMTP %s)", s.mp.APIURL, s.mp.SMTPAddr)
+	if s.relay, err = startRelay(s.mp.SMTPAddr); err != nil {
+		return s, err
+	}
+	logf("SMTP relay on %s → mailpit", s.relay.addr)
+	if err := s.startServe(ctx); err != nil {
+		return s, err
+	}
+	if err := s.startWork(ctx); err != nil {
+		return s, err
+	}
+	logf("aptflow serve (pid %d) on %s, aptflow work (pid %d), logs in %s",
+		s.serve.Cmd.Process.Pid, s.apiURL, s.work.Cmd.Process.Pid, o.dir)
+	return s, nil
+}
+
+// script runs scripts/local-postgres.sh with the cluster's port and
+// directory; its output goes to the run's log directory.
+func (s *stack) script(ctx context.Context, verb string) error {
+	cmd := exec.CommandContext(ctx, "scripts/local-postgres.sh", verb)
+	cmd.Env = append(os.Environ(), "APTFLOW_PG_PORT="+strconv.Itoa(s.o.pgPort), "APTFLOW_PG_DIR="+s.pgDir)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("scripts/local-postgres.sh %s: %w\n%s", verb, err, out.String())
+	}
+	if verb == "start" {
+		s.adminURL = strings.TrimSpace(lastLine(out.String()))
+	}
+	return nil
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
+}
+
+func (s *stack) startCluster(ctx context.Context) error {
+	// Someone else's server on the port would answer our connections.
+	l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(s.o.pgPort))
+	if err != nil {
+		return fmt.Errorf("port %d is taken (another PostgreSQL? scripts/local-postgres.sh status); choose another with -pg-port: %w", s.o.pgPort, err)
+	}
+	l.Close()
+	if err := s.script(ctx, "start"); err != nil {
+		return err
+	}
+	if !strings.HasPrefix(s.adminURL, "postgres://") {
+		return fmt.Errorf("scripts/local-postgres.sh start printed %q, not a URL", s.adminURL)
+	}
+	return nil
+}
+
+// restartCluster stops the cluster with a fast shutdown (clients cut,
+// transactions in progress rolled back, a clean checkpoint), leaves it down
+// for down, and starts it again; it returns when the server accepts
+// connections. It is `pg_ctl restart -m fast` with a pause in the middle.
+func (s *stack) restartCluster(ctx context.Context, down time.Duration) (stopped, started time.Time, err error) {
+	if err := s.script(ctx, "stop"); err != nil {
+		return time.Time{}, time.Time{}, err
+	}
+	stopped = time.Now()
+	if err := harness.Sleep(ctx, down); err != nil {
+		return stopped, time.Time{}, err
+	}
+	err = s.script(ctx, "start")
+	return stopped, time.Now(), err
+}
+
+func (s *stack) createDatabase(ctx context.Context) error {
+	conn, err := pgx.Connect(ctx, s.adminURL)
+	if err != nil {
+		return fmt.Errorf("connect to the cluster: %w", err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `DROP DATABASE IF EXISTS `+chaosDB+` WITH (FORCE)`); err != nil {
+		return err
+	}
+	if _, err := conn.Exec(ctx, `CREATE DATABASE `+chaosDB+` TEMPLATE template0 ENCODING 'UTF8'`); err != nil {
+		return err
+	}
+	s.dbURL = strings.Replace(s.adminURL, "/postgres?", "/"+chaosDB+"?", 1)
+	return nil
+}
+
+// passedEnv are the variables of chaos's environment that aptflow inherits;
+// the configuration itself is chaos's.
+var passedEnv = []string{"PATH", "HOME", "TMPDIR", "LANG", "GOMAXPROCS", "GODEBUG"}
+
+// aptflowCmd is the aptflow binary with the run's configuration plus extra
+// ("KEY=value").
+func (s *stack) aptflowCmd(ctx context.Context, extra []string, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, s.o.aptflow, args...)
+	var env []string
+	for _, k := range passedEnv {
+		if v, ok := os.LookupEnv(k); ok {
+			env = append(env, k+"="+v)
+		}
+	}
+	env = append(env, "DATABASE_URL="+s.dbURL, "LOG_FORMAT=json", "LOG_LEVEL=info")
+	cmd.Env = append(env, extra...)
+	return cmd
+}
+
+// workerEnv is the configuration of serve and work: short timeouts, so
+// that a killed process's jobs come back within the run, and a capped
+// e-mail backoff, so that a short SMTP outage costs seconds.
+func (s *stack) workerEnv() []string {
+	return []string{
+		"SMTP_URL=smtp://" + s.relay.addr + "?tls=none",
+		"MAIL_FROM=" + mailFrom,
+		"JOB_TIMEOUT=10s",
+		"RESCUE_AFTER=20s",
+		"EMAIL_RETRY_MAX=5s",
+		"EMAIL_MAX_ATTEMPTS=50",
+		"SHUTDOWN_TIMEOUT=5s",
+		"OPS_BASIC_AUTH=", // metrics and readiness for loopback clients
+	}
+}
+
+// startAptflow starts `aptflow args...`, its logs in the run's directory
+// under name, and waits until readyURL/readyz answers 200.
+func (s *stack) startAptflow(ctx context.Context, name, readyURL string, extra []string, args ...string) (*harness.Process, error) {
+	// Its own context: chaos stops it with a signal, not by cancelling.
+	cmd := s.aptflowCmd(context.WithoutCancel(ctx), append(s.workerEnv(), extra...), args...)
+	path := filepath.Join(s.o.dir, name+".log")
+	logFile, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	s.logs = append(s.logs, path)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	p, err := harness.Start(name, cmd)
+	logFile.Close() // the child has its own descriptor
+	if err != nil {
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	if err := waitReady(ctx, p, readyURL, 60*time.Second); err != nil {
+		p.Stop(syscall.SIGKILL, 0)
+		return nil, fmt.Errorf("%s not ready (see %s): %w", name, path, err)
+	}
+	return p, nil
+}
+
+func (s *stack) startServe(ctx context.Context) error {
+	addr, err := harness.FreeAddr()
+	if err != nil {
+		return err
+	}
+	s.apiURL = "http://" + addr
+	s.serve, err = s.startAptflow(ctx, "serve", s.apiURL, []string{"HTTP_ADDR=" + addr, "PUBLIC_URL=" + s.apiURL}, "serve")
+	return err
+}
+
+// startWork starts a new incarnation of the work process, on the same
+// METRICS_ADDR as the previous ones.
+func (s *stack) startWork(ctx context.Context) error {
+	if s.workOps == "" {
+		addr, err := harness.FreeAddr()
+		if err != nil {
+			return err
+		}
+		s.workOps = "http://" + addr
+	}
+	s.workN++
+	var err error
+	s.work, err = s.startAptflow(ctx, "work-"+strconv.Itoa(s.workN), s.workOps,
+		[]string{"METRICS_ADDR=" + strings.TrimPrefix(s.workOps, "http://"), "PUBLIC_URL=" + s.apiURL}, "work")
+	return err
+}
+
+// killWork kills the work process with SIGKILL and waits for its end.
+func (s *stack) killWork() {
+	_ = s.work.Cmd.Process.Signal(syscall.SIGKILL)
+	<-s.work.Done()
+}
+
+// waitReady polls base/readyz until it answers 200.
+func waitReady(ctx context.Context, p *harness.Process, base string, timeout time.Duration) error {
+	return waitFor(ctx, p, timeout, func(ctx context.Context) error {
+		return ready(ctx, base)
+	})
+}
+
+// ready says whether base/readyz answers 200.
+func ready(ctx context.Context, base string) error {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/readyz", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("readyz: %s", resp.Status)
+	}
+	return nil
+}
+
+// waitFor polls check until it succeeds, p exits (when p is not nil) or
+// timeout passes.
+func waitFor(ctx context.Context, p *harness.Process, timeout time.Duration, check func(context.Context) error) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		if p != nil && p.Exited() {
+			return errors.New("the process exited")
+		}
+		err := check(ctx)
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return err
+		}
+		if err := harness.Sleep(ctx, 50*time.Millisecond); err != nil {
+			return err
+		}
+	}
+}
+
+func (s *stack) startMailpit(ctx context.Context) error {
+	var last error
+	// A free port found now may be taken before mailpit binds it: retry.
+	for range 3 {
+		smtpAddr, err := harness.FreeAddr()
+		if err != nil {
+			return err
+		}
+		httpAddr, err := harness.FreeAddr()
+		if err != nil {
+			return err
+		}
+		db := filepath.Join(s.tmp, "mailpit.db")
+		_ = os.Remove(db)
+		cmd := exec.Command(s.o.mailpit,
+			"--database", db,
+			"--smtp", smtpAddr,
+			"--listen", httpAddr,
+			"--max", "0", // keep every message: chaos counts them
+			"--smtp-auth-accept-any",
+			"--smtp-auth-allow-insecure",
+			"--enable-chaos", // the 451 outage
+			"--smtp-disable-rdns",
+			"--disable-version-check",
+			"--quiet",
+		)
+		logFile, err := os.Create(filepath.Join(s.o.dir, "mailpit.out"))
+		if err != nil {
+			return err
+		}
+		cmd.Stdout, cmd.Stderr = logFile, logFile
+		p, err := harness.Start("mailpit", cmd)
+		logFile.Close()
+		if err != nil {
+			return fmt.Errorf("start mailpit: %w", err)
+		}
+		s.mpProc = p
+		s.mp = mailpittest.Connect(smtpAddr, "http://"+httpAddr)
+		if last = waitFor(ctx, p, 15*time.Second, func(ctx context.Context) error {
+			cctx, cancel := context.WithTimeout(ctx, time.Second)
+			defer cancel()
+			_, err := s.mp.Count(cctx, "")
+			return err
+		}); last == nil {
+			return nil
+		}
+		p.Stop(syscall.SIGKILL, 0)
+	}
+	return fmt.Errorf("mailpit did not start: %w", last)
+}
+
+// stopAptflow stops serve and work gracefully.
+func (s *stack) stopAptflow() {
+	if s.work != nil {
+		s.work.Stop(syscall.SIGTERM, 20*time.Second)
+	}
+	if s.serve != nil {
+		s.serve.Stop(syscall.SIGTERM, 20*time.Second)
+	}
+}
+
+// close stops everything chaos started and removes the cluster: nothing is
+// left running, whatever happened.
+func (s *stack) close() {
+	s.stopAptflow()
+	if s.relay != nil {
+		s.relay.close()
+	}
+	s.mpProc.Stop(syscall.SIGKILL, 0)
+	if s.pool != nil {
+		s.pool.Close()
+	}
+	if s.pgDir != "" {
+		// Not the run's context: it may be the one that ran out.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		if err := s.script(ctx, "stop"); err != nil {
+			s.logf("stopping the cluster: %v", err)
+		}
+		cancel()
+	}
+	if s.tmp != "" {
+		if err := os.RemoveAll(s.tmp); err != nil {
+			s.logf("removing %s: %v", s.tmp, err)
+		}
+	}
+}
