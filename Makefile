@@ -12,7 +12,7 @@ PKGS ?= ./...
 # readable: the throwaway PostgreSQL's) and bin/.
 GOFILES = find . \( -path ./var -o -path ./bin -o -path ./.git \) -prune -o -name '*.go' -print
 
-.PHONY: help build run test bench lint vet fmt-check fmt clean
+.PHONY: help build run test bench chaos fuzz lint vet fmt-check fmt clean
 
 help: ## List the targets
 	@echo "Usage: make TARGET"
@@ -49,6 +49,28 @@ bench: build ## Measure throughput, latency and memory next to their ceilings; u
 	MAILPIT=$$(./scripts/ensure-mailpit.sh); export MAILPIT; \
 	BENCH_COMMAND="make bench$(if $(BENCH_FLAGS), BENCH_FLAGS='$(BENCH_FLAGS)')"; export BENCH_COMMAND; \
 	$(GO) run ./bench -admin-url "$$admin" -aptflow bin/aptflow -doc docs/PERFORMANCE.md $(BENCH_FLAGS)
+
+# The fault suite (chaos/, not a command of aptflow) starts its own stack: a
+# throwaway PostgreSQL cluster on 127.0.0.1:5433 (scripts/local-postgres.sh, in
+# a fresh directory it removes at the end), a mailpit, aptflow serve and work,
+# all on loopback. It takes about five minutes; logs stay in var/chaos.
+# CHAOS_FLAGS passes flags to it, e.g. CHAOS_FLAGS='-faults kill -kills 5'.
+chaos: build ## Kill workers, break SMTP and restart PostgreSQL under load; count what is lost; update docs/RELIABILITY.md
+	@MAILPIT=$$(./scripts/ensure-mailpit.sh); export MAILPIT; \
+	CHAOS_COMMAND="make chaos$(if $(CHAOS_FLAGS), CHAOS_FLAGS='$(CHAOS_FLAGS)')"; export CHAOS_COMMAND; \
+	$(GO) run ./chaos -aptflow bin/aptflow -doc docs/RELIABILITY.md $(CHAOS_FLAGS)
+
+# Every `func FuzzX` of the tree, one after the other (go test fuzzes one
+# target of one package at a time), for FUZZTIME each. `make test` runs their
+# seed corpora (and what testdata/fuzz keeps of past failures) as plain tests.
+FUZZTIME ?= 60s
+fuzz: ## Fuzz every fuzz target for FUZZTIME each (default 60s)
+	@for f in $$(grep -rlE --include='*_test.go' --exclude-dir=var --exclude-dir=bin '^func Fuzz[A-Z]' . | sort); do \
+		for name in $$(sed -nE 's/^func (Fuzz[A-Za-z0-9_]+)\(.*/\1/p' "$$f"); do \
+			echo "$(GO) test -run '^$$' -fuzz '^$$name\$$' -fuzztime $(FUZZTIME) ./$$(dirname "$${f#./}")"; \
+			$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) "./$$(dirname "$${f#./}")"; \
+		done; \
+	done
 
 lint: vet fmt-check ## go vet and the gofmt check
 
