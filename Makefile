@@ -53,7 +53,7 @@ bench: build ## Measure throughput, latency and memory next to their ceilings; u
 # The fault suite (chaos/, not a command of aptflow) starts its own stack: a
 # throwaway PostgreSQL cluster on 127.0.0.1:5433 (scripts/local-postgres.sh, in
 # a fresh directory it removes at the end), a mailpit, aptflow serve and work,
-# all on loopback. It takes about five minutes; logs stay in var/chaos.
+# all on loopback. It takes three to four minutes; logs stay in var/chaos.
 # CHAOS_FLAGS passes flags to it, e.g. CHAOS_FLAGS='-faults kill -kills 5'.
 chaos: build ## Kill workers, break SMTP and restart PostgreSQL under load; count what is lost; update docs/RELIABILITY.md
 	@MAILPIT=$$(./scripts/ensure-mailpit.sh); export MAILPIT; \
