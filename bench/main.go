@@ -46,6 +46,7 @@ type options struct {
 	stage      time.Duration // of each stage measured alone
 	latency    time.Duration // of each latency phase
 	lightRate  float64
+	heavyRate  float64 // 0: 80 % of the e-mail maximum measured
 	accept     int
 	doc        string
 	profileDir string
@@ -77,6 +78,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&o.stage, "stage", 5*time.Second, "length of each stage measured alone (PDF, mailpit)")
 	fs.DurationVar(&o.latency, "latency", 15*time.Second, "length of each e-mail latency phase")
 	fs.Float64Var(&o.lightRate, "light-rate", 5, "transitions/s of the light-load latency phase")
+	fs.Float64Var(&o.heavyRate, "heavy-rate", 0, "transitions/s of the second latency phase (default: 80 % of the e-mail maximum the transitions phase measured)")
 	fs.IntVar(&o.accept, "accept", 1500, "acceptances of the end-to-end phase")
 	fs.StringVar(&o.doc, "doc", "", "rewrite the generated section of this Markdown file (docs/PERFORMANCE.md)")
 	fs.StringVar(&o.profileDir, "pprof", "", "save CPU profiles of aptflow during the HTTP and end-to-end phases into this directory (needs /debug/pprof/)")
