@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aptflow/aptflow/internal/harness"
 	"github.com/aptflow/aptflow/jobs"
 	"github.com/aptflow/aptflow/workflow"
 )
@@ -81,7 +82,7 @@ func (b *bench) run(ctx context.Context) (*report, error) {
 		rep.Notes = append(rep.Notes, "peak RSS: "+err.Error())
 	}
 	rep.Elapsed = time.Since(rep.Started)
-	rep.Machine.LoadAfter = loadAverage()
+	rep.Machine.LoadAfter = harness.LoadAverage()
 	return rep, ctx.Err()
 }
 

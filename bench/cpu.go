@@ -109,8 +109,8 @@ func (s *stack) startCPU(ctx context.Context) *cpuMeter {
 // counts from its birth, which was during the phase.
 func (m *cpuMeter) sample(start *cpuSample) cpuSample {
 	c := cpuSample{at: time.Now(), machineBusy: machineBusy(), backends: map[int]time.Duration{}}
-	c.aptflow = procCPU(m.s.app.cmd.Process.Pid)
-	c.mailpit = procCPU(m.s.mpProc.cmd.Process.Pid)
+	c.aptflow = procCPU(m.s.app.Cmd.Process.Pid)
+	c.mailpit = procCPU(m.s.mpProc.Cmd.Process.Pid)
 	c.benchCP = procCPU(os.Getpid())
 	// Statistics lag up to a second behind the backends; over a phase of
 	// seconds that is noise.

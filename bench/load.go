@@ -6,6 +6,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/aptflow/aptflow/internal/harness"
 )
 
 // loadResult is what a load phase did.
@@ -95,7 +97,7 @@ func openLoop(ctx context.Context, rate float64, n int, d time.Duration, op func
 		if at.Sub(rec.res.Start) >= d {
 			break
 		}
-		if err := sleep(ctx, time.Until(at)); err != nil {
+		if err := harness.Sleep(ctx, time.Until(at)); err != nil {
 			break
 		}
 		wg.Go(func() { rec.record(i, op(ctx, i)) })

@@ -10,60 +10,28 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aptflow/aptflow/internal/harness"
 	"github.com/aptflow/aptflow/internal/mailpittest"
 )
 
 // machine is what the figures were measured on.
 type machine struct {
-	CPU        string
-	Cores      int
+	harness.Machine
 	GOMAXPROCS int
-	Memory     int64 // bytes
-	Kernel     string
-	Go         string
 	Postgres   string
 	Mailpit    string
-	// LoadBefore and LoadAfter are the 1-minute load averages when the run
-	// started and ended: other work on the machine skews every figure.
-	LoadBefore, LoadAfter string
 }
 
 func machineInfo() machine {
-	m := machine{
-		CPU:        "unknown CPU",
-		Cores:      runtime.NumCPU(),
+	return machine{
+		Machine:    harness.MachineInfo(),
 		GOMAXPROCS: runtime.GOMAXPROCS(0),
-		Go:         runtime.Version(),
 		Mailpit:    mailpittest.Version,
-		Kernel:     runtime.GOOS,
 	}
-	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for line := range strings.Lines(string(b)) {
-			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-				m.CPU = strings.TrimSpace(v)
-				break
-			}
-		}
-	}
-	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
-		for line := range strings.Lines(string(b)) {
-			if v, ok := strings.CutPrefix(line, "MemTotal:"); ok {
-				if f := strings.Fields(v); len(f) == 2 {
-					kb, _ := strconv.ParseInt(f[0], 10, 64)
-					m.Memory = kb << 10
-				}
-			}
-		}
-	}
-	m.LoadBefore = loadAverage()
-	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
-		m.Kernel = "Linux " + strings.TrimSpace(string(b))
-	}
-	return m
 }
 
-// revision is the working tree's commit, with "+changes" when it has
-// uncommitted changes, or "an unknown revision" outside git.
+// revision is the working tree's commit, saying so when it has uncommitted
+// changes, or "an unknown revision" outside git.
 func revision() string {
 	out, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output()
 	if err != nil {
@@ -74,15 +42,6 @@ func revision() string {
 		rev += " with uncommitted changes"
 	}
 	return rev
-}
-
-// loadAverage is the 1-minute load average, or "?".
-func loadAverage() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if f := strings.Fields(string(b)); err == nil && len(f) > 0 {
-		return f[0]
-	}
-	return "?"
 }
 
 // namedCPU is the CPU use of one phase.

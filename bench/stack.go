@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -21,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/aptflow/aptflow/internal/harness"
 	"github.com/aptflow/aptflow/internal/mailpittest"
 )
 
@@ -37,8 +37,8 @@ type stack struct {
 	dbURL  string
 	pool   *pgxpool.Pool // the bench's own connections: seeding, ceiling, queue checks
 	mp     *mailpittest.Server
-	mpProc *process
-	app    *process
+	mpProc *harness.Process
+	app    *harness.Process
 	apiURL string
 	token  string
 	client *http.Client
@@ -46,48 +46,6 @@ type stack struct {
 	procedureID int64
 	instructeur string
 	demandeur   []byte // a valid demandeur, copied into the seeded dossiers
-}
-
-// process is a child process the bench started and must stop.
-type process struct {
-	cmd  *exec.Cmd
-	done chan struct{}
-}
-
-func startProcess(cmd *exec.Cmd) (*process, error) {
-	dieWithParent(cmd)
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	p := &process{cmd: cmd, done: make(chan struct{})}
-	go func() {
-		_ = cmd.Wait()
-		close(p.done)
-	}()
-	return p, nil
-}
-
-func (p *process) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// stop sends sig, then kills the process if it has not exited after grace.
-func (p *process) stop(sig syscall.Signal, grace time.Duration) {
-	if p == nil || p.exited() {
-		return
-	}
-	_ = p.cmd.Process.Signal(sig)
-	select {
-	case <-p.done:
-	case <-time.After(grace):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	}
 }
 
 // startStack creates the database, migrates it, and starts mailpit and
@@ -133,7 +91,7 @@ func startStack(ctx context.Context, o options, logf func(string, ...any)) (s *s
 	if err := s.startAptflow(ctx); err != nil {
 		return s, err
 	}
-	logf("aptflow serve (pid %d) on %s, logs in %s", s.app.cmd.Process.Pid, s.apiURL, filepath.Join(s.dir, "aptflow.log"))
+	logf("aptflow serve (pid %d) on %s, logs in %s", s.app.Cmd.Process.Pid, s.apiURL, filepath.Join(s.dir, "aptflow.log"))
 	return s, nil
 }
 
@@ -194,11 +152,11 @@ func (s *stack) startMailpit(ctx context.Context) error {
 	var last error
 	// A free port found now may be taken before mailpit binds it: retry.
 	for range 3 {
-		smtpAddr, err := freeAddr()
+		smtpAddr, err := harness.FreeAddr()
 		if err != nil {
 			return err
 		}
-		httpAddr, err := freeAddr()
+		httpAddr, err := harness.FreeAddr()
 		if err != nil {
 			return err
 		}
@@ -218,7 +176,7 @@ func (s *stack) startMailpit(ctx context.Context) error {
 			return err
 		}
 		cmd.Stdout, cmd.Stderr = logFile, logFile
-		p, err := startProcess(cmd)
+		p, err := harness.Start("mailpit", cmd)
 		logFile.Close() // the child has its own descriptor
 		if err != nil {
 			return fmt.Errorf("start mailpit: %w", err)
@@ -231,14 +189,14 @@ func (s *stack) startMailpit(ctx context.Context) error {
 		}); last == nil {
 			return nil
 		}
-		p.stop(syscall.SIGKILL, 0)
+		p.Stop(syscall.SIGKILL, 0)
 		_ = os.Remove(filepath.Join(s.tmp, "mailpit.db"))
 	}
 	return fmt.Errorf("mailpit did not start (see %s): %w", filepath.Join(s.dir, "mailpit.log"), last)
 }
 
 func (s *stack) startAptflow(ctx context.Context) error {
-	addr, err := freeAddr()
+	addr, err := harness.FreeAddr()
 	if err != nil {
 		return err
 	}
@@ -256,7 +214,7 @@ func (s *stack) startAptflow(ctx context.Context) error {
 		return err
 	}
 	cmd.Stdout, cmd.Stderr = logFile, logFile
-	s.app, err = startProcess(cmd)
+	s.app, err = harness.Start("aptflow serve", cmd)
 	logFile.Close()
 	if err != nil {
 		return fmt.Errorf("start aptflow: %w", err)
@@ -280,10 +238,10 @@ func (s *stack) startAptflow(ctx context.Context) error {
 }
 
 // waitFor polls check until it succeeds, p exits or timeout passes.
-func waitFor(ctx context.Context, p *process, timeout time.Duration, check func(context.Context) error) error {
+func waitFor(ctx context.Context, p *harness.Process, timeout time.Duration, check func(context.Context) error) error {
 	deadline := time.Now().Add(timeout)
 	for {
-		if p.exited() {
+		if p.Exited() {
 			return errors.New("the process exited")
 		}
 		cctx, cancel := context.WithTimeout(ctx, time.Second)
@@ -305,8 +263,8 @@ func waitFor(ctx context.Context, p *process, timeout time.Duration, check func(
 
 // close stops aptflow (gracefully), mailpit, and drops the database.
 func (s *stack) close() {
-	s.app.stop(syscall.SIGTERM, 40*time.Second)
-	s.mpProc.stop(syscall.SIGKILL, 0)
+	s.app.Stop(syscall.SIGTERM, 40*time.Second)
+	s.mpProc.Stop(syscall.SIGKILL, 0)
 	if s.pool != nil {
 		s.pool.Close()
 	}
@@ -455,7 +413,7 @@ func (s *stack) quiesce(ctx context.Context, timeout time.Duration) error {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("%d jobs still pending after %s", n, timeout)
 		}
-		if err := sleep(ctx, 100*time.Millisecond); err != nil {
+		if err := harness.Sleep(ctx, 100*time.Millisecond); err != nil {
 			return err
 		}
 	}
@@ -474,7 +432,7 @@ func (s *stack) pauseQueue(ctx context.Context, queue string, pause bool) error 
 
 // vmHWM returns the peak resident set size of aptflow, in bytes.
 func (s *stack) vmHWM() (int64, error) {
-	return procStatusBytes(s.app.cmd.Process.Pid, "VmHWM")
+	return procStatusBytes(s.app.Cmd.Process.Pid, "VmHWM")
 }
 
 // procStatusBytes reads a "Key: N kB" line of /proc/PID/status.
@@ -493,25 +451,4 @@ func procStatusBytes(pid int, key string) (int64, error) {
 		}
 	}
 	return 0, fmt.Errorf("/proc/%d/status: no %s", pid, key)
-}
-
-// freeAddr returns a loopback address with a port free right now.
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/aptflow/aptflow/internal/harness"
 	"github.com/aptflow/aptflow/jobs"
 	"github.com/aptflow/aptflow/jobs/mailer"
 	"github.com/aptflow/aptflow/templates"
@@ -181,7 +182,7 @@ func waitMail(ctx context.Context, s *stack, n int, timeout time.Duration) (time
 		if time.Now().After(deadline) {
 			return time.Now(), got, fmt.Errorf("mailpit holds %d messages of %d after %s", got, n, timeout)
 		}
-		if err := sleep(ctx, 25*time.Millisecond); err != nil {
+		if err := harness.Sleep(ctx, 25*time.Millisecond); err != nil {
 			return time.Time{}, got, err
 		}
 	}

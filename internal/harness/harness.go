@@ -1,7 +1,7 @@
 // Package harness is what a program that drives a real aptflow from the
 // outside needs: child processes that die with it, free loopback ports, and
 // a description of the machine its figures come from. The fault suite
-// (chaos/) uses it; bench/ has the same helpers of its own.
+// (chaos/) and the bench (bench/) use it.
 package harness
 
 import (
