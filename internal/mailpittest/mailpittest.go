@@ -126,6 +126,12 @@ func start(t testing.TB, bin string) (*Server, error) {
 	return s, nil
 }
 
+// WaitReady is waitReady for a mailpit that something else started, with
+// its database at database, whose process closes exited when it ends.
+func (s *Server) WaitReady(exited <-chan struct{}, database string) error {
+	return s.waitReady(exited, database)
+}
+
 // waitReady polls until the API answers as this very mailpit (the database
 // path it reports is ours, not another process's that got the port) and the
 // SMTP server greets.
