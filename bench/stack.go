@@ -149,50 +149,12 @@ func (s *stack) aptflowCmd(ctx context.Context, extra []string, args ...string) 
 }
 
 func (s *stack) startMailpit(ctx context.Context) error {
-	var last error
-	// A free port found now may be taken before mailpit binds it: retry.
-	for range 3 {
-		smtpAddr, err := harness.FreeAddr()
-		if err != nil {
-			return err
-		}
-		httpAddr, err := harness.FreeAddr()
-		if err != nil {
-			return err
-		}
-		database := filepath.Join(s.tmp, "mailpit.db")
-		cmd := exec.Command(s.o.mailpit,
-			"--database", database,
-			"--smtp", smtpAddr,
-			"--listen", httpAddr,
-			"--max", "0", // keep every message: the bench counts them
-			"--smtp-auth-accept-any",
-			"--smtp-auth-allow-insecure",
-			"--smtp-disable-rdns",
-			"--disable-version-check",
-			"--quiet",
-		)
-		logFile, err := os.Create(filepath.Join(s.dir, "mailpit.log"))
-		if err != nil {
-			return err
-		}
-		cmd.Stdout, cmd.Stderr = logFile, logFile
-		p, err := harness.Start("mailpit", cmd)
-		logFile.Close() // the child has its own descriptor
-		if err != nil {
-			return fmt.Errorf("start mailpit: %w", err)
-		}
-		s.mpProc = p
-		s.mp = mailpittest.Connect(smtpAddr, "http://"+httpAddr)
-		// As this very mailpit: the bench empties it between phases, and
-		// must never empty another program's that took the port first.
-		if last = s.mp.WaitReady(p.Done(), database); last == nil {
-			return nil
-		}
-		p.Stop(syscall.SIGKILL, 0)
-		_ = os.Remove(database)
+	p, mp, err := harness.StartMailpit(s.o.mailpit, s.tmp, filepath.Join(s.dir, "mailpit.log"))
+	if err != nil {
+		return err
 	}
-	return fmt.Errorf("mailpit did not start (see %s): %w", filepath.Join(s.dir, "mailpit.log"), last)
+	s.mpProc, s.mp = p, mp
+	return nil
 }
 
 func (s *stack) startAptflow(ctx context.Context) error {

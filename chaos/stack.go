@@ -326,54 +326,12 @@ func waitFor(ctx context.Context, p *harness.Process, timeout time.Duration, che
 }
 
 func (s *stack) startMailpit(ctx context.Context) error {
-	var last error
-	// A free port found now may be taken before mailpit binds it: retry.
-	for range 3 {
-		smtpAddr, err := harness.FreeAddr()
-		if err != nil {
-			return err
-		}
-		httpAddr, err := harness.FreeAddr()
-		if err != nil {
-			return err
-		}
-		db := filepath.Join(s.tmp, "mailpit.db")
-		_ = os.Remove(db)
-		cmd := exec.Command(s.o.mailpit,
-			"--database", db,
-			"--smtp", smtpAddr,
-			"--listen", httpAddr,
-			"--max", "0", // keep every message: chaos counts them
-			"--smtp-auth-accept-any",
-			"--smtp-auth-allow-insecure",
-			"--enable-chaos", // the 451 outage
-			"--smtp-disable-rdns",
-			"--disable-version-check",
-			"--quiet",
-		)
-		logFile, err := os.Create(filepath.Join(s.o.dir, "mailpit.out"))
-		if err != nil {
-			return err
-		}
-		cmd.Stdout, cmd.Stderr = logFile, logFile
-		p, err := harness.Start("mailpit", cmd)
-		logFile.Close()
-		if err != nil {
-			return fmt.Errorf("start mailpit: %w", err)
-		}
-		s.mpProc = p
-		s.mp = mailpittest.Connect(smtpAddr, "http://"+httpAddr)
-		if last = waitFor(ctx, p, 15*time.Second, func(ctx context.Context) error {
-			cctx, cancel := context.WithTimeout(ctx, time.Second)
-			defer cancel()
-			_, err := s.mp.Count(cctx, "")
-			return err
-		}); last == nil {
-			return nil
-		}
-		p.Stop(syscall.SIGKILL, 0)
+	p, mp, err := harness.StartMailpit(s.o.mailpit, s.tmp, filepath.Join(s.o.dir, "mailpit.out"), "--enable-chaos")
+	if err != nil {
+		return err
 	}
-	return fmt.Errorf("mailpit did not start: %w", last)
+	s.mpProc, s.mp = p, mp
+	return nil
 }
 
 // stopAptflow stops serve and work gracefully.
