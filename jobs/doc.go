@@ -15,6 +15,10 @@
 //     enqueues the acceptance e-mail.
 //   - notify_follower (NotifyFollowerArgs): one e-mail to one follower listing
 //     the activity on a dossier since the last one; bursts coalesce.
+//   - send_digests (SendDigestsArgs): on DIGEST_CRON, one digest e-mail per
+//     instructeur in daily mode listing the activity on their followed
+//     dossiers since the last one; the per-follow cursor it shares with
+//     notify_follower means no activity is told twice.
 //   - scan_stale (ScanStaleArgs): the stale scan as of a cron run time
 //     (STALE_SCAN_CRON, NewScanStalePeriodicJob): flags the dossiers en
 //     construction left inactive past their procedure's delay, in short
