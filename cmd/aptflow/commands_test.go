@@ -18,7 +18,7 @@ func TestMigrateIsIdempotent(t *testing.T) {
 	var out bytes.Buffer
 	for i := 0; i < 2; i++ {
 		out.Reset()
-		if err := run(context.Background(), []string{"migrate"}, envOf(map[string]string{"DATABASE_URL": url}), &out, &bytes.Buffer{}); err != nil {
+		if err := run(context.Background(), []string{"migrate"}, getenvOf(map[string]string{"DATABASE_URL": url}), &out, &bytes.Buffer{}); err != nil {
 			t.Fatalf("migrate: %v", err)
 		}
 		if !strings.Contains(out.String(), "0 aptflow and 0 River migrations applied") {
@@ -31,7 +31,7 @@ func TestTokenCreate(t *testing.T) {
 	t.Parallel()
 	url := dbtest.URL(t)
 	var out, errOut bytes.Buffer
-	if err := run(context.Background(), []string{"token", "create", "back-office"}, envOf(map[string]string{"DATABASE_URL": url}), &out, &errOut); err != nil {
+	if err := run(context.Background(), []string{"token", "create", "back-office"}, getenvOf(map[string]string{"DATABASE_URL": url}), &out, &errOut); err != nil {
 		t.Fatalf("token create: %v", err)
 	}
 	token := strings.TrimSuffix(out.String(), "\n")
@@ -50,14 +50,14 @@ func TestTokenCreate(t *testing.T) {
 	if err := conn.QueryRow(context.Background(), `SELECT count(*) FROM api_tokens WHERE name = 'back-office' AND length(hash) = 32 AND position(convert_to($1, 'UTF8') in hash) = 0`, token).Scan(&n); err != nil || n != 1 {
 		t.Fatalf("stored tokens: %d, %v", n, err)
 	}
-	if err := run(context.Background(), []string{"token", "create"}, envOf(map[string]string{"DATABASE_URL": url}), &out, &errOut); err == nil {
+	if err := run(context.Background(), []string{"token", "create"}, getenvOf(map[string]string{"DATABASE_URL": url}), &out, &errOut); err == nil {
 		t.Fatal("token create without a name succeeded")
 	}
 }
 
 func TestConfigErrors(t *testing.T) {
 	t.Parallel()
-	_, err := loadConfig(envOf(map[string]string{
+	_, err := loadConfig(getenvOf(map[string]string{
 		"NOTIFY_COALESCE": "soon",
 		"STALE_SCAN_CRON": "every day",
 		"JOB_TIMEOUT":     "10m",
@@ -74,7 +74,7 @@ func TestConfigErrors(t *testing.T) {
 			t.Errorf("error does not name %s:\n%v", want, err)
 		}
 	}
-	c, err := loadConfig(envOf(map[string]string{"DATABASE_URL": "postgres://u:secret@db/aptflow"}))
+	c, err := loadConfig(getenvOf(map[string]string{"DATABASE_URL": "postgres://u:secret@db/aptflow"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,12 +88,8 @@ func TestConfigErrors(t *testing.T) {
 func TestUnknownCommand(t *testing.T) {
 	t.Parallel()
 	var out, errOut bytes.Buffer
-	if err := run(context.Background(), []string{"frobnicate"}, envOf(nil), &out, &errOut); err == nil || !strings.Contains(errOut.String(), "Usage") {
+	if err := run(context.Background(), []string{"frobnicate"}, getenvOf(nil), &out, &errOut); err == nil || !strings.Contains(errOut.String(), "Usage") {
 		t.Fatalf("err %v, stderr %q", err, errOut.String())
 	}
 }
 
-// envOf is a getenv over a map.
-func envOf(m map[string]string) func(string) string {
-	return func(k string) string { return m[k] }
-}
