@@ -92,4 +92,3 @@ func TestUnknownCommand(t *testing.T) {
 		t.Fatalf("err %v, stderr %q", err, errOut.String())
 	}
 }
-
