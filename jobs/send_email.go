@@ -204,14 +204,12 @@ func loadDelivery(ctx context.Context, q querier, id int64) (*delivery, error) {
 		params, dem         []byte
 		di                  dossierInfo
 		libelle, serviceNom *string
-		state               *string
-		lastActivity        *time.Time
 		code                *string
 		pdf                 []byte
 	)
 	err := q.QueryRow(ctx, `
 		SELECT e.id, e.dossier_id, e.kind, e.recipient, e.params, e.status,
-			p.libelle, p.service_nom, d.demandeur, d.state, d.motivation, d.decided_at, d.last_activity_at,
+			p.libelle, p.service_nom, d.demandeur, d.motivation, d.decided_at,
 			a.code, a.pdf
 		FROM email_deliveries e
 		LEFT JOIN dossiers d ON d.id = e.dossier_id
@@ -219,7 +217,7 @@ func loadDelivery(ctx context.Context, q querier, id int64) (*delivery, error) {
 		LEFT JOIN attestations a ON a.dossier_id = e.dossier_id AND e.kind = $2
 		WHERE e.id = $1`, id, workflow.MailAccepte,
 	).Scan(&d.ID, &d.DossierID, &d.Kind, &d.Recipient, &params, &d.Status,
-		&libelle, &serviceNom, &dem, &state, &di.Motivation, &di.DecidedAt, &lastActivity,
+		&libelle, &serviceNom, &dem, &di.Motivation, &di.DecidedAt,
 		&code, &pdf)
 	if err != nil {
 		return nil, err
@@ -228,7 +226,7 @@ func loadDelivery(ctx context.Context, q querier, id int64) (*delivery, error) {
 		return nil, fmt.Errorf("delivery %d params: %w", id, err)
 	}
 	if d.DossierID != nil && libelle != nil {
-		di.ProcedureLibelle, di.ServiceNom, di.State, di.LastActivityAt = *libelle, *serviceNom, *state, *lastActivity
+		di.ProcedureLibelle, di.ServiceNom = *libelle, *serviceNom
 		if err := json.Unmarshal(dem, &di.Demandeur); err != nil {
 			return nil, fmt.Errorf("dossier %d demandeur: %w", *d.DossierID, err)
 		}
@@ -293,26 +291,8 @@ func (w *SendEmailWorker) compose(ctx context.Context, d *delivery) (mailer.Mess
 type dossierInfo struct {
 	ProcedureLibelle, ServiceNom string
 	Demandeur                    workflow.Demandeur
-	State                        string
 	Motivation                   *string
 	DecidedAt                    *time.Time
-	LastActivityAt               time.Time
-}
-
-func loadDossierInfo(ctx context.Context, q querier, id int64) (*dossierInfo, error) {
-	var di dossierInfo
-	var dem []byte
-	err := q.QueryRow(ctx, `
-		SELECT p.libelle, p.service_nom, d.demandeur, d.state, d.motivation, d.decided_at, d.last_activity_at
-		FROM dossiers d JOIN procedures p ON p.id = d.procedure_id WHERE d.id = $1`, id,
-	).Scan(&di.ProcedureLibelle, &di.ServiceNom, &dem, &di.State, &di.Motivation, &di.DecidedAt, &di.LastActivityAt)
-	if err != nil {
-		return nil, fmt.Errorf("dossier %d: %w", id, err)
-	}
-	if err := json.Unmarshal(dem, &di.Demandeur); err != nil {
-		return nil, fmt.Errorf("dossier %d demandeur: %w", id, err)
-	}
-	return &di, nil
 }
 
 // emailData gathers what the template of a delivery shows.
@@ -320,13 +300,7 @@ func emailData(ctx context.Context, q querier, cfg Config, d *delivery) (templat
 	data := templates.EmailData{PublicURL: cfg.PublicURL, StaleDays: d.Params.StaleDays}
 	var attachments []mailer.Attachment
 	if d.DossierID != nil {
-		di := d.dossier
-		if di == nil {
-			var err error
-			if di, err = loadDossierInfo(ctx, q, *d.DossierID); err != nil {
-				return data, nil, err
-			}
-		}
+		di := d.dossier // read with the delivery by loadDelivery
 		data.DossierID = *d.DossierID
 		data.ProcedureLibelle = di.ProcedureLibelle
 		data.ServiceNom = di.ServiceNom
@@ -345,14 +319,8 @@ func emailData(ctx context.Context, q querier, cfg Config, d *delivery) (templat
 	}
 	switch d.Kind {
 	case workflow.MailAccepte:
-		a := d.attestation
-		if a == nil { // a delivery not read by loadDelivery
-			a = &attestationFile{}
-			if err := q.QueryRow(ctx, `SELECT code, pdf FROM attestations WHERE dossier_id = $1`, data.DossierID).Scan(&a.code, &a.pdf); err != nil {
-				return data, nil, fmt.Errorf("attestation of dossier %d: %w", data.DossierID, err)
-			}
-		}
-		if a.pdf == nil {
+		a := d.attestation // read with the delivery by loadDelivery
+		if a == nil || a.pdf == nil {
 			return data, nil, fmt.Errorf("attestation of dossier %d is not rendered yet", data.DossierID)
 		}
 		data.VerificationURL = workflow.VerificationURL(cfg.PublicURL, a.code)
