@@ -8,20 +8,24 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
-	"github.com/robfig/cron/v3"
 
 	"github.com/aptflow/aptflow/workflow"
 )
 
-// SendDigestsArgs sends the daily digests that are due.
-type SendDigestsArgs struct{}
+// SendDigestsArgs sends the daily digests that are due as of At, the cron
+// run time that enqueued it (see NewCronJob).
+type SendDigestsArgs struct {
+	At time.Time `json:"at"`
+}
 
 // Kind is the job kind; it never changes once shipped.
 func (SendDigestsArgs) Kind() string { return "send_digests" }
 
-// InsertOpts puts the digests on the maintenance queue.
+// InsertOpts puts the digests on the maintenance queue, unique by run time:
+// a new leader does not enqueue a run time twice (a second run would find
+// nothing new anyway).
 func (SendDigestsArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{Queue: QueueMaintenance}
+	return river.InsertOpts{Queue: QueueMaintenance, UniqueOpts: river.UniqueOpts{ByArgs: true}}
 }
 
 // SendDigestsWorker runs SendDigests.
@@ -31,10 +35,14 @@ type SendDigestsWorker struct {
 	deps Deps
 }
 
-// Work sends the digests as of now. It is safe to run twice: an activity
-// goes into one digest only.
+// Work sends the digests as of the job's run time. It is safe to run twice:
+// an activity goes into one digest only.
 func (w *SendDigestsWorker) Work(ctx context.Context, job *river.Job[SendDigestsArgs]) error {
-	res, err := SendDigests(ctx, w.deps.Pool, river.ClientFromContext[pgx.Tx](ctx), w.cfg, time.Now())
+	at := job.Args.At
+	if at.IsZero() { // inserted by hand
+		at = time.Now()
+	}
+	res, err := SendDigests(ctx, w.deps.Pool, river.ClientFromContext[pgx.Tx](ctx), w.cfg, at)
 	if err != nil {
 		return err
 	}
@@ -42,23 +50,13 @@ func (w *SendDigestsWorker) Work(ctx context.Context, job *river.Job[SendDigests
 	return nil
 }
 
-// PeriodicDigests is the periodic job of the daily digests on schedule.
-// Every process registers it; River's leader enqueues it, once per cluster.
-func PeriodicDigests(schedule cron.Schedule) *river.PeriodicJob {
-	return river.NewPeriodicJob(schedule, func() (river.JobArgs, *river.InsertOpts) {
-		// Unique within the schedule's period, so that a change of leader
-		// right at the due time does not enqueue the run twice (a second
-		// run would find nothing new anyway).
-		return SendDigestsArgs{}, &river.InsertOpts{UniqueOpts: river.UniqueOpts{ByPeriod: schedulePeriod(schedule, time.Now())}}
-	}, nil)
-}
-
-// schedulePeriod is the time between the next two runs of schedule, at most
-// an hour.
-func schedulePeriod(s cron.Schedule, now time.Time) time.Duration {
-	next := s.Next(now)
-	p := s.Next(next).Sub(next)
-	return max(min(p, time.Hour), time.Second)
+// NewSendDigestsPeriodicJob returns the cron job of the daily digests on
+// schedule (DIGEST_CRON). Register it on every process: River's leader
+// enqueues it, once per cluster.
+func NewSendDigestsPeriodicJob(schedule river.PeriodicSchedule) *river.PeriodicJob {
+	return NewCronJob("send_digests", schedule, func(slot time.Time) river.JobArgs {
+		return SendDigestsArgs{At: slot}
+	})
 }
 
 // DigestResult counts what SendDigests did.

@@ -15,7 +15,8 @@
 //     enqueues the acceptance e-mail.
 //   - notify_follower (NotifyFollowerArgs): one e-mail to one follower listing
 //     the activity on a dossier since the last one; bursts coalesce.
-//   - send_digests (SendDigestsArgs): on DIGEST_CRON, one digest e-mail per
+//   - send_digests (SendDigestsArgs): on DIGEST_CRON (NewCronJob, unique per
+//     run time, like scan_stale), one digest e-mail per
 //     instructeur in daily mode listing the activity on their followed
 //     dossiers since the last one; the per-follow cursor it shares with
 //     notify_follower means no activity is told twice.

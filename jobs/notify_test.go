@@ -221,7 +221,7 @@ func TestPeriodicDigests(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := apptest.Start(t, apptest.Options{Jobs: jobs.Config{PeriodicJobs: []*river.PeriodicJob{jobs.PeriodicDigests(sched)}}})
+	s := apptest.Start(t, apptest.Options{Jobs: jobs.Config{PeriodicJobs: []*river.PeriodicJob{jobs.NewSendDigestsPeriodicJob(sched)}}})
 	id, _, _, b, _ := followed(t, s)
 	s.Must(200, "PUT", "/v1/instructeurs/"+b+"/preferences", map[string]any{"notifications": "daily"})
 	s.Must(201, "POST", fmt.Sprintf("/v1/dossiers/%d/messages", id), map[string]any{"from": "usager", "body": "Pièce ajoutée"})

@@ -23,7 +23,7 @@ func periodicJobs(cfg Config) ([]*river.PeriodicJob, error) {
 	if err != nil {
 		return nil, fmt.Errorf("STALE_SCAN_CRON: %w", err)
 	}
-	return []*river.PeriodicJob{jobs.PeriodicDigests(digest), jobs.NewScanStalePeriodicJob(stale)}, nil
+	return []*river.PeriodicJob{jobs.NewSendDigestsPeriodicJob(digest), jobs.NewScanStalePeriodicJob(stale)}, nil
 }
 
 // runOnce runs a scan or the digests now, as the cron would.
