@@ -75,8 +75,9 @@ func (s *Service) PostMessageTx(ctx context.Context, tx pgx.Tx, dossierID int64,
 		return nil, err
 	}
 	// The row lock orders the dossier's activities: their ids commit in
-	// order, which the followers' cursors rely on.
-	cur, err := lockDossier(ctx, tx, dossierID)
+	// order, which the followers' cursors rely on. The same query tells
+	// whether the author instructs the dossier's procedure.
+	cur, instID, err := lockDossierAs(ctx, tx, dossierID, email)
 	if err != nil {
 		return nil, err
 	}
@@ -91,10 +92,6 @@ func (s *Service) PostMessageTx(ctx context.Context, tx pgx.Tx, dossierID int64,
 			return nil, err
 		}
 		return m, nil
-	}
-	instID, err := instructeurOf(ctx, tx, cur.procedureID, email)
-	if err != nil {
-		return nil, err
 	}
 	if instID == 0 {
 		return nil, Errorf(ENotInstructeur, "cet instructeur n'instruit pas la procédure de ce dossier")
