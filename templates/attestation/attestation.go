@@ -49,10 +49,10 @@ type Data struct {
 // Renderer renders attestations. It holds the parsed fonts and the time
 // zone; a Renderer is safe for concurrent use by several goroutines.
 type Renderer struct {
-	// font is a pristine copy of the TrueType font. gofpdf pads and
-	// rewrites the slice it is given while it parses and subsets a font, so
-	// this one is never handed to it: each document gets its own copy.
-	font []byte
+	// font is the TrueType font, parsed once (gofpdf's UTF8Font, a patch
+	// of ours: third_party/gofpdf). Each document still subsets it into
+	// a copy of its own.
+	font *gofpdf.UTF8Font
 	cov  *coverage // the runes the font can draw
 	qr   *qrEncoder
 	loc  *time.Location
@@ -74,8 +74,12 @@ func newRenderer(font []byte) (*Renderer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("attestation: %w", err)
 	}
+	parsed, err := gofpdf.ParseUTF8Font(family, "", font)
+	if err != nil {
+		return nil, fmt.Errorf("attestation: parse font: %w", err)
+	}
 	r := &Renderer{
-		font: bytes.Clone(font),
+		font: parsed,
 		cov:  cov,
 		qr:   newQREncoder(),
 		loc:  loc,
@@ -118,7 +122,7 @@ func (r *Renderer) Render(d Data) (pdf []byte, err error) {
 	f.SetAutoPageBreak(false, 0) // one page, always: the layout budgets its space
 	f.SetMargins(marginX, marginTop, marginX)
 	f.SetCellMargin(0)
-	f.AddUTF8FontFromBytes(family, "", bytes.Clone(r.font))
+	f.AddUTF8FontParsed(r.font)
 
 	f.SetTitle("Autorisation provisoire de travail — dossier nº "+strconv.FormatInt(d.DossierID, 10), true)
 	f.SetAuthor(clean(d.ServiceNom, false), true)

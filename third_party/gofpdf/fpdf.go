@@ -1813,6 +1813,82 @@ func (f *Fpdf) AddUTF8FontFromBytes(familyStr, styleStr string, utf8Bytes []byte
 	f.addFontFromBytes(fontFamilyEscape(familyStr), styleStr, nil, nil, utf8Bytes)
 }
 
+// aptflow: UTF8Font is a UTF-8 TrueType font parsed once for many
+// documents. AddUTF8FontFromBytes parses the whole font, hashes its 65,536
+// character widths and re-reads its tables for every document: most of the
+// time a small document takes. A UTF8Font is read-only once parsed and safe
+// for concurrent use; each document still gets its own copy of the font's
+// bytes, which subsetting pads in place.
+type UTF8Font struct {
+	key  string
+	ttf  []byte
+	def  fontDefType  // as addFontFromBytes builds it, without utf8File and usedRunes
+	file utf8FontFile // the metrics parseFile read, with the font-wide subsetting tables
+}
+
+// ParseUTF8Font parses utf8Bytes, a TrueType font, for AddUTF8FontParsed under
+// familyStr and styleStr (as AddUTF8FontFromBytes takes them). It keeps its
+// own copy of utf8Bytes.
+func ParseUTF8Font(familyStr, styleStr string, utf8Bytes []byte) (*UTF8Font, error) {
+	key := getFontKey(fontFamilyEscape(familyStr), styleStr)
+	ttf := append([]byte(nil), utf8Bytes...)
+	utf8File := newUTF8Font(&fileReader{array: append([]byte(nil), ttf...)})
+	if err := utf8File.parseFile(); err != nil {
+		return nil, err
+	}
+	def := fontDefType{
+		Tp:   "UTF8",
+		Name: key,
+		Desc: FontDescType{
+			Ascent:       int(utf8File.Ascent),
+			Descent:      int(utf8File.Descent),
+			CapHeight:    utf8File.CapHeight,
+			Flags:        utf8File.Flags,
+			FontBBox:     utf8File.Bbox,
+			ItalicAngle:  utf8File.ItalicAngle,
+			StemV:        utf8File.StemV,
+			MissingWidth: round(utf8File.DefaultWidth),
+		},
+		Up: int(round(utf8File.UnderlinePosition)),
+		Ut: round(utf8File.UnderlineThickness),
+		Cw: utf8File.CharWidths,
+	}
+	var err error
+	if def.i, err = generateFontID(def); err != nil {
+		return nil, err
+	}
+	base := utf8File.parseCutBase()
+	if base == nil {
+		return nil, fmt.Errorf("font %s has no Unicode character map", key)
+	}
+	file := *utf8File
+	file.fileReader = nil
+	file.cutBase = base
+	return &UTF8Font{key: key, ttf: ttf, def: def, file: file}, nil
+}
+
+// AddUTF8FontParsed adds font to the document, as AddUTF8FontFromBytes adds
+// the font it parses: the output is the same.
+func (f *Fpdf) AddUTF8FontParsed(font *UTF8Font) {
+	if f.err != nil {
+		return
+	}
+	if _, ok := f.fonts[font.key]; ok {
+		return
+	}
+	utf8File := new(utf8FontFile)
+	*utf8File = font.file
+	utf8File.fileReader = &fileReader{array: append([]byte(nil), font.ttf...)}
+	def := font.def
+	if f.aliasNbPagesStr == "" {
+		def.usedRunes = makeSubsetRange(57)
+	} else {
+		def.usedRunes = makeSubsetRange(32)
+	}
+	def.utf8File = utf8File
+	f.fonts[font.key] = def
+}
+
 func (f *Fpdf) addFontFromBytes(familyStr, styleStr string, jsonFileBytes, zFileBytes, utf8Bytes []byte) {
 	if f.err != nil {
 		return

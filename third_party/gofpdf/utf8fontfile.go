@@ -55,6 +55,58 @@ type utf8FontFile struct {
 	DefaultWidth         float64
 	symbolData           map[int]map[string][]int
 	CodeSymbolDictionary map[int]int
+	cutBase              *utf8CutBase // aptflow: shared by the documents of a UTF8Font
+}
+
+// aptflow: utf8CutBase is what GenerateCutFont reads of the whole font
+// before it picks the glyphs a document uses: the table directory, the
+// character map, the glyph offsets. It is the same for every document, so a
+// UTF8Font parses it once; it is read-only after that.
+type utf8CutBase struct {
+	tableDescriptions    map[string]*tableDescription
+	charSymbolDictionary map[int]int
+	symbolPosition       []int
+	locaFormat           int
+	metricsCount         int
+	numSymbols           int
+}
+
+// aptflow: parseCutBase is the font-wide start of upstream's GenerateCutFont,
+// moved here unchanged but for the widths table, which upstream re-parsed
+// there and then did not use. It returns nil when the font has no Unicode
+// character map.
+func (utf *utf8FontFile) parseCutBase() *utf8CutBase {
+	utf.fileReader.readerPosition = 0
+	utf.symbolPosition = make([]int, 0)
+	utf.charSymbolDictionary = make(map[int]int)
+	utf.tableDescriptions = make(map[string]*tableDescription)
+	utf.skip(4)
+	utf.generateTableDescriptions()
+
+	utf.SeekTable("head")
+	utf.skip(50)
+	locaFormat := utf.readUint16()
+
+	utf.SeekTable("hhea")
+	utf.skip(34)
+	metricsCount := utf.readUint16()
+
+	utf.SeekTable("maxp")
+	utf.skip(4)
+	numSymbols := utf.readUint16()
+
+	if utf.generateCMAP() == nil {
+		return nil
+	}
+	utf.parseLOCATable(locaFormat, numSymbols)
+	return &utf8CutBase{
+		tableDescriptions:    utf.tableDescriptions,
+		charSymbolDictionary: utf.charSymbolDictionary,
+		symbolPosition:       utf.symbolPosition,
+		locaFormat:           locaFormat,
+		metricsCount:         metricsCount,
+		numSymbols:           numSymbols,
+	}
 }
 
 type tableDescription struct {
@@ -637,38 +689,26 @@ func (utf *utf8FontFile) generateCMAPTable(cidSymbolPairCollection map[int]int, 
 
 //GenerateCutFont fill utf8FontFile from .utf file, only with runes from usedRunes
 func (utf *utf8FontFile) GenerateCutFont(usedRunes map[int]int) []byte {
+	// aptflow: the font-wide part comes from the UTF8Font the document was
+	// given, or is parsed now for a font added from bytes.
+	base := utf.cutBase
+	if base == nil {
+		if base = utf.parseCutBase(); base == nil {
+			return nil
+		}
+	}
 	utf.fileReader.readerPosition = 0
-	utf.symbolPosition = make([]int, 0)
-	utf.charSymbolDictionary = make(map[int]int)
-	utf.tableDescriptions = make(map[string]*tableDescription)
+	utf.tableDescriptions = base.tableDescriptions
+	utf.charSymbolDictionary = base.charSymbolDictionary
+	utf.symbolPosition = base.symbolPosition
 	utf.outTablesData = make(map[string][]byte)
 	utf.Ascent = 0
 	utf.Descent = 0
-	utf.skip(4)
 	utf.LastRune = 0
-	utf.generateTableDescriptions()
-
-	utf.SeekTable("head")
-	utf.skip(50)
-	LocaFormat := utf.readUint16()
-
-	utf.SeekTable("hhea")
-	utf.skip(34)
-	metricsCount := utf.readUint16()
+	LocaFormat := base.locaFormat
+	metricsCount := base.metricsCount
 	oldMetrics := metricsCount
-
-	utf.SeekTable("maxp")
-	utf.skip(4)
-	numSymbols := utf.readUint16()
-
-	symbolCharDictionary := utf.generateCMAP()
-	if symbolCharDictionary == nil {
-		return nil
-	}
-
-	utf.parseHMTXTable(metricsCount, numSymbols, symbolCharDictionary, 1.0)
-
-	utf.parseLOCATable(LocaFormat, numSymbols)
+	numSymbols := base.numSymbols
 
 	cidSymbolPairCollection, symbolArray, symbolCollection, symbolCollectionKeys := utf.parseSymbols(usedRunes)
 
