@@ -52,19 +52,14 @@ type RenderAttestationWorker struct {
 // retry after a crash before the store renders the same bytes.
 func (w *RenderAttestationWorker) Work(ctx context.Context, job *river.Job[RenderAttestationArgs]) error {
 	id := job.Args.DossierID
-	var stored bool
-	err := w.deps.Pool.QueryRow(ctx, `SELECT pdf IS NOT NULL FROM attestations WHERE dossier_id = $1`, id).Scan(&stored)
+	data, stored, err := loadAttestationData(ctx, w.deps.Pool, w.cfg.PublicURL, id)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return river.JobCancel(fmt.Errorf("dossier %d has no attestation", id))
 	} else if err != nil {
-		return fmt.Errorf("attestation of dossier %d: %w", id, err)
+		return err
 	}
 	var pdf []byte
 	if !stored {
-		data, err := LoadAttestationData(ctx, w.deps.Pool, w.cfg.PublicURL, id)
-		if err != nil {
-			return err
-		}
 		if pdf, err = w.deps.Attestations.Render(*data); err != nil {
 			return fmt.Errorf("render attestation of dossier %d: %w", id, err)
 		}
@@ -91,8 +86,10 @@ func (w *RenderAttestationWorker) Work(ctx context.Context, job *river.Job[Rende
 	})
 }
 
-// LoadAttestationData reads what the attestation of dossier id shows.
-func LoadAttestationData(ctx context.Context, q querier, publicURL string, id int64) (*attestation.Data, error) {
+// loadAttestationData reads what the attestation of dossier id shows, and
+// whether its PDF is already stored (then data is nil: nothing to render).
+// The error wraps pgx.ErrNoRows when the dossier has no attestation.
+func loadAttestationData(ctx context.Context, q querier, publicURL string, id int64) (data *attestation.Data, stored bool, err error) {
 	var (
 		dem              []byte
 		code             string
@@ -100,24 +97,27 @@ func LoadAttestationData(ctx context.Context, q querier, publicURL string, id in
 		motivation, inst *string
 		d                attestation.Data
 	)
-	err := q.QueryRow(ctx, `
-		SELECT p.libelle, p.service_nom, p.service_adresse, d.demandeur, d.decided_at, d.motivation, a.code,
+	err = q.QueryRow(ctx, `
+		SELECT a.pdf IS NOT NULL, p.libelle, p.service_nom, p.service_adresse, d.demandeur, d.decided_at, d.motivation, a.code,
 			(SELECT h.instructeur_email FROM dossier_history h
 			 WHERE h.dossier_id = d.id AND h.to_state = 'accepte' ORDER BY h.id DESC LIMIT 1)
 		FROM dossiers d
 		JOIN procedures p ON p.id = d.procedure_id
 		JOIN attestations a ON a.dossier_id = d.id
 		WHERE d.id = $1`, id,
-	).Scan(&d.ProcedureLibelle, &d.ServiceNom, &d.ServiceAdresse, &dem, &decidedAt, &motivation, &code, &inst)
+	).Scan(&stored, &d.ProcedureLibelle, &d.ServiceNom, &d.ServiceAdresse, &dem, &decidedAt, &motivation, &code, &inst)
 	if err != nil {
-		return nil, fmt.Errorf("attestation data of dossier %d: %w", id, err)
+		return nil, false, fmt.Errorf("attestation data of dossier %d: %w", id, err)
+	}
+	if stored {
+		return nil, true, nil
 	}
 	if decidedAt == nil {
-		return nil, fmt.Errorf("dossier %d is not decided", id)
+		return nil, false, fmt.Errorf("dossier %d is not decided", id)
 	}
 	var dm workflow.Demandeur
 	if err := json.Unmarshal(dem, &dm); err != nil {
-		return nil, fmt.Errorf("dossier %d demandeur: %w", id, err)
+		return nil, false, fmt.Errorf("dossier %d demandeur: %w", id, err)
 	}
 	date := func(s string) time.Time {
 		t, _ := time.Parse(workflow.DateLayout, s) // validated on write
@@ -148,5 +148,5 @@ func LoadAttestationData(ctx context.Context, q querier, publicURL string, id in
 	}
 	d.VerificationCode = code
 	d.VerificationURL = workflow.VerificationURL(publicURL, code)
-	return &d, nil
+	return &d, false, nil
 }

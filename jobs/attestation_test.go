@@ -2,6 +2,7 @@ package jobs_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -69,6 +70,13 @@ func TestAcceptance(t *testing.T) {
 	sum := sha256.Sum256(pdf)
 	if att["sha256"] != hex.EncodeToString(sum[:]) {
 		t.Fatalf("sha256 %v, PDF has %x", att["sha256"], sum)
+	}
+	// Stored as it is, without PostgreSQL's attempt to compress a PDF
+	// (migration 00003).
+	var storage string
+	if err := s.Pool.QueryRow(context.Background(), `SELECT attstorage::text FROM pg_attribute
+		WHERE attrelid = 'attestations'::regclass AND attname = 'pdf'`).Scan(&storage); err != nil || storage != "e" {
+		t.Fatalf("attestations.pdf storage %q (%v), want e (EXTERNAL)", storage, err)
 	}
 
 	// The e-mail read back from mailpit attaches the same bytes.
