@@ -54,7 +54,6 @@ type Renderer struct {
 	// a copy of its own.
 	font *gofpdf.UTF8Font
 	cov  *coverage // the runes the font can draw
-	qr   *qrEncoder
 	loc  *time.Location
 }
 
@@ -81,7 +80,6 @@ func newRenderer(font []byte) (*Renderer, error) {
 	r := &Renderer{
 		font: parsed,
 		cov:  cov,
-		qr:   newQREncoder(),
 		loc:  loc,
 	}
 	if _, err := r.Render(sampleData()); err != nil {
@@ -100,7 +98,7 @@ func (r *Renderer) Render(d Data) (pdf []byte, err error) {
 	if d.VerificationURL == "" {
 		return nil, errors.New("attestation: VerificationURL is required")
 	}
-	png, err := r.qr.encode(d.VerificationURL)
+	qr, err := encodeQR(d.VerificationURL)
 	if err != nil {
 		return nil, fmt.Errorf("attestation %d: %w", d.DossierID, err)
 	}
@@ -129,12 +127,9 @@ func (r *Renderer) Render(d Data) (pdf []byte, err error) {
 	f.SetSubject("Autorisation provisoire de travail pour un étudiant étranger, décision du "+dateFR(d.DecidedAt, r.loc), true)
 	f.SetCreator("aptflow", true)
 
-	imageName := "qr-verification-" + strconv.FormatInt(d.DossierID, 10)
-	f.RegisterImageOptionsReader(imageName, gofpdf.ImageOptions{ImageType: "PNG"}, bytes.NewReader(png))
-
 	f.AddPage()
 	l := &layout{f: f, loc: r.loc, cov: r.cov}
-	l.draw(d, imageName)
+	l.draw(d, qr)
 	if err := l.err; err != nil {
 		return nil, fmt.Errorf("attestation %d: %w", d.DossierID, err)
 	}

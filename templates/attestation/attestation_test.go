@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"rsc.io/qr/coding"
 	"time"
 
 	"golang.org/x/image/font/gofont/goregular"
@@ -461,4 +463,66 @@ func decodeQR(t *testing.T, pdf []byte) string {
 		t.Fatalf("zbarimg found no QR code: %v", err)
 	}
 	return strings.TrimSuffix(string(out), "\n")
+}
+
+// TestQRPenalty checks the mask penalty (ISO/IEC 18004 §7.8.3.1) on grids
+// whose score is worked out by hand, then that encodeQR keeps the mask of
+// lowest penalty.
+func TestQRPenalty(t *testing.T) {
+	t.Parallel()
+	grid := func(rows ...string) (int, []bool) {
+		var dark []bool
+		for _, r := range rows {
+			for _, c := range r {
+				dark = append(dark, c == '#')
+			}
+		}
+		return len(rows), dark
+	}
+	for _, c := range []struct {
+		name string
+		rows []string
+		want int
+	}{
+		// Rows and columns: ten runs of 5 (N1 3 each); 16 blocks (N2 3
+		// each); all dark, 50 % from half (N4 10 × 10).
+		{"dark", []string{"#####", "#####", "#####", "#####", "#####"}, 30 + 48 + 100},
+		// A checkerboard: no run, no block, 13 of 25 dark: 2 % from half.
+		{"checker", []string{"#.#.#", ".#.#.", "#.#.#", ".#.#.", "#.#.#"}, 0},
+		// A finder-like pattern on top of an 11×11 light grid.
+		// N1: rows 1–10 are runs of 11 (3+6 each: 90); columns 0, 2, 3,
+		// 4, 6 end in runs of 10 (3+5 each: 40), the six others are runs
+		// of 11 (54). N2: the 90 light blocks below row 0, and 3 on it
+		// (x = 7, 8, 9): 93 × 3. N3: the pattern, light around it: 40.
+		// N4: 5 dark of 121, 45 % from half: 9 × 10.
+		{"finder", []string{
+			"#.###.#....",
+			"...........", "...........", "...........", "...........", "...........",
+			"...........", "...........", "...........", "...........", "...........",
+		}, 184 + 279 + 40 + 90},
+	} {
+		n, at := grid(c.rows...)
+		if got := qrPenalty(n, at); got != c.want {
+			t.Errorf("%s: penalty %d, want %d", c.name, got, c.want)
+		}
+	}
+
+	code, err := encodeQR("https://aptflow.example.fr/attestations/K7Q2-M9XD-4HPA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	chosen := qrPenalty(code.Size, qrModules(code))
+	for mask := coding.Mask(0); mask < 8; mask++ {
+		plan, err := coding.NewPlan(coding.Version((code.Size-17)/4), coding.M, mask)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := plan.Encode(coding.String("https://aptflow.example.fr/attestations/K7Q2-M9XD-4HPA"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p := qrPenalty(c.Size, qrModules(c)); p < chosen {
+			t.Errorf("mask %d has penalty %d, below the chosen code's %d", mask, p, chosen)
+		}
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jung-kurt/gofpdf"
+	"rsc.io/qr/coding"
 )
 
 // The page, in millimetres. The layout is budgeted top-down: the header and
@@ -88,7 +89,7 @@ type section struct {
 	rows  []*row
 }
 
-func (l *layout) draw(d Data, imageName string) {
+func (l *layout) draw(d Data, qr *coding.Code) {
 	l.y = marginTop
 	l.header(d)
 	l.title(d)
@@ -168,7 +169,7 @@ func (l *layout) draw(d Data, imageName string) {
 		l.err = errOverflow
 		return
 	}
-	l.verification(d, imageName)
+	l.verification(d, qr)
 	l.footer(d)
 }
 
@@ -335,13 +336,12 @@ func lineHeight(size float64) float64 { return size * 0.44 }
 
 // verification draws the QR code, the code in clear and how an employer
 // checks the attestation.
-func (l *layout) verification(d Data, imageName string) {
+func (l *layout) verification(d Data, qr *coding.Code) {
 	f := l.f
 	f.SetDrawColor(ruleGrey[0], ruleGrey[1], ruleGrey[2])
 	f.SetLineWidth(0.3)
 	f.Rect(marginX, verifTop, contentW, verifH, "D")
-	f.ImageOptions(imageName, marginX+2, verifTop+2, qrSize, qrSize, false,
-		gofpdf.ImageOptions{ImageType: "PNG"}, 0, d.VerificationURL)
+	drawQR(f, qr, marginX+2, verifTop+2, qrSize, d.VerificationURL)
 
 	x := marginX + qrSize + 6
 	w := pageW - marginX - 4 - x
