@@ -157,9 +157,9 @@ func (b *bench) transitions(ctx context.Context, rep *report) error {
 		return err
 	}
 
-	// The same with the e-mail queue paused during the burst: the API's own
-	// cost next to the ceiling's, the e-mails going out after. A reference,
-	// not the figure: in production the workers run beside the API.
+	// The same with the e-mail queue paused during the burst, the e-mails
+	// going out after: the API's own cost, compared with the ceiling's, whose
+	// jobs no worker reads either (report.table says why).
 	if err := b.s.quiesce(ctx, phaseTimeout); err != nil {
 		return err
 	}
@@ -187,15 +187,19 @@ func (b *bench) transitions(ctx context.Context, rep *report) error {
 // stages measures the two stages of an acceptance alone.
 func (b *bench) stages(ctx context.Context, rep *report) error {
 	var err error
-	if rep.RenderRate, rep.RenderWorkers, err = renderStage(ctx, b.o.stage, b.s.apiURL); err != nil {
+	var n int
+	cpu := b.s.startCPU(ctx)
+	if rep.RenderRate, rep.RenderWorkers, n, err = renderStage(ctx, b.o.stage, b.s.apiURL); err != nil {
 		return fmt.Errorf("render: %w", err)
 	}
-	cpu := b.s.startCPU(ctx)
-	var n int
+	rep.RenderCPU = cpu.stop(n)
+	rep.CPU = append(rep.CPU, namedCPU{"PDF renders alone, per render (the bench renders)", rep.RenderCPU})
+	cpu = b.s.startCPU(ctx)
 	if rep.IngestRate, rep.IngestWorkers, n, err = ingestStage(ctx, b.s, b.o.stage); err != nil {
 		return fmt.Errorf("mailpit ingest: %w", err)
 	}
-	rep.CPU = append(rep.CPU, namedCPU{"mailpit ingest alone, per message (the bench is the sender)", cpu.stop(n)})
+	rep.IngestCPU = cpu.stop(n)
+	rep.CPU = append(rep.CPU, namedCPU{"mailpit ingest alone, per message (the bench is the sender)", rep.IngestCPU})
 	return nil
 }
 
@@ -216,7 +220,8 @@ func (b *bench) acceptances(ctx context.Context, rep *report) error {
 		return fmt.Errorf("%d acceptances failed: %w", rep.AcceptHTTP.Failed, rep.AcceptHTTP.FirstErr)
 	}
 	all, n, err := waitMail(ctx, b.s, rep.AcceptHTTP.OK, phaseTimeout)
-	rep.CPU = append(rep.CPU, namedCPU{"acceptances end to end, per acceptance", cpu.stop(n)})
+	rep.AcceptCPU = cpu.stop(n)
+	rep.CPU = append(rep.CPU, namedCPU{"acceptances end to end, per acceptance", rep.AcceptCPU})
 	stopProfile()
 	rep.AcceptN = n
 	rep.AcceptRate = float64(n) / all.Sub(rep.AcceptHTTP.Start).Seconds()

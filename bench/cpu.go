@@ -143,6 +143,15 @@ func (m *cpuMeter) stop(ops int) cpuUse {
 	return u
 }
 
+// perOp is the CPU time of the whole stack (aptflow, PostgreSQL, mailpit
+// and the bench) per operation, 0 if not measured.
+func (u cpuUse) perOp() time.Duration {
+	if u.Ops == 0 {
+		return 0
+	}
+	return (u.Aptflow + u.Postgres + u.Mailpit + u.Bench) / time.Duration(u.Ops)
+}
+
 // String is the CPU per operation of each part, and how busy the machine
 // was.
 func (u cpuUse) String() string {

@@ -54,12 +54,12 @@ func attestationData(id int64, publicURL string) attestation.Data {
 
 // renderStage renders attestations in-process on every core for d, with
 // the renderer aptflow uses, and returns renders per second.
-func renderStage(ctx context.Context, d time.Duration, publicURL string) (float64, int, error) {
+func renderStage(ctx context.Context, d time.Duration, publicURL string) (rate float64, workers, renders int, err error) {
 	r, err := attestation.NewRenderer()
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
-	workers := runtime.GOMAXPROCS(0)
+	workers = runtime.GOMAXPROCS(0)
 	var n atomic.Int64
 	var firstErr error
 	var once sync.Once
@@ -79,7 +79,7 @@ func renderStage(ctx context.Context, d time.Duration, publicURL string) (float6
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
-	return float64(n.Load()) / elapsed.Seconds(), workers, firstErr
+	return float64(n.Load()) / elapsed.Seconds(), workers, int(n.Load()), firstErr
 }
 
 // acceptanceMessage is the acceptance e-mail of dossier id with its PDF, as
