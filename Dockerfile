@@ -6,7 +6,10 @@
 FROM golang:1.26 AS build
 WORKDIR /src
 # Dependencies first: this layer is reused until go.mod or go.sum change.
+# go.mod replaces gofpdf with third_party/gofpdf, whose go.mod the module
+# graph needs before the rest of the source is there.
 COPY go.mod go.sum ./
+COPY third_party/gofpdf/go.mod third_party/gofpdf/
 RUN --mount=type=cache,target=/go/pkg/mod go mod download
 COPY . .
 # A static binary (no cgo) runs on distroless/static, which has no libc.
