@@ -47,6 +47,10 @@ type Config struct {
 	// them idle (docs/PERFORMANCE.md).
 	EmailWorkers       int
 	AttestationWorkers int
+	// StaleListMax is how many dossiers an instructeur's stale e-mail lists
+	// at most (default 100); it counts the others. The first scan over a
+	// large backlog would otherwise send e-mails of thousands of lines.
+	StaleListMax int
 	// MailFrom is the sender of every e-mail; PublicURL the base of links.
 	MailFrom  string
 	PublicURL string
@@ -85,6 +89,9 @@ func (c *Config) Defaults() {
 	if c.EmailWorkers == 0 {
 		c.EmailWorkers = 20
 	}
+	if c.StaleListMax == 0 {
+		c.StaleListMax = 100
+	}
 	if c.AttestationWorkers == 0 {
 		c.AttestationWorkers = 8
 	}
@@ -115,6 +122,7 @@ func NewWorkers(cfg Config, deps Deps) (*river.Workers, error) {
 	if deps.Mailer == nil || deps.Templates == nil || deps.Attestations == nil {
 		return nil, errors.New("jobs: mailer, templates and attestation renderer are required")
 	}
+	cfg.Defaults()
 	workers := river.NewWorkers()
 	if err := river.AddWorkerSafely(workers, &SendEmailWorker{cfg: cfg, deps: deps}); err != nil {
 		return nil, err

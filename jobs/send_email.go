@@ -350,7 +350,7 @@ func emailData(ctx context.Context, q querier, cfg Config, d *delivery) (templat
 	case KindStaleInstructeur:
 		rows, err := q.Query(ctx, `
 			SELECT id, demandeur->>'prenom', demandeur->>'nom', state, last_activity_at
-			FROM dossiers WHERE id = ANY($1) ORDER BY id`, d.Params.DossierIDs)
+			FROM dossiers WHERE id = ANY($1) ORDER BY id LIMIT $2`, d.Params.DossierIDs, cfg.StaleListMax)
 		if err != nil {
 			return data, nil, err
 		}
@@ -362,6 +362,7 @@ func emailData(ctx context.Context, q querier, cfg Config, d *delivery) (templat
 		if err != nil {
 			return data, nil, err
 		}
+		data.DossiersNotListed = max(0, len(d.Params.DossierIDs)-len(data.Dossiers))
 	}
 	return data, attachments, nil
 }

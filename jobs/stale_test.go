@@ -450,3 +450,37 @@ func TestScanStalePeriodic(t *testing.T) {
 		t.Errorf("%d reminders, want 1", n)
 	}
 }
+
+// TestScanStaleListCapped: an instructeur's stale e-mail lists
+// StaleListMax dossiers, the first by number, and counts the others, in its
+// subject and under the list; a scan with fewer lists them all.
+func TestScanStaleListCapped(t *testing.T) {
+	t.Parallel()
+	c := &clock{t: t0}
+	s := apptest.Start(t, apptest.Options{Now: c.Now, Jobs: jobs.Config{StaleListMax: 2}})
+	proc := s.Procedure()
+	inst := s.Instructeur(proc, "Camille Martin")
+	var ids []int64
+	for range 5 {
+		id, _ := s.Dossier(proc)
+		ids = append(ids, id)
+	}
+	if res := scan(t, s, t0.Add(40*day)); res.Flagged != 5 || res.InstructeurEmails != 1 || res.Listed != 5 {
+		t.Fatalf("scan: %+v", res)
+	}
+	if got := listedDossiers(t, s, inst); !slices.Equal(got, ids[:2]) {
+		t.Errorf("e-mail lists %v, want the first two of %v", got, ids)
+	}
+	msgs := s.Mailpit.WaitFor(t, "to:"+inst+` subject:"sans activité"`, 1, 20*time.Second)
+	if want := "5 dossiers en construction sans activité"; !strings.HasPrefix(msgs[0].Subject, want) {
+		t.Errorf("subject %q, want it to start with %q", msgs[0].Subject, want)
+	}
+	m, err := s.Mailpit.Message(t.Context(), msgs[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const more = "et 3 autres dossiers dans la même situation"
+	if !strings.Contains(m.Text, more) || !strings.Contains(m.HTML, more) {
+		t.Errorf("neither the text nor the HTML says %q:\n%s", more, m.Text)
+	}
+}

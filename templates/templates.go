@@ -66,8 +66,15 @@ type EmailData struct {
 	Message          string           // body of a message from an instructeur to the applicant
 	Activities       []Activity       // for "notification": what happened on one dossier
 	Dossiers         []DossierSummary // for "digest" and "stale_instructeur"
-	StaleDays        int
+	// DossiersNotListed counts the dossiers of a "stale_instructeur" e-mail
+	// beyond those in Dossiers: a long list is cut, the rest counted.
+	DossiersNotListed int
+	StaleDays         int
 }
+
+// DossierCount is the number of dossiers the e-mail is about: those listed
+// and those counted only.
+func (d EmailData) DossierCount() int { return len(d.Dossiers) + d.DossiersNotListed }
 
 // Activity is one thing that happened on a dossier, as listed to instructors.
 type Activity struct {
