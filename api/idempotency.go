@@ -13,22 +13,31 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/aptflow/aptflow/workflow"
 )
 
 // maxIdempotencyKey bounds the Idempotency-Key header.
 const maxIdempotencyKey = 255
 
-// claimLease is how long a key claimed by a request that has not answered
-// yet stays in use. No request runs that long (the server cuts a response
-// after 60 s): a claim older than that was abandoned.
+// claimLease is how long a claim without a response, written by a version
+// of aptflow before requests ran in one transaction with their key, stays in
+// use: during a rolling upgrade, its request may still be running. Claims
+// are never committed without their response now.
 const claimLease = 2 * time.Minute
 
 // idempotent replays the first response to a POST for the same
-// Idempotency-Key (per token). The key is claimed before the handler runs, so
-// a concurrent retry gets 409 idempotency_key_in_use instead of running the
-// request twice; the same key with another request is 422. A request that
-// failed with a 5xx releases its key, so that it can be retried; one that
-// never answered (see claimLease) loses it.
+// Idempotency-Key (per token); the same key with another request is 422.
+//
+// A keyed request runs in one transaction (workflow.WithTx) that claims
+// the key, makes the request's changes and stores its response, and the
+// response is sent only once that transaction has committed: a request
+// that committed always has its response stored, so a client whose reply
+// was lost gets it on retry and the request never runs twice, even if the
+// process dies between the commit and the reply. A request that fails
+// with a 5xx, or whose process dies, rolls back with its key: nothing
+// happened, a retry runs it. A concurrent retry waits for the first to
+// finish (the key's row is locked until then) and replays its response.
 func idempotent(pool *pgxpool.Pool, log *slog.Logger) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -54,11 +63,14 @@ func idempotent(pool *pgxpool.Pool, log *slog.Logger) func(http.Handler) http.Ha
 			tok := tokenID(r.Context())
 			ctx := r.Context()
 
-			// A claim left without an answer past claimLease is taken
-			// over: its process died mid-request, or the database went
-			// away before the claim could be released, and the key would
-			// otherwise answer idempotency_key_in_use forever.
-			tag, err := pool.Exec(ctx, `
+			tx, err := pool.Begin(ctx)
+			if err != nil {
+				writeError(w, r, log, fmt.Errorf("claim idempotency key: %w", err))
+				return
+			}
+			// A no-op once committed; otherwise nothing of the request stays.
+			defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+			tag, err := tx.Exec(ctx, `
 				INSERT INTO idempotency_keys (token_id, key, request_hash) VALUES ($1, $2, $3)
 				ON CONFLICT (token_id, key) DO UPDATE SET request_hash = EXCLUDED.request_hash, created_at = now()
 				WHERE idempotency_keys.status IS NULL
@@ -69,29 +81,27 @@ func idempotent(pool *pgxpool.Pool, log *slog.Logger) func(http.Handler) http.Ha
 				return
 			}
 			if tag.RowsAffected() == 0 {
+				_ = tx.Rollback(ctx)
 				replay(w, r, pool, log, tok, key, hash)
 				return
 			}
-			// The response is stored even if the client went away meanwhile.
-			ctx = context.WithoutCancel(ctx)
-			defer func() {
-				if v := recover(); v != nil {
-					_, _ = pool.Exec(ctx, `DELETE FROM idempotency_keys WHERE token_id = $1 AND key = $2`, tok, key)
-					panic(v)
-				}
-			}()
-			rec := &recorder{ResponseWriter: w, status: http.StatusOK}
-			next.ServeHTTP(rec, r)
-			if rec.status >= 500 {
-				_, err = pool.Exec(ctx, `DELETE FROM idempotency_keys WHERE token_id = $1 AND key = $2`, tok, key)
-			} else {
-				_, err = pool.Exec(ctx, `
+			rec := newBufferedResponse()
+			next.ServeHTTP(rec, r.WithContext(workflow.WithTx(ctx, tx)))
+			if rec.status < 500 {
+				_, err = tx.Exec(ctx, `
 					UPDATE idempotency_keys SET status = $3, content_type = $4, body = $5
-					WHERE token_id = $1 AND key = $2`, tok, key, rec.status, rec.Header().Get("Content-Type"), rec.body.Bytes())
+					WHERE token_id = $1 AND key = $2`, tok, key, rec.status, rec.header.Get("Content-Type"), rec.body.Bytes())
+				if err == nil {
+					err = tx.Commit(ctx)
+				}
+				if err != nil {
+					// Nothing of the request committed: the client may
+					// retry with the same key.
+					writeError(w, r, log, fmt.Errorf("store idempotent response: %w", err))
+					return
+				}
 			}
-			if err != nil {
-				log.ErrorContext(ctx, "store idempotent response", "err", err)
-			}
+			rec.sendTo(w)
 		})
 	}
 }
@@ -126,23 +136,37 @@ func replay(w http.ResponseWriter, r *http.Request, pool *pgxpool.Pool, log *slo
 	}
 }
 
-// recorder keeps a copy of the response for replays.
-type recorder struct {
-	http.ResponseWriter
+// bufferedResponse holds a response until the transaction of its request
+// has committed.
+type bufferedResponse struct {
+	header      http.Header
 	status      int
-	body        bytes.Buffer
 	wroteHeader bool
+	body        bytes.Buffer
 }
 
-func (r *recorder) WriteHeader(status int) {
-	if !r.wroteHeader {
-		r.status, r.wroteHeader = status, true
+func newBufferedResponse() *bufferedResponse {
+	return &bufferedResponse{header: http.Header{}, status: http.StatusOK}
+}
+
+func (b *bufferedResponse) Header() http.Header { return b.header }
+
+func (b *bufferedResponse) WriteHeader(status int) {
+	if !b.wroteHeader {
+		b.status, b.wroteHeader = status, true
 	}
-	r.ResponseWriter.WriteHeader(status)
 }
 
-func (r *recorder) Write(b []byte) (int, error) {
-	r.wroteHeader = true
-	r.body.Write(b)
-	return r.ResponseWriter.Write(b)
+func (b *bufferedResponse) Write(p []byte) (int, error) {
+	b.wroteHeader = true
+	return b.body.Write(p)
+}
+
+// sendTo writes the response to w.
+func (b *bufferedResponse) sendTo(w http.ResponseWriter) {
+	for k, v := range b.header {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(b.status)
+	_, _ = w.Write(b.body.Bytes())
 }

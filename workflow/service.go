@@ -20,7 +20,9 @@ type Options struct {
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 	// OnTransition, if set, is called after each committed transition (for
-	// metrics). It must not block.
+	// metrics); under WithTx, once its savepoint is released (a transition
+	// whose outer transaction then rolls back is counted all the same). It
+	// must not block.
 	OnTransition func(event Event)
 }
 
@@ -50,9 +52,25 @@ func (s *Service) Pool() *pgxpool.Pool { return s.pool }
 // PublicURL returns the base URL of public links.
 func (s *Service) PublicURL() string { return s.opts.PublicURL }
 
-// inTx runs fn in a new transaction, committed if fn returns nil.
+// inTx runs fn in a new transaction, committed if fn returns nil; or, when
+// ctx carries a transaction (WithTx), in a savepoint of it, released if fn
+// returns nil and rolled back otherwise.
 func (s *Service) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
+	if tx, ok := ctx.Value(txKey{}).(pgx.Tx); ok {
+		return pgx.BeginFunc(ctx, tx, fn)
+	}
 	return pgx.BeginFunc(ctx, s.pool, fn)
+}
+
+type txKey struct{}
+
+// WithTx returns a context under which the Service's methods that write run
+// inside tx (each in a savepoint) instead of a transaction of their own:
+// what they change commits or rolls back with tx. The API runs a request
+// with an Idempotency-Key this way, in one transaction with the key and
+// the response it stores for replays.
+func WithTx(ctx context.Context, tx pgx.Tx) context.Context {
+	return context.WithValue(ctx, txKey{}, tx)
 }
 
 // ProcedureInput is what creates a procedure.
@@ -84,11 +102,13 @@ func (s *Service) CreateProcedure(ctx context.Context, in ProcedureInput) (*Proc
 		return nil, err
 	}
 	p := &Procedure{Libelle: in.Libelle, Service: in.Service, StaleAfterDays: in.StaleAfterDays, HeuresHebdoMax: in.HeuresHebdoMax}
-	err := s.pool.QueryRow(ctx, `
-		INSERT INTO procedures (libelle, service_nom, service_adresse, stale_after_days, heures_hebdo_max)
-		VALUES ($1, $2, $3, $4, $5) RETURNING id, created_at`,
-		in.Libelle, in.Service.Nom, in.Service.Adresse, in.StaleAfterDays, in.HeuresHebdoMax,
-	).Scan(&p.ID, &p.CreatedAt)
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		return tx.QueryRow(ctx, `
+			INSERT INTO procedures (libelle, service_nom, service_adresse, stale_after_days, heures_hebdo_max)
+			VALUES ($1, $2, $3, $4, $5) RETURNING id, created_at`,
+			in.Libelle, in.Service.Nom, in.Service.Adresse, in.StaleAfterDays, in.HeuresHebdoMax,
+		).Scan(&p.ID, &p.CreatedAt)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("create procedure: %w", err)
 	}
