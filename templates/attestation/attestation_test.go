@@ -126,7 +126,11 @@ func TestGolden(t *testing.T) {
 func TestDeterministic(t *testing.T) {
 	t.Parallel()
 	r := setup(t)
-	for name, d := range map[string]Data{"OK": testData(), "Long": longData()} {
+	// A long public URL takes a version of 7 or more (45 modules and up),
+	// which also carries version information blocks.
+	longURL := testData()
+	longURL.VerificationURL = "https://demarches.prefecture-du-rhone.interieur.gouv.fr/services/aptflow/attestations/" + strings.Repeat("K7Q2M9XD4HPA", 8)
+	for name, d := range map[string]Data{"OK": testData(), "Long": longData(), "LongURL": longURL} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			a, b := render(t, r, d), render(t, r, d)
@@ -231,7 +235,11 @@ func TestText(t *testing.T) {
 func TestQRCode(t *testing.T) {
 	t.Parallel()
 	r := setup(t)
-	for name, d := range map[string]Data{"OK": testData(), "Long": longData()} {
+	// A long public URL takes a version of 7 or more (45 modules and up),
+	// which also carries version information blocks.
+	longURL := testData()
+	longURL.VerificationURL = "https://demarches.prefecture-du-rhone.interieur.gouv.fr/services/aptflow/attestations/" + strings.Repeat("K7Q2M9XD4HPA", 8)
+	for name, d := range map[string]Data{"OK": testData(), "Long": longData(), "LongURL": longURL} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			if got := decodeQR(t, render(t, r, d)); got != d.VerificationURL {
