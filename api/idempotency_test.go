@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/aptflow/aptflow/internal/apptest"
 )
@@ -143,5 +144,22 @@ func TestIdempotencyConcurrentRetries(t *testing.T) {
 	var d int
 	if err := s.Pool.QueryRow(t.Context(), `SELECT count(*) FROM dossiers`).Scan(&d); err != nil || d != 1 {
 		t.Fatalf("%d dossiers (%v), want 1", d, err)
+	}
+}
+
+// TestIdempotentTransitionSendsItsEmail: the jobs of a keyed request,
+// inserted in its transaction, run once it has committed.
+func TestIdempotentTransitionSendsItsEmail(t *testing.T) {
+	t.Parallel()
+	s := apptest.Start(t, apptest.Options{})
+	proc := s.Procedure()
+	inst := s.Instructeur(proc, "Camille Martin")
+	id, usager := s.Dossier(proc)
+	event := map[string]any{"event": "passer_en_instruction", "instructeur": inst}
+	if r := s.Do("POST", fmt.Sprintf("/v1/dossiers/%d/events", id), event, "Idempotency-Key", "instruction-mail"); r.StatusCode != 200 {
+		t.Fatalf("transition: %d %s", r.StatusCode, r.Body)
+	}
+	if e := s.WaitDelivery(id, "en_instruction", "sent", 30*time.Second); e["to"] != usager {
+		t.Fatalf("delivery %v", e)
 	}
 }
