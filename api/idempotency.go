@@ -86,7 +86,8 @@ func idempotent(pool *pgxpool.Pool, log *slog.Logger) func(http.Handler) http.Ha
 				return
 			}
 			rec := newBufferedResponse()
-			next.ServeHTTP(rec, r.WithContext(workflow.WithTx(ctx, tx)))
+			txCtx, committed := workflow.WithTx(ctx, tx)
+			next.ServeHTTP(rec, r.WithContext(txCtx))
 			if rec.status < 500 {
 				_, err = tx.Exec(ctx, `
 					UPDATE idempotency_keys SET status = $3, content_type = $4, body = $5
@@ -100,6 +101,7 @@ func idempotent(pool *pgxpool.Pool, log *slog.Logger) func(http.Handler) http.Ha
 					writeError(w, r, log, fmt.Errorf("store idempotent response: %w", err))
 					return
 				}
+				committed()
 			}
 			rec.sendTo(w)
 		})

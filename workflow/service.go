@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -20,9 +21,8 @@ type Options struct {
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 	// OnTransition, if set, is called after each committed transition (for
-	// metrics); under WithTx, once its savepoint is released (a transition
-	// whose outer transaction then rolls back is counted all the same). It
-	// must not block.
+	// metrics); under WithTx, once the caller's transaction has committed.
+	// It must not block.
 	OnTransition func(event Event)
 }
 
@@ -56,21 +56,52 @@ func (s *Service) PublicURL() string { return s.opts.PublicURL }
 // ctx carries a transaction (WithTx), in a savepoint of it, released if fn
 // returns nil and rolled back otherwise.
 func (s *Service) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
-	if tx, ok := ctx.Value(txKey{}).(pgx.Tx); ok {
-		return pgx.BeginFunc(ctx, tx, fn)
+	if o, ok := ctx.Value(txKey{}).(*outerTx); ok {
+		return pgx.BeginFunc(ctx, o.tx, fn)
 	}
 	return pgx.BeginFunc(ctx, s.pool, fn)
 }
 
+// afterCommit runs fn once what inTx wrote under ctx has committed: now,
+// or, under WithTx, when the caller says its transaction committed.
+func afterCommit(ctx context.Context, fn func()) {
+	if o, ok := ctx.Value(txKey{}).(*outerTx); ok {
+		o.mu.Lock()
+		defer o.mu.Unlock()
+		o.after = append(o.after, fn)
+		return
+	}
+	fn()
+}
+
 type txKey struct{}
+
+// outerTx is the caller's transaction WithTx puts in a context, with what
+// to do once it has committed.
+type outerTx struct {
+	tx    pgx.Tx
+	mu    sync.Mutex
+	after []func()
+}
 
 // WithTx returns a context under which the Service's methods that write run
 // inside tx (each in a savepoint) instead of a transaction of their own:
-// what they change commits or rolls back with tx. The API runs a request
-// with an Idempotency-Key this way, in one transaction with the key and
-// the response it stores for replays.
-func WithTx(ctx context.Context, tx pgx.Tx) context.Context {
-	return context.WithValue(ctx, txKey{}, tx)
+// what they change commits or rolls back with tx. The caller calls
+// committed once tx has committed (not if it rolled back), which runs what
+// the methods do after a commit (OnTransition). The API runs a request with
+// an Idempotency-Key this way, in one transaction with the key and the
+// response it stores for replays.
+func WithTx(ctx context.Context, tx pgx.Tx) (txCtx context.Context, committed func()) {
+	o := &outerTx{tx: tx}
+	return context.WithValue(ctx, txKey{}, o), func() {
+		o.mu.Lock()
+		after := o.after
+		o.after = nil
+		o.mu.Unlock()
+		for _, fn := range after {
+			fn()
+		}
+	}
 }
 
 // ProcedureInput is what creates a procedure.
@@ -243,7 +274,7 @@ func (s *Service) Transition(ctx context.Context, id int64, cmd Command) (*Dossi
 		return err
 	})
 	if err == nil && s.opts.OnTransition != nil {
-		s.opts.OnTransition(cmd.Event)
+		afterCommit(ctx, func() { s.opts.OnTransition(cmd.Event) })
 	}
 	return d, err
 }

@@ -2,6 +2,7 @@ package workflow_test
 
 import (
 	"encoding/json"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -111,5 +112,64 @@ func TestRepasserRestartsStaleClock(t *testing.T) {
 	}
 	if !d.LastActivityAt.Equal(later) {
 		t.Fatalf("last_activity_at %v, want %v", d.LastActivityAt, later)
+	}
+}
+
+// TestWithTx: under WithTx the Service's methods write in the caller's
+// transaction, each in a savepoint: they commit or roll back with it, a
+// failing one leaves the transaction usable, and OnTransition waits for the
+// caller's commit.
+func TestWithTx(t *testing.T) {
+	t.Parallel()
+	s := apptest.Start(t, apptest.Options{NoWorkers: true})
+	var counted atomic.Int32
+	svc := workflow.NewService(s.Pool, jobs.NewEnqueuer(s.River, jobs.Config{}), workflow.Options{
+		OnTransition: func(workflow.Event) { counted.Add(1) },
+	})
+	proc := s.Procedure()
+	inst := s.Instructeur(proc, "Camille Martin")
+	id, _ := s.Dossier(proc)
+	state := func() string {
+		t.Helper()
+		d, err := svc.GetDossier(t.Context(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(d.State)
+	}
+	instruire := workflow.Command{Event: workflow.PasserEnInstruction, Instructeur: inst}
+
+	run := func(commit bool) {
+		t.Helper()
+		tx, err := s.Pool.Begin(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Rollback(t.Context()) //nolint:errcheck
+		ctx, committed := workflow.WithTx(t.Context(), tx)
+		// A refused transition rolls back to its savepoint only.
+		if _, err := svc.Transition(ctx, id, workflow.Command{Event: workflow.Accepter, Instructeur: inst}); workflow.ErrorCode(err) != workflow.EInvalidTransition {
+			t.Fatalf("accepter en construction: %v", err)
+		}
+		if _, err := svc.Transition(ctx, id, instruire); err != nil {
+			t.Fatal(err)
+		}
+		if state() != "en_construction" || counted.Load() != 0 {
+			t.Fatalf("before the caller's commit: state %s, %d counted", state(), counted.Load())
+		}
+		if commit {
+			if err := tx.Commit(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			committed()
+		}
+	}
+	run(false)
+	if state() != "en_construction" || counted.Load() != 0 {
+		t.Fatalf("rolled back: state %s, %d counted", state(), counted.Load())
+	}
+	run(true)
+	if state() != "en_instruction" || counted.Load() != 1 {
+		t.Fatalf("committed: state %s, %d counted", state(), counted.Load())
 	}
 }
