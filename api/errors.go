@@ -22,7 +22,6 @@ const (
 	codeUnsupportedMedia  = "unsupported_media_type"
 	codeInternal          = "internal"
 	codeIdempotencyReused = "idempotency_key_reused"
-	codeIdempotencyBusy   = "idempotency_key_in_use"
 	codeNotFound          = workflow.ENotFound
 	codeForbidden         = "forbidden"
 	codeRateLimited       = "rate_limited"
@@ -37,7 +36,7 @@ func statusOf(code string) int {
 		return http.StatusNotFound
 	case workflow.EInvalid, workflow.EMotivationRequired, workflow.EUnknownEvent, workflow.EInstructeurRequired, codeIdempotencyReused:
 		return http.StatusUnprocessableEntity
-	case workflow.EInvalidTransition, workflow.ENotEditable, workflow.EConflict, codeIdempotencyBusy:
+	case workflow.EInvalidTransition, workflow.ENotEditable, workflow.EConflict:
 		return http.StatusConflict
 	case workflow.ENotInstructeur, codeForbidden:
 		return http.StatusForbidden

@@ -9,9 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/aptflow/aptflow/workflow"
@@ -19,12 +17,6 @@ import (
 
 // maxIdempotencyKey bounds the Idempotency-Key header.
 const maxIdempotencyKey = 255
-
-// claimLease is how long a claim without a response, written by a version
-// of aptflow before requests ran in one transaction with their key, stays in
-// use: during a rolling upgrade, its request may still be running. Claims
-// are never committed without their response now.
-const claimLease = 2 * time.Minute
 
 // idempotent replays the first response to a POST for the same
 // Idempotency-Key (per token); the same key with another request is 422.
@@ -70,12 +62,11 @@ func idempotent(pool *pgxpool.Pool, log *slog.Logger) func(http.Handler) http.Ha
 			}
 			// A no-op once committed; otherwise nothing of the request stays.
 			defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+			// A concurrent request with the key waits here until the
+			// first commits (then there is a row: replay) or rolls back.
 			tag, err := tx.Exec(ctx, `
 				INSERT INTO idempotency_keys (token_id, key, request_hash) VALUES ($1, $2, $3)
-				ON CONFLICT (token_id, key) DO UPDATE SET request_hash = EXCLUDED.request_hash, created_at = now()
-				WHERE idempotency_keys.status IS NULL
-					AND idempotency_keys.created_at < now() - $4 * interval '1 second'`,
-				tok, key, hash, int(claimLease/time.Second))
+				ON CONFLICT (token_id, key) DO NOTHING`, tok, key, hash)
 			if err != nil {
 				writeError(w, r, log, fmt.Errorf("claim idempotency key: %w", err))
 				return
@@ -118,16 +109,14 @@ func replay(w http.ResponseWriter, r *http.Request, pool *pgxpool.Pool, log *slo
 	err := pool.QueryRow(r.Context(), `
 		SELECT request_hash, status, content_type, body FROM idempotency_keys WHERE token_id = $1 AND key = $2`,
 		tok, key).Scan(&stored, &status, &contentType, &body)
+	// A key's row commits with its response (idempotent), and stays.
 	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-		// Released by a failed first request between our insert and select.
-		writeProblem(w, problem(codeIdempotencyBusy, "requête en cours avec cette Idempotency-Key : réessayez", nil))
 	case err != nil:
 		writeError(w, r, log, fmt.Errorf("read idempotency key: %w", err))
 	case !bytes.Equal(stored, hash):
 		writeProblem(w, problem(codeIdempotencyReused, "cette Idempotency-Key a servi pour une autre requête", nil))
 	case status == nil:
-		writeProblem(w, problem(codeIdempotencyBusy, "requête en cours avec cette Idempotency-Key : réessayez", nil))
+		writeError(w, r, log, errors.New("idempotency key stored without its response"))
 	default:
 		if contentType != nil && *contentType != "" {
 			w.Header().Set("Content-Type", *contentType)
