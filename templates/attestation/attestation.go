@@ -49,9 +49,8 @@ type Data struct {
 // Renderer renders attestations. It holds the parsed fonts and the time
 // zone; a Renderer is safe for concurrent use by several goroutines.
 type Renderer struct {
-	// font is the TrueType font, parsed once (gofpdf's UTF8Font, a patch
-	// of ours: third_party/gofpdf). Each document still subsets it into
-	// a copy of its own.
+	// font is the TrueType font, parsed once and shared read-only by the
+	// documents (gofpdf's UTF8Font, a patch of ours: third_party/gofpdf).
 	font *gofpdf.UTF8Font
 	cov  *coverage // the runes the font can draw
 	loc  *time.Location

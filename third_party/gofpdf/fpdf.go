@@ -1817,8 +1817,8 @@ func (f *Fpdf) AddUTF8FontFromBytes(familyStr, styleStr string, utf8Bytes []byte
 // documents. AddUTF8FontFromBytes parses the whole font, hashes its 65,536
 // character widths and re-reads its tables for every document: most of the
 // time a small document takes. A UTF8Font is read-only once parsed and safe
-// for concurrent use; each document still gets its own copy of the font's
-// bytes, which subsetting pads in place.
+// for concurrent use: documents subset it without writing to its bytes
+// (see generateChecksum).
 type UTF8Font struct {
 	key  string
 	ttf  []byte
@@ -1832,7 +1832,7 @@ type UTF8Font struct {
 func ParseUTF8Font(familyStr, styleStr string, utf8Bytes []byte) (*UTF8Font, error) {
 	key := getFontKey(fontFamilyEscape(familyStr), styleStr)
 	ttf := append([]byte(nil), utf8Bytes...)
-	utf8File := newUTF8Font(&fileReader{array: append([]byte(nil), ttf...)})
+	utf8File := newUTF8Font(&fileReader{array: ttf})
 	if err := utf8File.parseFile(); err != nil {
 		return nil, err
 	}
@@ -1878,7 +1878,7 @@ func (f *Fpdf) AddUTF8FontParsed(font *UTF8Font) {
 	}
 	utf8File := new(utf8FontFile)
 	*utf8File = font.file
-	utf8File.fileReader = &fileReader{array: append([]byte(nil), font.ttf...)}
+	utf8File.fileReader = &fileReader{array: font.ttf} // read-only: see generateChecksum
 	def := font.def
 	if f.aliasNbPagesStr == "" {
 		def.usedRunes = makeSubsetRange(57)

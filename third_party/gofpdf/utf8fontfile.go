@@ -218,6 +218,10 @@ func (utf *utf8FontFile) calcInt32(x, y []int) []int {
 
 func (utf *utf8FontFile) generateChecksum(data []byte) []int {
 	if (len(data) % 4) != 0 {
+		// aptflow: pad a copy. data may be a table of the font file itself,
+		// and appending to it wrote the padding into the bytes that follow:
+		// the font's bytes could not be shared between documents.
+		data = data[:len(data):len(data)]
 		for i := 0; (len(data) % 4) != 0; i++ {
 			data = append(data, 0)
 		}
