@@ -99,10 +99,30 @@ func URL(t testing.TB) string {
 	if err != nil {
 		t.Fatalf("dbtest: %v", err)
 	}
+	return s.newDatabase(t, s.template)
+}
+
+// EmptyURL returns the connection string of a fresh database with nothing
+// in it, not even aptflow's migrations: for tests that build a database the
+// way an older release left it and upgrade it. It is dropped when the test
+// ends, like URL's.
+func EmptyURL(t testing.TB) string {
+	t.Helper()
+	s, err := setup()
+	if err != nil {
+		t.Fatalf("dbtest: %v", err)
+	}
+	return s.newDatabase(t, "template0")
+}
+
+// newDatabase creates a database from template, named so that dropStale
+// recognises it, and drops it when the test ends.
+func (s *server) newDatabase(t testing.TB, template string) string {
+	t.Helper()
 	name := fmt.Sprintf("aptflow_test_%d_%d_%d_%s", time.Now().Unix(), os.Getpid(), counter.Add(1), randomHex(3))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := createDatabase(ctx, s.admin, name, s.template); err != nil {
+	if err := createDatabase(ctx, s.admin, name, template); err != nil {
 		t.Fatalf("dbtest: create database %s: %v", name, err)
 	}
 	connString := withDatabase(s.adminURL, name)

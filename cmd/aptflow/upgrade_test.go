@@ -1,0 +1,249 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/aptflow/aptflow/internal/dbtest"
+	"github.com/aptflow/aptflow/internal/mailpittest"
+)
+
+// The database the last release (commit b80071f, migrations 1 to 3) left
+// behind, dumped with `pg_dump --no-owner --no-privileges --inserts` (psql's
+// \restrict lines removed). It was written by that release's own binary:
+// `aptflow token create fixture-admin`, `aptflow demo` (a procedure, two
+// instructeurs, four dossiers, one accepted with its attestation), then,
+// with SMTP_URL pointing at a closed port so that its jobs stayed pending, a
+// fifth dossier taken into instruction and accepted (its attestation
+// rendered, its e-mail job retryable), an instructeur's message to an
+// applicant, a preference set to daily and an avis. The people are fictitious
+// (.example addresses).
+const releaseFixture = "testdata/release-b80071f.sql"
+
+// releaseToken is the plaintext of the fixture's admin token (only its
+// sha256 is in the dump).
+const releaseToken = "aptf_DFak22QXSQu1jKpPL-2L7OPB-LpWmSpS6iSG-FdakNM"
+
+// loadRelease restores the fixture into a fresh empty database and returns
+// its URL.
+func loadRelease(t *testing.T) string {
+	t.Helper()
+	dump, err := os.ReadFile(releaseFixture)
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := dbtest.EmptyURL(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	// Without arguments Exec uses the simple protocol, which runs a script
+	// of many statements.
+	if _, err := conn.Exec(ctx, string(dump)); err != nil {
+		t.Fatalf("restore %s: %v", releaseFixture, err)
+	}
+	return url
+}
+
+// fingerprint describes a database's schema and data: its columns,
+// indexes, constraints, triggers, and a digest of every table's rows.
+func fingerprint(t *testing.T, url string) string {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var b strings.Builder
+	for _, q := range []string{
+		`SELECT table_name || '.' || column_name || ' ' || data_type || ' ' || is_nullable || ' ' || coalesce(column_default, '')
+		   FROM information_schema.columns WHERE table_schema = 'public' ORDER BY 1`,
+		`SELECT indexdef FROM pg_indexes WHERE schemaname = 'public' ORDER BY 1`,
+		`SELECT conrelid::regclass || ' ' || pg_get_constraintdef(oid) FROM pg_constraint
+		   WHERE connamespace = 'public'::regnamespace ORDER BY 1`,
+		`SELECT tgrelid::regclass || ' ' || pg_get_triggerdef(oid) FROM pg_trigger WHERE NOT tgisinternal ORDER BY 1`,
+		`SELECT p.proname || ' ' || md5(pg_get_functiondef(p.oid)) FROM pg_proc p
+		   WHERE p.pronamespace = 'public'::regnamespace ORDER BY 1`,
+	} {
+		rows, _ := conn.Query(ctx, q)
+		lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		b.WriteString(strings.Join(lines, "\n") + "\n")
+	}
+	rows, _ := conn.Query(ctx, `SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1`)
+	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, table := range tables {
+		var n int64
+		var digest *string
+		id := pgx.Identifier{table}.Sanitize()
+		if err := conn.QueryRow(ctx, `SELECT count(*), md5(string_agg(t::text, ',' ORDER BY t::text)) FROM `+id+` t`).Scan(&n, &digest); err != nil {
+			t.Fatalf("digest %s: %v", table, err)
+		}
+		fmt.Fprintf(&b, "%s %d %s\n", table, n, deref(digest))
+	}
+	return b.String()
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+// TestUpgradeFromLastRelease upgrades, in place, a database written by the
+// last release's binary: `aptflow migrate` succeeds, a second run changes
+// nothing, and the data the old release wrote is all there and works: its
+// token authenticates, every dossier reads back in its state, each
+// attestation keeps its bytes (its sha256 still matches and is what the
+// verification page gives), and the jobs it left pending run and send
+// their e-mails.
+func TestUpgradeFromLastRelease(t *testing.T) {
+	t.Parallel()
+	url := loadRelease(t)
+	db := openDB(t, url)
+	ctx := context.Background()
+
+	// What the old release wrote, read before the upgrade.
+	type attestation struct {
+		dossier        int64
+		code, sha, pdf string
+	}
+	rows, _ := db.Query(ctx, `SELECT dossier_id, code, sha256, encode(sha256(pdf), 'hex') FROM attestations ORDER BY dossier_id`)
+	before, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (attestation, error) {
+		var a attestation
+		return a, r.Scan(&a.dossier, &a.code, &a.sha, &a.pdf)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(before) != 2 {
+		t.Fatalf("fixture: %d attestations, want 2", len(before))
+	}
+	rows, _ = db.Query(ctx, `SELECT id, state FROM dossiers ORDER BY id`)
+	states, err := pgx.CollectRows(rows, pgx.RowToStructByPos[struct {
+		ID    int64
+		State string
+	}])
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, _ = db.Query(ctx, `SELECT id FROM river_job WHERE state IN ('available', 'retryable', 'scheduled') ORDER BY id`)
+	pending, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pending) == 0 {
+		t.Fatal("fixture: no pending job")
+	}
+
+	env := getenvOf(map[string]string{"DATABASE_URL": url})
+	var out, errb bytes.Buffer
+	if err := run(ctx, []string{"migrate"}, env, &out, &errb); err != nil {
+		t.Fatalf("migrate: %v\n%s", err, errb.String())
+	}
+	t.Logf("first migrate: %s", strings.TrimSpace(out.String()))
+	once := fingerprint(t, url)
+	out.Reset()
+	if err := run(ctx, []string{"migrate"}, env, &out, &errb); err != nil {
+		t.Fatalf("second migrate: %v\n%s", err, errb.String())
+	}
+	if !strings.Contains(out.String(), "0 aptflow and 0 River migrations applied") {
+		t.Errorf("second migrate printed %q", out.String())
+	}
+	if twice := fingerprint(t, url); twice != once {
+		t.Errorf("the second migrate changed the database:\nafter one:\n%s\nafter two:\n%s", once, twice)
+	}
+
+	// The attestations keep their bytes.
+	for _, a := range before {
+		var sha, pdf string
+		if err := db.QueryRow(ctx, `SELECT sha256, encode(sha256(pdf), 'hex') FROM attestations WHERE dossier_id = $1`, a.dossier).Scan(&sha, &pdf); err != nil {
+			t.Fatalf("attestation of dossier %d: %v", a.dossier, err)
+		}
+		if sha != a.sha || pdf != a.pdf || pdf != sha {
+			t.Errorf("attestation of dossier %d: sha256 %s, pdf's %s; before: %s, %s", a.dossier, sha, pdf, a.sha, a.pdf)
+		}
+	}
+
+	// The new code serves what the old one wrote, and runs its jobs.
+	mp := mailpittest.Start(t)
+	e := baseEnv(t, url, mp.SMTPURL())
+	base := "http://" + e["HTTP_ADDR"]
+	startRun(t, e, base, "serve")
+	c := &demoClient{base: base, token: releaseToken, http: &http.Client{Timeout: 30 * time.Second}}
+	for _, s := range states {
+		var d struct{ State string }
+		if err := c.do(ctx, "GET", fmt.Sprintf("/v1/dossiers/%d", s.ID), nil, &d); err != nil {
+			t.Fatalf("dossier %d with the old release's token: %v", s.ID, err)
+		}
+		if d.State != s.State {
+			t.Errorf("dossier %d: state %q, was %q", s.ID, d.State, s.State)
+		}
+	}
+	for _, a := range before {
+		var v struct {
+			DossierID int64  `json:"dossier_id"`
+			SHA256    string `json:"sha256"`
+		}
+		req, _ := http.NewRequest("GET", base+"/attestations/"+a.code, nil)
+		req.Header.Set("Accept", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = json.NewDecoder(resp.Body).Decode(&v)
+		resp.Body.Close()
+		if err != nil || v.DossierID != a.dossier || v.SHA256 != a.sha {
+			t.Errorf("verification of dossier %d: %+v, %v; want its sha256 %s", a.dossier, v, err, a.sha)
+		}
+	}
+	// Every job the old release left pending completes: its e-mails go out.
+	waitSQL(t, db, 2*time.Minute, `SELECT count(*) = 0 FROM river_job WHERE id = ANY($1) AND state <> 'completed'`, pending)
+	waitSQL(t, db, time.Minute, `SELECT count(*) = 0 FROM email_deliveries WHERE status = 'pending'`)
+	msgs := mp.WaitFor(t, "to:lukas.nowak@etudiant.example", 2, time.Minute)
+	var accepted string
+	for _, m := range msgs {
+		if strings.Contains(m.Subject, "accepté") {
+			accepted = m.ID
+		}
+	}
+	if accepted == "" {
+		t.Fatalf("no acceptance e-mail among %+v", msgs)
+	}
+	msg, err := mp.Message(ctx, accepted)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(msg.Attachments) != 1 {
+		t.Fatalf("acceptance e-mail: %d attachments", len(msg.Attachments))
+	}
+	pdf, err := mp.Attachment(ctx, accepted, msg.Attachments[0].PartID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(pdf)
+	if got := hex.EncodeToString(sum[:]); got != before[1].sha {
+		t.Errorf("the attached PDF's sha256 is %s, the stored attestation's %s", got, before[1].sha)
+	}
+}
