@@ -161,7 +161,7 @@ func TestDailyDigest(t *testing.T) {
 	if n, _ := s.Mailpit.Count(t.Context(), "to:"+b); n != 0 {
 		t.Fatalf("daily instructeur got %d instant e-mails", n)
 	}
-	res, err := jobs.SendDigests(t.Context(), s.Pool, s.River, s.Jobs, time.Now())
+	res, err := jobs.SendDigests(t.Context(), s.Service, s.River, s.Jobs, time.Now())
 	if err != nil || res.Digests != 1 || res.Activities != 2 {
 		t.Fatalf("SendDigests = %+v, %v", res, err)
 	}
@@ -173,7 +173,7 @@ func TestDailyDigest(t *testing.T) {
 		}
 	}
 	// A second run finds nothing new.
-	res, err = jobs.SendDigests(t.Context(), s.Pool, s.River, s.Jobs, time.Now())
+	res, err = jobs.SendDigests(t.Context(), s.Service, s.River, s.Jobs, time.Now())
 	if err != nil || res.Digests != 0 {
 		t.Fatalf("second SendDigests = %+v, %v", res, err)
 	}

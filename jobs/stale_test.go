@@ -58,7 +58,7 @@ func staleSetup(t *testing.T) (s *apptest.Stack, c *clock, proc int64, inst stri
 
 func scan(t *testing.T, s *apptest.Stack, at time.Time) jobs.ScanResult {
 	t.Helper()
-	res, err := jobs.ScanStale(t.Context(), s.Pool, s.River, s.Jobs, at)
+	res, err := jobs.ScanStale(t.Context(), s.Service, s.River, s.Jobs, at)
 	if err != nil {
 		t.Fatalf("scan as of %s: %v", at, err)
 	}
@@ -305,14 +305,14 @@ func TestScanStaleCrash(t *testing.T) {
 		ids = append(ids, id)
 	}
 	at := t0.Add(31 * day)
-	res, err := jobs.ScanStaleBatched(t.Context(), s.Pool, s.River, s.Jobs, at, 2, 1)
+	res, err := jobs.ScanStaleBatched(t.Context(), s.Service, s.River, s.Jobs, at, 2, 1)
 	if !errors.Is(err, jobs.ErrCrash) || res.Flagged != 2 {
 		t.Fatalf("crashed scan: %+v, %v", res, err)
 	}
 	if u, i := deliveries(t, s, jobs.KindStaleUsager), deliveries(t, s, jobs.KindStaleInstructeur); u != 2 || i != 0 {
 		t.Fatalf("after the crash: %d reminders and %d instructeur e-mails, want 2 and 0", u, i)
 	}
-	res, err = jobs.ScanStaleBatched(t.Context(), s.Pool, s.River, s.Jobs, at, 2, 0)
+	res, err = jobs.ScanStaleBatched(t.Context(), s.Service, s.River, s.Jobs, at, 2, 0)
 	if err != nil || res.Flagged != 3 || res.InstructeurEmails != 1 || res.Listed != 5 {
 		t.Fatalf("rerun: %+v, %v", res, err)
 	}
@@ -332,7 +332,7 @@ func TestScanStaleCrash(t *testing.T) {
 		// scan writes its instructeur e-mails.
 		d6, _ := s.Dossier(proc) // created at t0 like the others
 		t2 := at.Add(day)
-		if _, err := jobs.ScanStaleBatched(t.Context(), s.Pool, s.River, s.Jobs, t2, 2, 1); !errors.Is(err, jobs.ErrCrash) {
+		if _, err := jobs.ScanStaleBatched(t.Context(), s.Service, s.River, s.Jobs, t2, 2, 1); !errors.Is(err, jobs.ErrCrash) {
 			t.Fatal(err)
 		}
 		res := scan(t, s, t2.Add(day))
@@ -372,7 +372,7 @@ func TestScanStaleNeverWaits(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
-	res, err := jobs.ScanStale(ctx, s.Pool, s.River, s.Jobs, t0.Add(31*day))
+	res, err := jobs.ScanStale(ctx, s.Service, s.River, s.Jobs, t0.Add(31*day))
 	if err != nil || res.Flagged != 1 {
 		t.Fatalf("scan beside a locked dossier: %+v, %v", res, err)
 	}
@@ -396,7 +396,7 @@ func TestScanStaleNeverWaits(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer conn.Exec(context.Background(), `SELECT pg_advisory_unlock($1)`, staleLockKey) //nolint:errcheck
-		if _, err := jobs.ScanStale(t.Context(), s.Pool, s.River, s.Jobs, t0.Add(33*day)); !errors.Is(err, jobs.ErrScanRunning) {
+		if _, err := jobs.ScanStale(t.Context(), s.Service, s.River, s.Jobs, t0.Add(33*day)); !errors.Is(err, jobs.ErrScanRunning) {
 			t.Fatalf("scan while another runs: %v", err)
 		}
 	})
