@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 	"github.com/robfig/cron/v3"
 
@@ -482,5 +483,64 @@ func TestScanStaleListCapped(t *testing.T) {
 	const more = "et 3 autres dossiers dans la même situation"
 	if !strings.Contains(m.Text, more) || !strings.Contains(m.HTML, more) {
 		t.Errorf("neither the text nor the HTML says %q:\n%s", more, m.Text)
+	}
+}
+
+// TestScanStaleClock: the scan stamps what it writes with the times it is
+// given, never with the database's now(): the dossier's stale_since and its
+// history row carry the time the scan runs as of; the reminder, the
+// instructeur e-mail and the scan's bookkeeping carry the Service's clock,
+// set here apart from both (a scan run, or retried, long after its time).
+func TestScanStaleClock(t *testing.T) {
+	t.Parallel()
+	s, c, proc, _ := staleSetup(t)
+	id, _ := s.Dossier(proc)
+	at := t0.Add(31 * day)
+	now := time.Date(2031, 1, 2, 3, 4, 5, 678901000, time.UTC)
+	c.Set(now)
+	if res := scan(t, s, at); res.Flagged != 1 || res.InstructeurEmails != 1 {
+		t.Fatalf("scan: %+v", res)
+	}
+
+	var historyAt time.Time
+	if err := s.Pool.QueryRow(t.Context(), `
+		SELECT at FROM dossier_history WHERE dossier_id = $1 AND event = 'signaler_inactif'`, id).Scan(&historyAt); err != nil {
+		t.Fatal(err)
+	}
+	if !historyAt.Equal(at) {
+		t.Errorf("history row at %v, want the scan's time %v", historyAt, at)
+	}
+	if got := staleSince(t, s, id); got == nil || !got.Equal(at) {
+		t.Errorf("stale_since = %v, want %v", got, at)
+	}
+
+	rows, err := s.Pool.Query(t.Context(), `
+		SELECT kind, created_at FROM email_deliveries WHERE kind IN ($1, $2) ORDER BY id`,
+		jobs.KindStaleUsager, jobs.KindStaleInstructeur)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	var kind string
+	var created time.Time
+	if _, err := pgx.ForEachRow(rows, []any{&kind, &created}, func() error {
+		kinds = append(kinds, kind)
+		if !created.Equal(now) {
+			t.Errorf("%s delivery created at %v, want the clock's %v", kind, created, now)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{jobs.KindStaleUsager, jobs.KindStaleInstructeur}; !slices.Equal(kinds, want) {
+		t.Errorf("deliveries %v, want %v", kinds, want)
+	}
+
+	var started, finished time.Time
+	if err := s.Pool.QueryRow(t.Context(), `SELECT started_at, finished_at FROM stale_scans WHERE scanned_at = $1`, at).Scan(&started, &finished); err != nil {
+		t.Fatal(err)
+	}
+	if !started.Equal(now) || !finished.Equal(now) {
+		t.Errorf("scan started at %v and finished at %v, want the clock's %v", started, finished, now)
 	}
 }
