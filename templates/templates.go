@@ -83,7 +83,7 @@ type Activity struct {
 	Kind      string // ActivityMessageUsager, ActivityMessageInstructeur, ActivityAvis or ActivityModification
 	Author    string
 	At        time.Time
-	Excerpt   string
+	Excerpt   string // the activity's text: the templates show its first excerptRunes characters, on one line
 }
 
 // DossierSummary is one dossier in a list sent to an instructeur (digest, stale dossiers).
