@@ -238,5 +238,6 @@ func TestDateArithmetic(t *testing.T) {
 func TestDatesInZones(t *testing.T) {
 	zonetest.Run(t, []string{
 		"TestParseDate", "TestDateJSON", "TestDatePostgres", "TestDateOf", "TestDateArithmetic",
+		"TestDemandeurValidate", "TestDemandeurJSON",
 	}, zonetest.Extremes...)
 }
