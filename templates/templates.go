@@ -13,9 +13,9 @@ import (
 	"strings"
 	texttemplate "text/template"
 	"time"
-	_ "time/tzdata" // French dates must not depend on the host's zone database.
 
 	"github.com/aptflow/aptflow/jobs/mailer"
+	"github.com/aptflow/aptflow/workflow"
 )
 
 // The e-mail kinds. Their names are stored with each delivery and shared with
@@ -131,10 +131,7 @@ func Load() (*Templates, error) {
 }
 
 func load(fsys fs.FS) (*Templates, error) {
-	paris, err := time.LoadLocation("Europe/Paris")
-	if err != nil {
-		return nil, fmt.Errorf("load templates: %w", err)
-	}
+	paris := workflow.Paris()
 	funcs := funcMap(paris)
 	if err := checkFiles(fsys); err != nil {
 		return nil, fmt.Errorf("load templates: %w", err)

@@ -9,6 +9,8 @@ import (
 	"testing/fstest"
 	"time"
 	"unicode/utf8"
+
+	"github.com/aptflow/aptflow/workflow"
 )
 
 func setup(t testing.TB) (*Templates, *time.Location) {
@@ -17,11 +19,7 @@ func setup(t testing.TB) (*Templates, *time.Location) {
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
-	paris, err := time.LoadLocation("Europe/Paris")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tpl, paris
+	return tpl, workflow.Paris()
 }
 
 // checkEmail holds the properties every rendered e-mail must have.

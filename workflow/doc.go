@@ -12,6 +12,8 @@
 //     a status in one place.
 //   - demandeur.go: the APT request and its validation (one FieldError per bad
 //     field).
+//   - date.go: Date, a calendar date (a birth date, the job's first and last
+//     days) that no time zone can move, and Paris, the procedure's zone.
 //   - service.go: the Service. Each method opens (or joins) one Postgres
 //     transaction, locks the dossier row, applies the machine, writes the
 //     history row and the delivery log, and hands the background work to an

@@ -16,8 +16,9 @@
 // (SIRET grouped « 732 829 320 00074 »), Emploi (weekly hours « 17,5 h »,
 // period) and Décision (dossier number, date, instructeur, motivation); a
 // verification block with the QR code of Data.VerificationURL, the URL and
-// the code in clear; a footer. Dates are French (« 1er mars 2025 ») in the
-// Europe/Paris zone, whose database is embedded (time/tzdata).
+// the code in clear; a footer. Dates are French (« 1er mars 2025 »): the
+// calendar dates (workflow.Date) as they are, the decision's instant in the
+// Europe/Paris zone (workflow.Paris).
 //
 // # One page, always
 //
