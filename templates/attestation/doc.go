@@ -46,8 +46,10 @@
 // control characters are dropped: gofpdf cannot encode the former and would
 // print the latter as boxes.
 //
-// gofpdf pads and rewrites the font bytes it is given, so the Renderer keeps
-// a pristine copy and hands each document its own.
+// The Renderer parses the font once (gofpdf.ParseUTF8Font, one of our patches
+// in third_party/gofpdf) and its documents share it, at once if need be:
+// subsetting reads the font's bytes and never writes to them, so no document
+// needs a copy of its own.
 //
 // # Deterministic output
 //
