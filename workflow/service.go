@@ -24,6 +24,10 @@ type Options struct {
 	// metrics); under WithTx, once the caller's transaction has committed.
 	// It must not block.
 	OnTransition func(event Event)
+	// RetentionNotice is how long before its expiry a dossier is announced
+	// to its applicant and listed in the tab expirant;
+	// DefaultRetentionNotice when 0.
+	RetentionNotice time.Duration
 }
 
 // Service runs the procedure's rules. Each mutating method exists twice: M
@@ -41,6 +45,9 @@ type Service struct {
 func NewService(pool *pgxpool.Pool, enq Enqueuer, opts Options) *Service {
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.RetentionNotice == 0 {
+		opts.RetentionNotice = DefaultRetentionNotice
 	}
 	opts.PublicURL = strings.TrimRight(opts.PublicURL, "/")
 	return &Service{pool: pool, enq: enq, opts: opts}

@@ -116,6 +116,7 @@ const (
 	MailDigest           = "digest"            // daily digest, to an instructeur
 	MailStaleInstructeur = "stale_instructeur" // stale dossiers, to an instructeur
 	MailStaleUsager      = "stale_usager"      // reminder, to the applicant
+	MailExpirationUsager = "expiration_usager" // the dossier will be deleted (RGPD), to the applicant
 )
 
 // Task is background work that a change asks for. The Service hands tasks to
