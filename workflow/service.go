@@ -304,8 +304,12 @@ func (s *Service) TransitionTx(ctx context.Context, tx pgx.Tx, id int64, cmd Com
 	}
 
 	// The writes and the read-back go in one batch: one round trip instead
-	// of one per statement. Results come back in this order.
+	// of one per statement. Each statement is queued with what reads its
+	// result, if anything does, so the reading cannot drift from the
+	// writing: Close runs the readers in the order of the batch.
 	b := &pgx.Batch{}
+	d := &Dossier{}
+	var deliveryID int64
 	// Any transition clears the stale flag; a decision records its motivation
 	// and date. A dossier given back to the applicant starts its stale clock
 	// again: they could not act on it while it was in instruction.
@@ -317,7 +321,11 @@ func (s *Service) TransitionTx(ctx context.Context, tx pgx.Tx, id int64, cmd Com
 			motivation = CASE WHEN $4 THEN $5 ELSE motivation END,
 			decided_at = CASE WHEN $4 THEN $3 ELSE decided_at END
 		WHERE id = $1
-		RETURNING `+dossierColumns, id, out.To, now, out.Decision, motivation)
+		RETURNING `+dossierColumns, id, out.To, now, out.Decision, motivation,
+	).Query(func(rows pgx.Rows) (err error) {
+		d.DossierSummary, err = pgx.CollectExactlyOneRow(rows, scanDossier)
+		return err
+	})
 	historyStmt(id, string(cmd.Event), out.From, out.To, &email, motivation, now).queue(b)
 	if out.Follow {
 		followStmt(id, instID).queue(b)
@@ -327,7 +335,7 @@ func (s *Service) TransitionTx(ctx context.Context, tx pgx.Tx, id int64, cmd Com
 		if err != nil {
 			return nil, err
 		}
-		st.queue(b)
+		st.queue(b).QueryRow(func(row pgx.Row) error { return row.Scan(&deliveryID) })
 	}
 	if out.Attestation {
 		code, err := newVerificationCode()
@@ -338,10 +346,9 @@ func (s *Service) TransitionTx(ctx context.Context, tx pgx.Tx, id int64, cmd Com
 	}
 	// No attestation query: a dossier in transition has no rendered one (an
 	// accepted dossier never moves again; its PDF is rendered after commit).
-	queueDossierLists(b, id)
-	d, deliveryID, err := s.sendTransition(tx.SendBatch(ctx, b), id, out)
-	if err != nil {
-		return nil, err
+	queueDossierLists(b, id, d)
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return nil, fmt.Errorf("transition dossier %d: %w", id, err)
 	}
 
 	var tasks []Task
@@ -357,45 +364,6 @@ func (s *Service) TransitionTx(ctx context.Context, tx pgx.Tx, id int64, cmd Com
 		}
 	}
 	return d, nil
-}
-
-// sendTransition reads the results of the batch TransitionTx queued: the
-// writes, the first of which returns the dossier's row, then its lists. It
-// returns the dossier and the id of the delivery row, if one was written.
-func (s *Service) sendTransition(br pgx.BatchResults, id int64, out Outcome) (d *Dossier, deliveryID int64, err error) {
-	defer func() {
-		if cerr := br.Close(); err == nil && cerr != nil {
-			err = fmt.Errorf("transition dossier %d: %w", id, cerr)
-		}
-	}()
-	rows, _ := br.Query()
-	sum, err := pgx.CollectExactlyOneRow(rows, scanDossier)
-	if err != nil {
-		return nil, 0, fmt.Errorf("transition dossier %d: %w", id, err)
-	}
-	d = &Dossier{DossierSummary: sum}
-	if _, err := br.Exec(); err != nil {
-		return nil, 0, fmt.Errorf("history of dossier %d: %w", id, err)
-	}
-	if out.Follow {
-		if _, err := br.Exec(); err != nil {
-			return nil, 0, fmt.Errorf("follow dossier %d: %w", id, err)
-		}
-	}
-	if out.Mail != "" {
-		if err := br.QueryRow().Scan(&deliveryID); err != nil {
-			return nil, 0, fmt.Errorf("delivery log: %w", err)
-		}
-	}
-	if out.Attestation {
-		if _, err := br.Exec(); err != nil {
-			return nil, 0, fmt.Errorf("create attestation of dossier %d: %w", id, err)
-		}
-	}
-	if err := readDossierLists(br, d); err != nil {
-		return nil, 0, err
-	}
-	return d, deliveryID, nil
 }
 
 // UpdateDemandeur applies a partial demandeur (JSON merge patch) from the
