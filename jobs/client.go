@@ -108,6 +108,10 @@ func (c *Config) PoolSize() int32 {
 
 // Deps are what the workers use.
 type Deps struct {
+	// Service makes every write to the domain's tables; its Enqueuer may
+	// have no client of its own (NewEnqueuer(nil, ...)): in a worker, it
+	// inserts with the client that runs the job.
+	Service   *workflow.Service
 	Pool      *pgxpool.Pool
 	Mailer    mailer.Mailer
 	Templates *templates.Templates
@@ -119,8 +123,8 @@ type Deps struct {
 
 // NewWorkers registers every worker of aptflow.
 func NewWorkers(cfg Config, deps Deps) (*river.Workers, error) {
-	if deps.Mailer == nil || deps.Templates == nil || deps.Attestations == nil {
-		return nil, errors.New("jobs: mailer, templates and attestation renderer are required")
+	if deps.Service == nil || deps.Pool == nil || deps.Mailer == nil || deps.Templates == nil || deps.Attestations == nil {
+		return nil, errors.New("jobs: service, pool, mailer, templates and attestation renderer are required")
 	}
 	cfg.Defaults()
 	workers := river.NewWorkers()
@@ -189,7 +193,10 @@ type Enqueuer struct {
 	cfg    Config
 }
 
-// NewEnqueuer returns an Enqueuer inserting with client.
+// NewEnqueuer returns an Enqueuer inserting with client. With client nil,
+// it inserts with the client of the job running (river.ClientFromContext):
+// that is the Enqueuer of the workers' Service, which exists before their
+// client does.
 func NewEnqueuer(client *river.Client[pgx.Tx], cfg Config) *Enqueuer {
 	cfg.Defaults()
 	return &Enqueuer{client: client, cfg: cfg}
@@ -207,7 +214,14 @@ func (e *Enqueuer) EnqueueTx(ctx context.Context, tx pgx.Tx, tasks ...workflow.T
 		}
 		params = append(params, p)
 	}
-	if _, err := e.client.InsertManyTx(ctx, tx, params); err != nil {
+	client := e.client
+	if client == nil {
+		var err error
+		if client, err = river.ClientFromContextSafely[pgx.Tx](ctx); err != nil {
+			return fmt.Errorf("insert jobs: no River client outside a job: %w", err)
+		}
+	}
+	if _, err := client.InsertManyTx(ctx, tx, params); err != nil {
 		return fmt.Errorf("insert jobs: %w", err)
 	}
 	return nil

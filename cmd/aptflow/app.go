@@ -110,6 +110,17 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, workers bool) (*a
 	}
 	a := &app{cfg: cfg, log: log, pool: pool, reg: prometheus.NewRegistry()}
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	transitions := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "aptflow_transitions_total", Help: "Committed dossier transitions, by event.",
+	}, []string{"event"})
+	for _, e := range workflow.Events {
+		transitions.WithLabelValues(string(e))
+	}
+	a.reg.MustRegister(transitions)
+	opts := workflow.Options{
+		PublicURL:    cfg.PublicURL,
+		OnTransition: func(e workflow.Event) { transitions.WithLabelValues(string(e)).Inc() },
+	}
 	var rw *river.Workers
 	if workers {
 		tpl, err := templates.Load()
@@ -132,8 +143,15 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, workers bool) (*a
 			pool.Close()
 			return nil, err
 		}
+		// The workers' Service inserts jobs with the client that runs
+		// them, which needs the workers first.
 		rw, err = jobs.NewWorkers(jc, jobs.Deps{
-			Pool: pool, Mailer: m, Templates: tpl, Attestations: renderer, Metrics: jobs.NewMetrics(a.reg),
+			Service:      workflow.NewService(pool, jobs.NewEnqueuer(nil, jc), opts),
+			Pool:         pool,
+			Mailer:       m,
+			Templates:    tpl,
+			Attestations: renderer,
+			Metrics:      jobs.NewMetrics(a.reg),
 		})
 		if err != nil {
 			pool.Close()
@@ -145,17 +163,7 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, workers bool) (*a
 		pool.Close()
 		return nil, err
 	}
-	transitions := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "aptflow_transitions_total", Help: "Committed dossier transitions, by event.",
-	}, []string{"event"})
-	for _, e := range workflow.Events {
-		transitions.WithLabelValues(string(e))
-	}
-	a.reg.MustRegister(transitions)
-	a.service = workflow.NewService(pool, jobs.NewEnqueuer(a.river, jc), workflow.Options{
-		PublicURL:    cfg.PublicURL,
-		OnTransition: func(e workflow.Event) { transitions.WithLabelValues(string(e)).Inc() },
-	})
+	a.service = workflow.NewService(pool, jobs.NewEnqueuer(a.river, jc), opts)
 	return a, nil
 }
 
