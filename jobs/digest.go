@@ -146,7 +146,7 @@ func digestOne(ctx context.Context, pool *pgxpool.Pool, client Inserter, cfg Con
 			return nil
 		}
 		listed = len(all)
-		return enqueueDeliveryWith(ctx, client, tx, 0, KindDigest, email,
+		return enqueueDeliveryWith(ctx, client, tx, 0, workflow.MailDigest, email,
 			deliveryParams{InstructeurID: instID, ActivityIDs: all}, cfg)
 	})
 	return listed, err

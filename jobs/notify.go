@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -13,15 +14,6 @@ import (
 
 	"github.com/aptflow/aptflow/templates"
 	"github.com/aptflow/aptflow/workflow"
-)
-
-// Delivery kinds handled here, named after their templates.
-const (
-	KindMessageUsager    = workflow.MailMessageUsager
-	KindNotification     = workflow.MailNotification
-	KindDigest           = workflow.MailDigest
-	KindStaleInstructeur = workflow.MailStaleInstructeur
-	KindStaleUsager      = workflow.MailStaleUsager
 )
 
 // querier is what a pool and a transaction share.
@@ -71,7 +63,7 @@ func (w *NotifyFollowerWorker) Work(ctx context.Context, job *river.Job[NotifyFo
 			FROM follows f JOIN instructeurs i ON i.id = f.instructeur_id
 			WHERE f.dossier_id = $1 AND f.instructeur_id = $2
 			FOR UPDATE OF f`, a.DossierID, a.InstructeurID).Scan(&cursor, &mode, &email)
-		if err == pgx.ErrNoRows || (err == nil && mode != workflow.NotifyInstant) {
+		if errors.Is(err, pgx.ErrNoRows) || (err == nil && mode != workflow.NotifyInstant) {
 			// Unfollowed, or now on daily digests (which read the same cursor)
 			// or on nothing: no instant e-mail.
 			_, err := river.JobCompleteTx[*riverpgxv5Driver](ctx, tx, job)
@@ -84,7 +76,7 @@ func (w *NotifyFollowerWorker) Work(ctx context.Context, job *river.Job[NotifyFo
 			return err
 		}
 		if len(ids) > 0 {
-			if err := enqueueDelivery(ctx, tx, a.DossierID, KindNotification, email,
+			if err := enqueueDelivery(ctx, tx, a.DossierID, workflow.MailNotification, email,
 				deliveryParams{InstructeurID: a.InstructeurID, ActivityIDs: ids}, w.cfg); err != nil {
 				return err
 			}

@@ -314,16 +314,16 @@ func emailData(ctx context.Context, q querier, cfg Config, d *delivery) (templat
 		attachments = append(attachments, mailer.Attachment{
 			Filename: AttestationFilename(data.DossierID), ContentType: "application/pdf", Data: a.pdf,
 		})
-	case KindMessageUsager, KindNotification, KindDigest:
+	case workflow.MailMessageUsager, workflow.MailNotification, workflow.MailDigest:
 		acts, err := loadActivities(ctx, q, d.Params.ActivityIDs)
 		if err != nil {
 			return data, nil, err
 		}
-		if d.Kind == KindMessageUsager && len(acts) > 0 {
+		if d.Kind == workflow.MailMessageUsager && len(acts) > 0 {
 			data.Message = acts[0].body
 		}
-		data.Activities, data.Dossiers = groupActivities(acts, d.Kind == KindDigest)
-		if d.Kind == KindNotification {
+		data.Activities, data.Dossiers = groupActivities(acts, d.Kind == workflow.MailDigest)
+		if d.Kind == workflow.MailNotification {
 			// Unfollowing stops notifications at once, even queued ones.
 			var follows bool
 			if err := q.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM follows WHERE dossier_id = $1 AND instructeur_id = $2)`,
@@ -334,7 +334,7 @@ func emailData(ctx context.Context, q querier, cfg Config, d *delivery) (templat
 				return data, nil, errUnwanted
 			}
 		}
-	case KindStaleInstructeur:
+	case workflow.MailStaleInstructeur:
 		rows, err := q.Query(ctx, `
 			SELECT id, demandeur->>'prenom', demandeur->>'nom', state, last_activity_at
 			FROM dossiers WHERE id = ANY($1) ORDER BY id LIMIT $2`, d.Params.DossierIDs, cfg.StaleListMax)

@@ -9,6 +9,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
+
+	"github.com/aptflow/aptflow/workflow"
 )
 
 // EventSignalerInactif is the event of the history row the stale scan
@@ -308,7 +310,7 @@ func flagBatch(ctx context.Context, pool *pgxpool.Pool, client *river.Client[pgx
 			SELECT e.id, $4, e.usager_email, jsonb_build_object('stale_days', e.stale_after_days)
 			FROM eligible e JOIN flagged f ON f.id = e.id
 			ORDER BY e.id
-			RETURNING id`, ids, at, EventSignalerInactif, KindStaleUsager)
+			RETURNING id`, ids, at, EventSignalerInactif, workflow.MailStaleUsager)
 		if err != nil {
 			return fmt.Errorf("flag stale dossiers: %w", err)
 		}
@@ -366,7 +368,7 @@ func finishScan(ctx context.Context, pool *pgxpool.Pool, client *river.Client[pg
 			JOIN procedures p ON p.id = r.procedure_id
 			GROUP BY i.id, i.email
 			ORDER BY i.id
-			RETURNING id`, at, KindStaleInstructeur)
+			RETURNING id`, at, workflow.MailStaleInstructeur)
 		if err != nil {
 			return fmt.Errorf("instructeur e-mails of %s: %w", at.Format(time.RFC3339), err)
 		}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/aptflow/aptflow/internal/apptest"
 	"github.com/aptflow/aptflow/jobs"
+	"github.com/aptflow/aptflow/workflow"
 )
 
 // clock is the service's clock in the stale tests: dossiers are created and
@@ -164,7 +165,7 @@ func TestScanStale(t *testing.T) {
 			t.Fatalf("next day's scan: %+v", res)
 		}
 		waitJobsDone(t, s)
-		if u, i := deliveries(t, s, jobs.KindStaleUsager), deliveries(t, s, jobs.KindStaleInstructeur); u != 1 || i != 1 {
+		if u, i := deliveries(t, s, workflow.MailStaleUsager), deliveries(t, s, workflow.MailStaleInstructeur); u != 1 || i != 1 {
 			t.Fatalf("%d reminders and %d instructeur e-mails, want 1 and 1", u, i)
 		}
 		if n, err := s.Mailpit.Count(t.Context(), "to:"+inst); err != nil || n != 1 {
@@ -216,7 +217,7 @@ func TestScanStaleCleared(t *testing.T) {
 	if got := staleSince(t, s, moved); got != nil {
 		t.Errorf("en instruction flagged at %v", got)
 	}
-	if n := deliveries(t, s, jobs.KindStaleUsager); n != 6 {
+	if n := deliveries(t, s, workflow.MailStaleUsager); n != 6 {
 		t.Errorf("%d reminders, want 4 + 2", n)
 	}
 }
@@ -309,7 +310,7 @@ func TestScanStaleCrash(t *testing.T) {
 	if !errors.Is(err, jobs.ErrCrash) || res.Flagged != 2 {
 		t.Fatalf("crashed scan: %+v, %v", res, err)
 	}
-	if u, i := deliveries(t, s, jobs.KindStaleUsager), deliveries(t, s, jobs.KindStaleInstructeur); u != 2 || i != 0 {
+	if u, i := deliveries(t, s, workflow.MailStaleUsager), deliveries(t, s, workflow.MailStaleInstructeur); u != 2 || i != 0 {
 		t.Fatalf("after the crash: %d reminders and %d instructeur e-mails, want 2 and 0", u, i)
 	}
 	res, err = jobs.ScanStaleBatched(t.Context(), s.Pool, s.River, s.Jobs, at, 2, 0)
@@ -320,7 +321,7 @@ func TestScanStaleCrash(t *testing.T) {
 		t.Errorf("instructeur e-mail lists %v, want %v", got, ids)
 	}
 	waitJobsDone(t, s)
-	if u := deliveries(t, s, jobs.KindStaleUsager); u != 5 {
+	if u := deliveries(t, s, workflow.MailStaleUsager); u != 5 {
 		t.Errorf("%d reminders, want 5", u)
 	}
 	if n, err := s.Mailpit.Count(t.Context(), `subject:"toujours en construction"`); err != nil || n != 5 {
@@ -446,7 +447,7 @@ func TestScanStalePeriodic(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if n := deliveries(t, s, jobs.KindStaleUsager); n != 1 {
+	if n := deliveries(t, s, workflow.MailStaleUsager); n != 1 {
 		t.Errorf("%d reminders, want 1", n)
 	}
 }
