@@ -95,31 +95,46 @@ func New(t testing.TB) *pgxpool.Pool {
 // The database is dropped when the test ends, its connections terminated.
 func URL(t testing.TB) string {
 	t.Helper()
-	s, err := setup()
+	connString, drop, err := Create()
 	if err != nil {
 		t.Fatalf("dbtest: %v", err)
 	}
-	name := fmt.Sprintf("aptflow_test_%d_%d_%d_%s", time.Now().Unix(), os.Getpid(), counter.Add(1), randomHex(3))
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := createDatabase(ctx, s.admin, name, s.template); err != nil {
-		t.Fatalf("dbtest: create database %s: %v", name, err)
-	}
-	connString := withDatabase(s.adminURL, name)
 	t.Cleanup(func() {
 		if t.Failed() && os.Getenv("TEST_DATABASE_KEEP") == "1" {
 			t.Logf("dbtest: kept the database of this failed test: %s", connString)
 			return
 		}
+		if err := drop(); err != nil {
+			t.Errorf("dbtest: %v", err)
+		}
+	})
+	return connString
+}
+
+// Create is URL for code that has no test to clean up after: a TestMain,
+// or the examples it runs. It returns the connection string of a fresh
+// migrated database and the function that drops it.
+func Create() (connString string, drop func() error, err error) {
+	s, err := setup()
+	if err != nil {
+		return "", nil, err
+	}
+	name := fmt.Sprintf("aptflow_test_%d_%d_%d_%s", time.Now().Unix(), os.Getpid(), counter.Add(1), randomHex(3))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := createDatabase(ctx, s.admin, name, s.template); err != nil {
+		return "", nil, fmt.Errorf("create database %s: %w", name, err)
+	}
+	return withDatabase(s.adminURL, name), func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		// FORCE terminates the sessions still connected (a River client
 		// the test forgot to stop, a binary it started).
 		if _, err := s.admin.Exec(ctx, "DROP DATABASE IF EXISTS "+ident(name)+" WITH (FORCE)"); err != nil {
-			t.Errorf("dbtest: drop database %s: %v", name, err)
+			return fmt.Errorf("drop database %s: %w", name, err)
 		}
-	})
-	return connString
+		return nil
+	}, nil
 }
 
 // connect opens the admin pool, makes sure the template of the current
