@@ -18,6 +18,7 @@ func addRoutes(mux router, d Deps) {
 
 	mux.Handle("POST /v1/procedures", post(handleCreateProcedure(d)))
 	mux.Handle("POST /v1/procedures/{id}/instructeurs", post(handleAddInstructeur(d)))
+	mux.Handle("GET /v1/procedures/{id}/dossiers_supprimes", v1(handleDeletedDossiers(d)))
 	mux.Handle("POST /v1/dossiers", post(handleCreateDossier(d)))
 	mux.Handle("GET /v1/dossiers/{id}", v1(handleGetDossier(d)))
 	mux.Handle("PATCH /v1/dossiers/{id}", v1(handlePatchDossier(d)))
@@ -26,6 +27,7 @@ func addRoutes(mux router, d Deps) {
 	mux.Handle("DELETE /v1/dossiers/{id}/followers/{email}", v1(handleFollow(d, false)))
 	mux.Handle("POST /v1/dossiers/{id}/messages", post(handleMessage(d)))
 	mux.Handle("POST /v1/dossiers/{id}/avis", post(handleAvis(d)))
+	mux.Handle("POST /v1/dossiers/{id}/conservation", post(handleConservation(d)))
 	mux.Handle("GET /v1/dossiers/{id}/attestation.pdf", v1(handleAttestationPDF(d)))
 	mux.Handle("GET /v1/instructeurs/{email}/dossiers", v1(handleListDossiers(d)))
 	mux.Handle("PUT /v1/instructeurs/{email}/preferences", v1(handlePreferences(d)))

@@ -211,26 +211,31 @@ func scanStale(ctx context.Context, svc *workflow.Service, client *river.Client[
 	return res, nil
 }
 
-// lockScan takes the cluster-wide scan lock on a connection of its own, or
-// returns ErrScanRunning. The lock belongs to the session: if the process
-// dies, PostgreSQL releases it with the connection.
+// lockScan takes the cluster-wide scan lock, or returns ErrScanRunning.
 func lockScan(ctx context.Context, pool *pgxpool.Pool) (unlock func(), err error) {
+	return clusterLock(ctx, pool, staleLockKey, ErrScanRunning)
+}
+
+// clusterLock takes the session advisory lock key on a connection of its
+// own, or returns busy if another session holds it. The lock belongs to the
+// session: if the process dies, PostgreSQL releases it with the connection.
+func clusterLock(ctx context.Context, pool *pgxpool.Pool, key int64, busy error) (unlock func(), err error) {
 	conn, err := pool.Acquire(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("stale scan lock: %w", err)
+		return nil, fmt.Errorf("lock %#x: %w", key, err)
 	}
 	var ok bool
-	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, staleLockKey).Scan(&ok); err != nil {
+	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, key).Scan(&ok); err != nil {
 		conn.Release()
-		return nil, fmt.Errorf("stale scan lock: %w", err)
+		return nil, fmt.Errorf("lock %#x: %w", key, err)
 	}
 	if !ok {
 		conn.Release()
-		return nil, ErrScanRunning
+		return nil, busy
 	}
 	return func() {
 		ctx := context.WithoutCancel(ctx)
-		if _, err := conn.Exec(ctx, `SELECT pg_advisory_unlock($1)`, staleLockKey); err != nil {
+		if _, err := conn.Exec(ctx, `SELECT pg_advisory_unlock($1)`, key); err != nil {
 			// A pooled session must not keep the lock: drop the connection.
 			_ = conn.Conn().Close(ctx)
 		}

@@ -61,6 +61,7 @@ func TestEmailSubject(t *testing.T) {
 		workflow.MailDigest:           "Votre récapitulatif quotidien : 2 dossiers avec de l'activité",
 		workflow.MailStaleInstructeur: "2 dossiers en construction sans activité depuis plus de 30 jours",
 		workflow.MailStaleUsager:      "Votre dossier nº 42 est toujours en construction",
+		workflow.MailExpirationUsager: "Votre dossier nº 42 sera supprimé le 26 novembre 2027",
 	}
 	if len(cases) != len(workflow.MailKinds()) {
 		t.Fatalf("%d subjects tested for %d kinds", len(cases), len(workflow.MailKinds()))
@@ -133,6 +134,10 @@ func TestEmailBody(t *testing.T) {
 		{kind: workflow.MailStaleInstructeur, want: []string{"Dossier nº 42", "Dossier nº 43", "dernière activité le 26 novembre 2026", "30 jours"}},
 		{kind: workflow.MailStaleUsager, want: []string{"toujours en construction", "30 jours", "compléter", "clôturé"}},
 		{kind: workflow.MailStaleUsager, edit: func(d *EmailData) { d.ServiceNom = "" }, want: []string{"Le service instructeur, via aptflow"}},
+		{kind: workflow.MailExpirationUsager, want: []string{"sera supprimé le 26 novembre 2027", "toujours en construction", "le modifier",
+			"https://aptflow.example/attestations/abc123"}, avoid: []string{"conservez-en"}},
+		{kind: workflow.MailExpirationUsager, edit: func(d *EmailData) { d.State = string(workflow.Accepte); d.VerificationURL = "" },
+			want: []string{"sera supprimé le 26 novembre 2027", "conservez-en"}, avoid: []string{"toujours en construction", "page de vérification"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.kind, func(t *testing.T) {

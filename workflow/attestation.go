@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -12,11 +13,15 @@ import (
 )
 
 // AttestationPDF returns the rendered attestation of a dossier and its
-// sha256, or ENotFound while there is none.
+// sha256, ENotFound while there is none, or EDossierSupprime once the
+// dossier is purged (the PDF with it).
 func (s *Service) AttestationPDF(ctx context.Context, dossierID int64) (pdf []byte, sha256 string, err error) {
 	err = s.reader(ctx).QueryRow(ctx, `
 		SELECT pdf, sha256 FROM attestations WHERE dossier_id = $1 AND pdf IS NOT NULL`, dossierID).Scan(&pdf, &sha256)
 	if errors.Is(err, pgx.ErrNoRows) {
+		if t, err := s.Tombstone(ctx, dossierID); err == nil && t != nil {
+			return nil, "", goneError(t)
+		}
 		return nil, "", Errorf(ENotFound, "pas encore d'attestation pour le dossier %d", dossierID)
 	} else if err != nil {
 		return nil, "", fmt.Errorf("attestation of dossier %d: %w", dossierID, err)
@@ -49,18 +54,28 @@ func (s *Service) storeAttestation(ctx context.Context, q querier, dossierID int
 		return false, fmt.Errorf("store attestation of dossier %d: empty PDF", dossierID)
 	}
 	sum := sha256.Sum256(pdf)
+	// A purged dossier's attestation has no PDF either, and must get none:
+	// the dossier's row is share-locked, so that a purge running at that
+	// moment is waited for, and then seen.
 	tag, err := q.Exec(ctx, `
+		WITH live AS (SELECT id FROM dossiers WHERE id = $1 AND deleted_at IS NULL FOR SHARE)
 		UPDATE attestations SET pdf = $2, sha256 = $3, rendered_at = $4
-		WHERE dossier_id = $1 AND pdf IS NULL`, dossierID, pdf, hex.EncodeToString(sum[:]), s.opts.Now())
+		WHERE dossier_id = (SELECT id FROM live) AND pdf IS NULL`, dossierID, pdf, hex.EncodeToString(sum[:]), s.opts.Now())
 	if err != nil {
 		return false, fmt.Errorf("store attestation of dossier %d: %w", dossierID, err)
 	}
 	return tag.RowsAffected() == 1, nil
 }
 
+// StatusSupprimee is the verification status of an attestation whose
+// dossier was purged: nothing else about it is known any more.
+const StatusSupprimee = "supprimee"
+
 // Verification is what the public verification page tells an employer
-// holding an attestation.
+// holding an attestation. Once the dossier is purged, only Status, Valid
+// and DossierID are known, and serialised.
 type Verification struct {
+	Status    string    `json:"status,omitempty"`
 	Valid     bool      `json:"valid"`
 	DossierID int64     `json:"dossier_id"`
 	Nom       string    `json:"nom"`
@@ -74,9 +89,24 @@ type Verification struct {
 	DateFin   Date   `json:"-"`
 }
 
+// MarshalJSON writes a purged attestation's three fields alone: the rest is
+// personal data that no longer exists.
+func (v Verification) MarshalJSON() ([]byte, error) {
+	type plain Verification // no MarshalJSON: no recursion
+	if v.Status == StatusSupprimee {
+		return json.Marshal(struct {
+			Status    string `json:"status"`
+			Valid     bool   `json:"valid"`
+			DossierID int64  `json:"dossier_id"`
+		}{v.Status, v.Valid, v.DossierID})
+	}
+	return json.Marshal(plain(v))
+}
+
 // VerifyAttestation looks up an attestation by its verification code.
 // ENotFound for an unknown code, or one whose PDF is not rendered yet. An
-// attestation is valid while the dossier is accepted.
+// attestation is valid while the dossier is accepted; once the dossier is
+// purged, its status is StatusSupprimee and it says nothing else.
 func (s *Service) VerifyAttestation(ctx context.Context, code string) (*Verification, error) {
 	if len(code) != 32 {
 		return nil, Errorf(ENotFound, "code inconnu")
@@ -85,15 +115,24 @@ func (s *Service) VerifyAttestation(ctx context.Context, code string) (*Verifica
 	var state State
 	var dem Demandeur
 	var decidedAt *time.Time
+	var digest *string
+	var purged bool
+	// A purged attestation has no PDF any more, but it was issued: its
+	// code still answers, with the status alone.
 	err := s.reader(ctx).QueryRow(ctx, `
-		SELECT d.id, d.state, d.demandeur, d.decided_at, a.sha256
+		SELECT d.id, d.state, d.demandeur, d.decided_at, a.sha256, d.deleted_at IS NOT NULL
 		FROM attestations a JOIN dossiers d ON d.id = a.dossier_id
-		WHERE a.code = $1 AND a.pdf IS NOT NULL`, code).Scan(&v.DossierID, &state, &dem, &decidedAt, &v.SHA256)
+		WHERE a.code = $1 AND (a.pdf IS NOT NULL OR (d.deleted_at IS NOT NULL AND a.rendered_at IS NOT NULL))`, code,
+	).Scan(&v.DossierID, &state, &dem, &decidedAt, &digest, &purged)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, Errorf(ENotFound, "code inconnu")
 	} else if err != nil {
 		return nil, fmt.Errorf("verify attestation: %w", err)
 	}
+	if purged {
+		return &Verification{Status: StatusSupprimee, DossierID: v.DossierID}, nil
+	}
+	v.SHA256 = deref(digest)
 	v.Valid = state == Accepte
 	v.Nom, v.Prenom = dem.Nom, dem.Prenom
 	v.Emploi, v.Employeur = dem.Emploi, dem.Employeur.RaisonSociale

@@ -39,6 +39,22 @@ type Tombstone struct {
 	Reason      string     `json:"reason"`
 }
 
+// deletion is how a dossier row says whether it was purged, as the queries
+// that read a dossier scan it.
+type deletion struct {
+	decidedAt *time.Time
+	at        *time.Time
+	reason    *string
+}
+
+// tombstone is the tombstone of the dossier, or nil if it is not purged.
+func (g deletion) tombstone(id, procedureID int64, state State) *Tombstone {
+	if g.at == nil {
+		return nil
+	}
+	return &Tombstone{ID: id, ProcedureID: procedureID, State: state, DecidedAt: g.decidedAt, DeletedAt: *g.at, Reason: deref(g.reason)}
+}
+
 // goneError is the EDossierSupprime error of a purged dossier.
 func goneError(t *Tombstone) *Error {
 	return &Error{Code: EDossierSupprime, Message: fmt.Sprintf("le dossier %d a été supprimé", t.ID), Tombstone: t}
@@ -58,21 +74,17 @@ func scanTombstone(row pgx.CollectableRow) (Tombstone, error) {
 // what a page that shows a dossier's documents (the attestation's
 // verification) asks first.
 func (s *Service) Tombstone(ctx context.Context, id int64) (*Tombstone, error) {
-	var t Tombstone
-	var deletedAt *time.Time
-	var reason *string
-	err := s.pool.QueryRow(ctx, `SELECT d.id, d.procedure_id, d.state, d.decided_at, d.deleted_at, d.deletion_reason
-		FROM dossiers d WHERE d.id = $1`, id).Scan(&t.ID, &t.ProcedureID, &t.State, &t.DecidedAt, &deletedAt, &reason)
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
+	var procedureID int64
+	var state State
+	var gone deletion
+	err := s.reader(ctx).QueryRow(ctx, `SELECT procedure_id, state, decided_at, deleted_at, deletion_reason FROM dossiers WHERE id = $1`, id).
+		Scan(&procedureID, &state, &gone.decidedAt, &gone.at, &gone.reason)
+	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, Errorf(ENotFound, "dossier %d inconnu", id)
-	case err != nil:
+	} else if err != nil {
 		return nil, fmt.Errorf("tombstone of dossier %d: %w", id, err)
-	case deletedAt == nil:
-		return nil, nil
 	}
-	t.DeletedAt, t.Reason = *deletedAt, deref(reason)
-	return &t, nil
+	return gone.tombstone(id, procedureID, state), nil
 }
 
 // DeletedFilter selects a page of a procedure's tombstones, in the order of
@@ -100,10 +112,11 @@ func (s *Service) ListDeleted(ctx context.Context, procedureID int64, f DeletedF
 	if f.Limit < 1 || f.Limit > MaxListLimit {
 		return nil, invalid([]FieldError{{Field: "limit", Code: "out_of_range", Detail: fmt.Sprintf("limit doit être entre 1 et %d", MaxListLimit)}})
 	}
-	if _, err := getProcedure(ctx, s.pool, procedureID); err != nil {
+	q := s.reader(ctx)
+	if _, err := getProcedure(ctx, q, procedureID); err != nil {
 		return nil, err
 	}
-	rows, err := s.pool.Query(ctx, `
+	rows, err := q.Query(ctx, `
 		SELECT `+tombstoneColumns+` FROM dossiers d
 		WHERE d.procedure_id = $1 AND d.deleted_at IS NOT NULL AND (d.deleted_at, d.id) > ($2, $3)
 		ORDER BY d.deleted_at, d.id LIMIT $4`, procedureID, f.Since, f.AfterID, f.Limit)

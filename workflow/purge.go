@@ -3,6 +3,7 @@ package workflow
 import (
 	"context"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -15,8 +16,8 @@ import (
 // next night's, does what a killed run left.
 type PurgeRun struct {
 	// At is the time the run is as of (UTC, microseconds): the dossiers
-	// whose expiry is at or before it are purged, those expiring before
-	// At + RetentionNotice are announced.
+	// whose expiry is at or before it are purged, those expiring after it
+	// and at or before At + RetentionNotice are announced.
 	At time.Time
 
 	// The keyset cursors of the two walks, on (expires_at, id): a row
@@ -28,7 +29,12 @@ type PurgeRun struct {
 
 // NewPurgeRun returns a run as of at.
 func NewPurgeRun(at time.Time) *PurgeRun {
-	return &PurgeRun{At: at.UTC().Truncate(time.Microsecond)}
+	at = at.UTC().Truncate(time.Microsecond)
+	// The notices' walk starts after the dossiers expiring at At, which
+	// this run purges: it is too late to announce them (a dossier that
+	// expired before anyone could be told, such as one already past its
+	// conservation when this version was installed, goes without notice).
+	return &PurgeRun{At: at, noticeAt: at, noticeID: math.MaxInt64}
 }
 
 // RetentionNotice returns how long before its expiry a dossier is
@@ -36,8 +42,8 @@ func NewPurgeRun(at time.Time) *PurgeRun {
 func (s *Service) RetentionNotice() time.Duration { return s.opts.RetentionNotice }
 
 // NoticeExpiringTx writes, in tx, the expiry notices (expiration_usager) of
-// the next batch of dossiers that expire within RetentionNotice of run.At
-// and have not been told yet: it marks them told (expiry_notice_at) and
+// the next batch of dossiers that expire after run.At and within
+// RetentionNotice of it, and have not been told yet: it marks them told (expiry_notice_at) and
 // writes one delivery to each applicant. Dossiers locked by a transaction
 // at that moment are left for the next run. It returns the deliveries'
 // ids, for the caller to enqueue in tx, and more = false once the walk is
@@ -102,7 +108,7 @@ type cursorRow struct {
 //
 //   - dossiers: demandeur (the whole APT request: names, birth date and
 //     place, nationality, residence permit, school, employer, job) becomes
-//     {}; usager_email becomes ''; motivation and stale_since become NULL;
+//     {}; usager_email becomes empty; motivation and stale_since become NULL;
 //     deleted_at and deletion_reason ('expire') are set. What stays: id,
 //     procedure_id, state, decided_at, the dates of the row.
 //   - dossier_history: its rows are deleted (motivations, instructeurs).

@@ -142,6 +142,16 @@ type ProcedureInput struct {
 	Service        ProcedureService `json:"service"`
 	StaleAfterDays int              `json:"stale_after_days"`
 	HeuresHebdoMax float64          `json:"heures_hebdo_max"`
+	// ConservationMois is DefaultConservationMois when absent (nil).
+	ConservationMois *int `json:"conservation_mois"`
+}
+
+// conservation is the procedure's conservation, in months.
+func (in *ProcedureInput) conservation() int {
+	if in.ConservationMois == nil {
+		return DefaultConservationMois
+	}
+	return *in.ConservationMois
 }
 
 // Validate checks a procedure input, one FieldError per bad field.
@@ -155,6 +165,9 @@ func (in *ProcedureInput) Validate() error {
 	}
 	if !(in.HeuresHebdoMax > 0 && in.HeuresHebdoMax <= 48) {
 		v.add("heures_hebdo_max", "out_of_range", "heures_hebdo_max doit être entre 0 (exclu) et 48")
+	}
+	if c := in.conservation(); c < 1 || c > MaxConservationMois {
+		v.add("conservation_mois", "out_of_range", fmt.Sprintf("conservation_mois doit être entre 1 et %d", MaxConservationMois))
 	}
 	return invalid(v.errs)
 }
@@ -173,11 +186,12 @@ func (s *Service) CreateProcedureTx(ctx context.Context, tx pgx.Tx, in Procedure
 	if err := in.Validate(); err != nil {
 		return nil, err
 	}
-	p := &Procedure{Libelle: in.Libelle, Service: in.Service, StaleAfterDays: in.StaleAfterDays, HeuresHebdoMax: in.HeuresHebdoMax}
+	p := &Procedure{Libelle: in.Libelle, Service: in.Service, StaleAfterDays: in.StaleAfterDays, HeuresHebdoMax: in.HeuresHebdoMax,
+		ConservationMois: in.conservation()}
 	if err := tx.QueryRow(ctx, `
-		INSERT INTO procedures (libelle, service_nom, service_adresse, stale_after_days, heures_hebdo_max)
-		VALUES ($1, $2, $3, $4, $5) RETURNING id, created_at`,
-		in.Libelle, in.Service.Nom, in.Service.Adresse, in.StaleAfterDays, in.HeuresHebdoMax,
+		INSERT INTO procedures (libelle, service_nom, service_adresse, stale_after_days, heures_hebdo_max, conservation_mois)
+		VALUES ($1, $2, $3, $4, $5, $6) RETURNING id, created_at`,
+		in.Libelle, in.Service.Nom, in.Service.Adresse, in.StaleAfterDays, in.HeuresHebdoMax, p.ConservationMois,
 	).Scan(&p.ID, &p.CreatedAt); err != nil {
 		return nil, fmt.Errorf("create procedure: %w", err)
 	}
@@ -497,8 +511,9 @@ func (s *Service) UnfollowTx(ctx context.Context, tx pgx.Tx, dossierID int64, em
 const (
 	TabASuivre = "a_suivre"
 	TabSuivis  = "suivis"
-	TabTraites = "traites"
-	TabTous    = "tous"
+	TabTraites  = "traites"
+	TabExpirant = "expirant"
+	TabTous     = "tous"
 )
 
 // The size of one page of a dossier list: DefaultListLimit unless the
@@ -526,14 +541,16 @@ func (f ListFilter) PageSize() int {
 
 // ListForInstructeur returns the dossiers of the procedures the instructeur
 // instructs, for one tab: a_suivre (not decided, followed by nobody), suivis
-// (not decided, followed by this instructeur), traites (decided), tous. The
-// list holds dossiers without their history and e-mails.
+// (not decided, followed by this instructeur), traites (decided), expirant
+// (to be purged within RetentionNotice), tous. Purged dossiers are in none.
+// The list holds dossiers without their history and e-mails.
 func (s *Service) ListForInstructeur(ctx context.Context, email string, f ListFilter) ([]DossierSummary, error) {
 	email, ok := NormalizeEmail(email)
 	if !ok {
 		return nil, invalid([]FieldError{{Field: "email", Code: "invalid_email", Detail: "adresse e-mail invalide"}})
 	}
 	var cond string
+	var bound []any // the tab's own parameter, $4
 	switch f.Tab {
 	case TabASuivre, "":
 		f.Tab = TabASuivre
@@ -542,10 +559,13 @@ func (s *Service) ListForInstructeur(ctx context.Context, email string, f ListFi
 		cond = `d.state IN ('en_construction', 'en_instruction') AND EXISTS (SELECT 1 FROM follows f WHERE f.dossier_id = d.id AND f.instructeur_id = i.id)`
 	case TabTraites:
 		cond = `d.state IN ('accepte', 'refuse', 'sans_suite')`
+	case TabExpirant:
+		cond = `d.expires_at <= $4`
+		bound = append(bound, s.opts.Now().Add(s.opts.RetentionNotice))
 	case TabTous:
 		cond = `true`
 	default:
-		return nil, invalid([]FieldError{{Field: "tab", Code: "invalid_tab", Detail: "onglet attendu : a_suivre, suivis, traites ou tous"}})
+		return nil, invalid([]FieldError{{Field: "tab", Code: "invalid_tab", Detail: "onglet attendu : a_suivre, suivis, traites, expirant ou tous"}})
 	}
 	f.Limit = f.PageSize()
 	if f.Limit < 1 || f.Limit > MaxListLimit {
@@ -564,8 +584,8 @@ func (s *Service) ListForInstructeur(ctx context.Context, email string, f ListFi
 		FROM instructeurs i
 		JOIN procedure_instructeurs pi ON pi.instructeur_id = i.id
 		JOIN dossiers d ON d.procedure_id = pi.procedure_id
-		WHERE i.id = $1 AND d.id > $2 AND `+cond+`
-		ORDER BY d.id LIMIT $3`, inst.ID, f.AfterID, f.Limit)
+		WHERE i.id = $1 AND d.id > $2 AND d.deleted_at IS NULL AND `+cond+`
+		ORDER BY d.id LIMIT $3`, append([]any{inst.ID, f.AfterID, f.Limit}, bound...)...)
 	if err != nil {
 		return nil, fmt.Errorf("list dossiers: %w", err)
 	}

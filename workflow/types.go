@@ -14,7 +14,10 @@ type Procedure struct {
 	Service        ProcedureService `json:"service"`
 	StaleAfterDays int              `json:"stale_after_days"`
 	HeuresHebdoMax float64          `json:"heures_hebdo_max"`
-	CreatedAt      time.Time        `json:"created_at"`
+	// ConservationMois is how long a dossier is kept after its decision,
+	// or after its applicant's last activity while en construction.
+	ConservationMois int       `json:"conservation_mois"`
+	CreatedAt        time.Time `json:"created_at"`
 }
 
 // ProcedureService is the administration that instructs a procedure.
@@ -49,8 +52,15 @@ type DossierSummary struct {
 	DecidedAt      *time.Time `json:"decided_at"`
 	LastActivityAt time.Time  `json:"last_activity_at"`
 	StaleSince     *time.Time `json:"stale_since"`
-	CreatedAt      time.Time  `json:"created_at"`
-	UpdatedAt      time.Time  `json:"updated_at"`
+	// ExpiresAt is when the dossier's conservation ends and the purge
+	// erases its personal data; null while en instruction.
+	ExpiresAt *time.Time `json:"expires_at"`
+	CreatedAt time.Time  `json:"created_at"`
+	UpdatedAt time.Time  `json:"updated_at"`
+
+	// tombstone is set when the dossier was purged: what the API then
+	// answers instead.
+	tombstone *Tombstone
 }
 
 // Dossier is one APT request and what happened to it.

@@ -74,6 +74,7 @@ func jobsConfig(cfg Config, log *slog.Logger) jobs.Config {
 		NotifyCoalesce:   cfg.NotifyCoalesce,
 		EmailMaxAttempts: cfg.EmailMaxAttempts,
 		RetryMax:         cfg.EmailRetryMax,
+		IdempotencyTTL:   cfg.IdempotencyTTL,
 		MailFrom:         cfg.MailFrom,
 		PublicURL:        cfg.PublicURL,
 		Logger:           log,
@@ -118,8 +119,9 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, workers bool) (*a
 	}
 	a.reg.MustRegister(transitions)
 	opts := workflow.Options{
-		PublicURL:    cfg.PublicURL,
-		OnTransition: func(e workflow.Event) { transitions.WithLabelValues(string(e)).Inc() },
+		PublicURL:       cfg.PublicURL,
+		OnTransition:    func(e workflow.Event) { transitions.WithLabelValues(string(e)).Inc() },
+		RetentionNotice: cfg.RetentionNotice,
 	}
 	var rw *river.Workers
 	if workers {

@@ -47,6 +47,7 @@ Usage:
   aptflow scan-stale [--now RFC3339] flag stale dossiers now, as the cron would
   aptflow send-digests [--now RFC3339]
                                      send the due daily digests now
+  aptflow purge [--now RFC3339]      run the purge (RGPD) now, as the cron would; prints its counts
   aptflow demo [--url URL --token T] create demo data through the real API
 
 Configuration is read from the environment: see README.md.
@@ -67,7 +68,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	switch cmd {
 	case "demo":
 		return runDemo(ctx, rest, getenv, stdout, stderr)
-	case "serve", "work", "migrate", "token", "scan-stale", "send-digests":
+	case "serve", "work", "migrate", "token", "scan-stale", "send-digests", "purge":
 	default:
 		// Before the configuration: a typo must not read as a missing
 		// DATABASE_URL.
@@ -112,7 +113,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		fmt.Fprintln(stdout, token)
 		return nil
-	case "scan-stale", "send-digests":
+	case "scan-stale", "send-digests", "purge":
 		fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 		fs.SetOutput(stderr)
 		nowFlag := fs.String("now", "", "the time to run as (RFC 3339); default: now")
