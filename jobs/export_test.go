@@ -10,7 +10,8 @@ import (
 	"github.com/aptflow/aptflow/workflow"
 )
 
-// ErrCrash is the error of a scan stopped by ScanStaleBatched's crashAfter.
+// ErrCrash is the error of a scan or a purge stopped by the crashAfter of
+// ScanStaleBatched or PurgeBatched.
 var ErrCrash = errCrash
 
 // ScanStaleBatched is ScanStale with batch dossiers per transaction; with
@@ -18,4 +19,10 @@ var ErrCrash = errCrash
 // e-mails, as a process killed mid-scan would.
 func ScanStaleBatched(ctx context.Context, svc *workflow.Service, client *river.Client[pgx.Tx], cfg Config, now time.Time, batch, crashAfter int) (ScanResult, error) {
 	return scanStale(ctx, svc, client, cfg, now, scanOptions{batch: batch, crashAfter: crashAfter})
+}
+
+// PurgeBatched is Purge with batch rows per transaction; with crashAfter > 0
+// it stops after that many batches, as a process killed mid-purge would.
+func PurgeBatched(ctx context.Context, svc *workflow.Service, client *river.Client[pgx.Tx], cfg Config, now time.Time, batch, crashAfter int) (PurgeResult, error) {
+	return purge(ctx, svc, client, cfg, now, purgeOptions{batch: batch, crashAfter: crashAfter})
 }
