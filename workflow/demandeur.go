@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net/mail"
 	"strings"
 	"time"
 	"unicode"
@@ -51,6 +50,13 @@ const (
 	maxAddressLen = 500
 )
 
+// MinAge is the age the applicant has reached on date_debut at the least:
+// the age from which the Code du travail lets a student work.
+const MinAge = 16
+
+// MinHeuresHebdo is the fewest weekly hours of a job.
+const MinHeuresHebdo = 1
+
 // DateLayout is the layout of every date of the API: YYYY-MM-DD.
 const DateLayout = "2006-01-02"
 
@@ -64,8 +70,10 @@ func (d *Demandeur) Validate(heuresMax float64, today time.Time) error {
 	birth, okBirth := v.date("date_naissance", d.DateNaissance)
 	if okBirth && !birth.Before(today) {
 		v.add("date_naissance", "out_of_range", "la date de naissance doit être dans le passé")
+		okBirth = false
 	} else if okBirth && birth.Before(today.AddDate(-120, 0, 0)) {
 		v.add("date_naissance", "out_of_range", "la date de naissance est invraisemblable")
+		okBirth = false
 	}
 	v.text("lieu_naissance", d.LieuNaissance, maxTextLen)
 	v.text("nationalite", d.Nationalite, maxNameLen)
@@ -79,13 +87,16 @@ func (d *Demandeur) Validate(heuresMax float64, today time.Time) error {
 	v.lines("employeur.adresse", d.Employeur.Adresse, maxAddressLen)
 	v.text("emploi", d.Emploi, maxTextLen)
 	switch {
-	case math.IsNaN(d.HeuresHebdo) || d.HeuresHebdo <= 0:
-		v.add("heures_hebdo", "out_of_range", "le nombre d'heures hebdomadaires doit être positif")
+	case math.IsNaN(d.HeuresHebdo) || d.HeuresHebdo < MinHeuresHebdo:
+		v.add("heures_hebdo", "out_of_range", "le nombre d'heures hebdomadaires doit être d'au moins 1")
 	case d.HeuresHebdo > heuresMax:
 		v.add("heures_hebdo", "out_of_range", fmt.Sprintf("le nombre d'heures hebdomadaires ne peut dépasser %g", heuresMax))
 	}
 	debut, okDebut := v.date("date_debut", d.DateDebut)
 	fin, okFin := v.date("date_fin", d.DateFin)
+	if okDebut && okBirth && debut.Before(birth.AddDate(MinAge, 0, 0)) {
+		v.add("date_naissance", "too_young", fmt.Sprintf("le demandeur doit avoir au moins %d ans à la date de début", MinAge))
+	}
 	if okDebut && okFin && fin.Before(debut) {
 		v.add("date_fin", "before_date_debut", "la date de fin doit suivre la date de début")
 	} else if okFin && okExpire && fin.After(expire) {
@@ -125,6 +136,8 @@ func (v *validator) check(field, s string, max int, bad func(rune) bool) bool {
 		v.add(field, "too_long", fmt.Sprintf("ce champ dépasse %d caractères", max))
 	case strings.IndexFunc(s, bad) >= 0:
 		v.add(field, "control_character", "ce champ contient un caractère de contrôle")
+	case strings.IndexFunc(s, spoofing) >= 0:
+		v.errs = append(v.errs, spoofingField(v.prefix+field))
 	default:
 		return true
 	}
@@ -179,25 +192,6 @@ func ValidSIRET(s string) bool {
 		return digits%5 == 0
 	}
 	return sum%10 == 0
-}
-
-// NormalizeEmail lower-cases and checks a bare e-mail address
-// ("nom@domaine"), refusing display names and line breaks.
-func NormalizeEmail(s string) (string, bool) {
-	// A line break is refused even at the ends, where trimming would hide
-	// it: no address has one, and it is what a header injection is made of.
-	if strings.ContainsAny(s, "\r\n") {
-		return "", false
-	}
-	s = strings.ToLower(strings.TrimSpace(s))
-	if s == "" || len(s) > 254 || strings.ContainsAny(s, "<> ,;\"") {
-		return "", false
-	}
-	a, err := mail.ParseAddress(s)
-	if err != nil || a.Address != s || a.Name != "" || !strings.Contains(s[strings.LastIndexByte(s, '@')+1:], ".") {
-		return "", false
-	}
-	return s, true
 }
 
 // DecodeDemandeur decodes a demandeur from JSON, refusing unknown fields, and

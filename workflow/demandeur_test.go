@@ -55,6 +55,17 @@ func TestDemandeurValidate(t *testing.T) {
 		{"ErrHours", func(d *Demandeur) { d.HeuresHebdo = 20.5 }, map[string]string{"demandeur.heures_hebdo": "out_of_range"}},
 		{"ErrHoursZero", func(d *Demandeur) { d.HeuresHebdo = 0 }, map[string]string{"demandeur.heures_hebdo": "out_of_range"}},
 		{"ErrSiret", func(d *Demandeur) { d.Employeur.Siret = "123 456 789 00012" }, map[string]string{"demandeur.employeur.siret": "invalid_siret"}},
+		{"ErrHoursTiny", func(d *Demandeur) { d.HeuresHebdo = 0.001 }, map[string]string{"demandeur.heures_hebdo": "out_of_range"}},
+		{"OKOneHour", func(d *Demandeur) { d.HeuresHebdo = 1 }, nil},
+		// DESIGN.md: at least 16 on date_debut (2026-12-01 here).
+		{"ErrTwoYearsOld", func(d *Demandeur) { d.DateNaissance = "2024-05-01" }, map[string]string{"demandeur.date_naissance": "too_young"}},
+		{"ErrSixteenTheDayAfter", func(d *Demandeur) { d.DateNaissance = "2010-12-02" }, map[string]string{"demandeur.date_naissance": "too_young"}},
+		{"OKSixteenThatDay", func(d *Demandeur) { d.DateNaissance = "2010-12-01" }, nil},
+		{"ErrBidiOverride", func(d *Demandeur) { d.Nom = "Dupré\u202Eetpecca" }, map[string]string{"demandeur.nom": "formatting_character"}},
+		{"ErrBidiIsolate", func(d *Demandeur) { d.Prenom, d.Emploi = "\u2066Élodie", "vendeuse\u2069" }, map[string]string{"demandeur.prenom": "formatting_character", "demandeur.emploi": "formatting_character"}},
+		{"ErrLineSeparator", func(d *Demandeur) { d.Employeur.Adresse = "3 place Bellecour\u202869002 Lyon" }, map[string]string{"demandeur.employeur.adresse": "formatting_character"}},
+		{"ErrParagraphSeparator", func(d *Demandeur) { d.LieuNaissance = "Montréal\u2029Canada" }, map[string]string{"demandeur.lieu_naissance": "formatting_character"}},
+		{"OKArabicName", func(d *Demandeur) { d.Nom = "محمد" }, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -116,6 +127,28 @@ func TestNormalizeEmail(t *testing.T) {
 		"c@d.fr\r\n":                     "",
 		"\nc@d.fr":                       "",
 		"":                               "",
+		// DESIGN.md: ASCII local@domain with a DNS domain, IDN in ASCII form.
+		"a@b.fr\u00a0":                         "",
+		"a\u00a0b@c.fr":                        "",
+		"a b@c.fr":                             "",
+		"\xe9lodie@c.fr":                       "",
+		"élodie@c.fr":                          "",
+		"a@[127.0.0.1]":                        "",
+		"a@127.0.0.1":                          "",
+		"a@-b.fr":                              "",
+		"a@b-.fr":                              "",
+		"a@b..fr":                              "",
+		".a@b.fr":                              "",
+		"a..b@c.fr":                            "",
+		`"a b"@c.fr`:                           "",
+		"a@b.fr.":                              "",
+		"a@b_c.fr":                             "",
+		"a@" + strings.Repeat("x", 64) + ".fr": "",
+		"a@exämple.fr":                         "a@xn--exmple-cua.fr",
+		"A@EXÄMPLE.FR":                         "a@xn--exmple-cua.fr",
+		"o'brien+apt@b.fr":                     "o'brien+apt@b.fr",
+		"a@xn--exmple-cua.fr":                  "a@xn--exmple-cua.fr",
+		"a@sub.domain-1.gouv.fr":               "a@sub.domain-1.gouv.fr",
 	} {
 		got, ok := NormalizeEmail(in)
 		if got != want || ok != (want != "") {

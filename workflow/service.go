@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -152,7 +153,8 @@ func (s *Service) GetProcedure(ctx context.Context, id int64) (*Procedure, error
 }
 
 // AddInstructeur puts the instructeur with this e-mail on a procedure,
-// creating the instructeur if needed. added is false if it was already there.
+// creating the instructeur, named nom, if needed; an existing instructeur
+// keeps their name. added is false if it was already there.
 func (s *Service) AddInstructeur(ctx context.Context, procedureID int64, email, nom string) (inst *Instructeur, added bool, err error) {
 	v := validator{}
 	email, ok := NormalizeEmail(email)
@@ -168,10 +170,12 @@ func (s *Service) AddInstructeur(ctx context.Context, procedureID int64, email, 
 			return err
 		}
 		inst = &Instructeur{Email: email}
-		// The name is updated: the latest call knows best.
+		// An instructeur who exists keeps their name, as documented: a
+		// token of one procedure must not rename the agent of another.
+		// (The no-op update makes RETURNING give the existing row.)
 		if err := tx.QueryRow(ctx, `
 			INSERT INTO instructeurs (email, nom) VALUES ($1, $2)
-			ON CONFLICT (email) DO UPDATE SET nom = EXCLUDED.nom
+			ON CONFLICT (email) DO UPDATE SET email = EXCLUDED.email
 			RETURNING id, nom, notifications`, email, nom,
 		).Scan(&inst.ID, &inst.Nom, &inst.Notifications); err != nil {
 			return fmt.Errorf("upsert instructeur: %w", err)
@@ -479,6 +483,16 @@ func (s *Service) Unfollow(ctx context.Context, dossierID int64, email string) e
 	})
 }
 
+// instructeurVisible is the condition, on instructeurs i, that the
+// instructeur is on one of the procedures of the query parameter $n (NULL:
+// every procedure): an instructeur of no procedure the caller sees does not
+// exist for it.
+func instructeurVisible(n int) string {
+	p := "$" + strconv.Itoa(n)
+	return `(` + p + `::bigint[] IS NULL OR EXISTS (
+		SELECT 1 FROM procedure_instructeurs pi WHERE pi.instructeur_id = i.id AND pi.procedure_id = ANY(` + p + `)))`
+}
+
 // Tabs of an instructeur's dossier list.
 const (
 	TabASuivre = "a_suivre"
@@ -526,8 +540,9 @@ func (s *Service) ListForInstructeur(ctx context.Context, email string, f ListFi
 	if f.Limit < 1 || f.Limit > MaxListLimit {
 		return nil, invalid([]FieldError{{Field: "limit", Code: "out_of_range", Detail: fmt.Sprintf("limit doit être entre 1 et %d", MaxListLimit)}})
 	}
+	procs, _ := visibleProcedures(ctx)
 	var inst Instructeur
-	err := s.pool.QueryRow(ctx, `SELECT id FROM instructeurs WHERE email = $1`, email).Scan(&inst.ID)
+	err := s.pool.QueryRow(ctx, `SELECT id FROM instructeurs i WHERE email = $1 AND `+instructeurVisible(2), email, procs).Scan(&inst.ID)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, Errorf(ENotFound, "instructeur inconnu")
 	} else if err != nil {
@@ -539,7 +554,8 @@ func (s *Service) ListForInstructeur(ctx context.Context, email string, f ListFi
 		JOIN procedure_instructeurs pi ON pi.instructeur_id = i.id
 		JOIN dossiers d ON d.procedure_id = pi.procedure_id
 		WHERE i.id = $1 AND d.id > $2 AND `+cond+`
-		ORDER BY d.id LIMIT $3`, inst.ID, f.AfterID, f.Limit)
+			AND ($4::bigint[] IS NULL OR d.procedure_id = ANY($4))
+		ORDER BY d.id LIMIT $3`, inst.ID, f.AfterID, f.Limit, procs)
 	if err != nil {
 		return nil, fmt.Errorf("list dossiers: %w", err)
 	}
@@ -567,9 +583,10 @@ func (s *Service) SetPreferences(ctx context.Context, email, notifications strin
 		return nil, err
 	}
 	inst := &Instructeur{Email: email}
+	procs, _ := visibleProcedures(ctx)
 	err := s.pool.QueryRow(ctx, `
-		UPDATE instructeurs SET notifications = $2 WHERE email = $1
-		RETURNING id, nom, notifications`, email, notifications).Scan(&inst.ID, &inst.Nom, &inst.Notifications)
+		UPDATE instructeurs i SET notifications = $2 WHERE email = $1 AND `+instructeurVisible(3)+`
+		RETURNING id, nom, notifications`, email, notifications, procs).Scan(&inst.ID, &inst.Nom, &inst.Notifications)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, Errorf(ENotFound, "instructeur inconnu")
 	}
