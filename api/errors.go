@@ -26,6 +26,10 @@ const (
 	codeForbidden         = "forbidden"
 	codeRateLimited       = "rate_limited"
 	codeUnavailable       = "unavailable"
+	codeInsufficientScope = "insufficient_scope"
+	codeMisdirected       = "misdirected_request"
+	codeCrossOrigin       = "cross_origin"
+	codeMethodNotAllowed  = "method_not_allowed"
 )
 
 // statusOf maps an error code to its HTTP status: the one place where that
@@ -38,8 +42,12 @@ func statusOf(code string) int {
 		return http.StatusUnprocessableEntity
 	case workflow.EInvalidTransition, workflow.ENotEditable, workflow.EConflict:
 		return http.StatusConflict
-	case workflow.ENotInstructeur, codeForbidden:
+	case workflow.ENotInstructeur, codeForbidden, codeInsufficientScope, codeCrossOrigin:
 		return http.StatusForbidden
+	case codeMisdirected:
+		return http.StatusMisdirectedRequest
+	case codeMethodNotAllowed:
+		return http.StatusMethodNotAllowed
 	case codeInvalidJSON:
 		return http.StatusBadRequest
 	case codeUnauthorized:

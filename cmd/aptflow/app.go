@@ -199,10 +199,11 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, withAPI bool) erro
 			}
 			return nil
 		},
-		Metrics:      promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{Registry: a.reg}),
-		Profiler:     api.Profiler(),
-		OpsBasicAuth: cfg.OpsBasicAuth,
-		TrustProxy:   cfg.TrustProxy,
+		Metrics:        promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{Registry: a.reg}),
+		Profiler:       api.Profiler(),
+		OpsBasicAuth:   cfg.OpsBasicAuth,
+		TrustedProxies: cfg.TrustedProxies,
+		OpsHosts:       []string{cfg.PublicURL, cfg.HTTPAddr, cfg.MetricsAddr},
 	}
 
 	var servers []*http.Server

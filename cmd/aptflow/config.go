@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/mail"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -32,7 +33,7 @@ type Config struct {
 	EmailMaxAttempts int
 	EmailRetryMax    time.Duration
 	OpsBasicAuth     string
-	TrustProxy       bool
+	TrustedProxies   []netip.Prefix
 	LogFormat        string
 	LogLevel         slog.Level
 }
@@ -96,7 +97,25 @@ func loadConfig(getenv func(string) string) (Config, error) {
 			c.EmailMaxAttempts = n
 		}
 	}
-	c.TrustProxy = getenv("TRUST_PROXY") == "true" || getenv("TRUST_PROXY") == "1"
+	if getenv("TRUST_PROXY") != "" {
+		// Refused rather than ignored: behind a proxy, every client would
+		// then share the proxy's address (and its rate limit).
+		errs = append(errs, errors.New("TRUST_PROXY is replaced by TRUSTED_PROXIES: set it to your proxies' addresses (CIDR list, e.g. 10.0.0.0/8,192.0.2.1)"))
+	}
+	if s := getenv("TRUSTED_PROXIES"); strings.TrimSpace(s) != "" {
+		for _, f := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' }) {
+			p, err := netip.ParsePrefix(f)
+			if err != nil {
+				ip, ierr := netip.ParseAddr(f)
+				if ierr != nil {
+					errs = append(errs, fmt.Errorf("TRUSTED_PROXIES: %q is neither a CIDR (10.0.0.0/8) nor an address", f))
+					continue
+				}
+				p = netip.PrefixFrom(ip.Unmap(), ip.Unmap().BitLen())
+			}
+			c.TrustedProxies = append(c.TrustedProxies, p.Masked())
+		}
+	}
 	if err := c.LogLevel.UnmarshalText([]byte(get("LOG_LEVEL", "info"))); err != nil {
 		errs = append(errs, fmt.Errorf("LOG_LEVEL: debug, info, warn or error expected"))
 	}
@@ -152,6 +171,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Int("email_max_attempts", c.EmailMaxAttempts),
 		slog.String("email_retry_max", c.EmailRetryMax.String()),
 		slog.Bool("ops_basic_auth", c.OpsBasicAuth != ""),
+		slog.Any("trusted_proxies", c.TrustedProxies),
 		slog.String("log_format", c.LogFormat),
 	)
 }
