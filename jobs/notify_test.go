@@ -161,7 +161,7 @@ func TestDailyDigest(t *testing.T) {
 	if n, _ := s.Mailpit.Count(t.Context(), "to:"+b); n != 0 {
 		t.Fatalf("daily instructeur got %d instant e-mails", n)
 	}
-	res, err := jobs.SendDigests(t.Context(), s.Pool, s.River, s.Jobs, time.Now())
+	res, err := jobs.SendDigests(t.Context(), s.Service, s.River, s.Jobs, time.Now())
 	if err != nil || res.Digests != 1 || res.Activities != 2 {
 		t.Fatalf("SendDigests = %+v, %v", res, err)
 	}
@@ -173,7 +173,7 @@ func TestDailyDigest(t *testing.T) {
 		}
 	}
 	// A second run finds nothing new.
-	res, err = jobs.SendDigests(t.Context(), s.Pool, s.River, s.Jobs, time.Now())
+	res, err = jobs.SendDigests(t.Context(), s.Service, s.River, s.Jobs, time.Now())
 	if err != nil || res.Digests != 0 {
 		t.Fatalf("second SendDigests = %+v, %v", res, err)
 	}
@@ -243,6 +243,31 @@ func TestAvisByFollower(t *testing.T) {
 	for who, want := range map[string]int{a: 0, b: 1, usager: 0} {
 		if n, _ := s.Mailpit.Count(t.Context(), "to:"+who); n != want {
 			t.Errorf("%s got %d e-mails, want %d", who, n, want)
+		}
+	}
+}
+
+// TestNotificationClock: an instant notification and a digest are
+// delivery rows created at the Service's clock (here two months before the
+// database's now()), like every other e-mail the workflow writes.
+func TestNotificationClock(t *testing.T) {
+	t.Parallel()
+	now := t0.Add(123456 * time.Microsecond)
+	s := apptest.Start(t, apptest.Options{Now: func() time.Time { return now }})
+	id, _, a, b, _ := followed(t, s)
+	s.Must(200, "PUT", "/v1/instructeurs/"+b+"/preferences", map[string]any{"notifications": "daily"})
+	s.Must(201, "POST", fmt.Sprintf("/v1/dossiers/%d/messages", id), map[string]any{"from": "usager", "body": "Pièce ajoutée"})
+	s.Mailpit.WaitFor(t, "to:"+a, 1, 20*time.Second)
+	if res, err := jobs.SendDigests(t.Context(), s.Service, s.River, s.Jobs, now); err != nil || res.Digests != 1 {
+		t.Fatalf("SendDigests = %+v, %v", res, err)
+	}
+	for _, kind := range []string{jobs.KindNotification, jobs.KindDigest} {
+		var created time.Time
+		if err := s.Pool.QueryRow(t.Context(), `SELECT created_at FROM email_deliveries WHERE kind = $1`, kind).Scan(&created); err != nil {
+			t.Fatalf("%s delivery: %v", kind, err)
+		}
+		if !created.Equal(now) {
+			t.Errorf("%s delivery created at %v, want the clock's %v", kind, created, now)
 		}
 	}
 }
