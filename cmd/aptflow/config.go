@@ -11,7 +11,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/robfig/cron/v3"
+
+	"github.com/aptflow/aptflow/internal/redact"
 )
 
 // Config is aptflow's configuration, read from the environment once at
@@ -156,11 +159,11 @@ func loadConfig(getenv func(string) string) (Config, error) {
 // LogValue logs the configuration with its secrets masked.
 func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
-		slog.String("database_url", maskURL(c.DatabaseURL)),
+		slog.String("database_url", redact.DSN(c.DatabaseURL)),
 		slog.String("http_addr", c.HTTPAddr),
 		slog.String("metrics_addr", c.MetricsAddr),
 		slog.String("public_url", c.PublicURL),
-		slog.String("smtp_url", maskURL(c.SMTPURL)),
+		slog.String("smtp_url", redact.URL(c.SMTPURL)),
 		slog.String("mail_dir", c.MailDir),
 		slog.String("stale_scan_cron", c.StaleScanCron),
 		slog.String("digest_cron", c.DigestCron),
@@ -176,22 +179,16 @@ func (c Config) LogValue() slog.Value {
 	)
 }
 
-// maskURL hides the password of a URL.
-func maskURL(s string) string {
-	if s == "" {
-		return ""
+// redactor masks the configuration's secrets in every log line and error
+// of the process: the passwords of DATABASE_URL (either form, or from
+// PGPASSWORD), SMTP_URL and OPS_BASIC_AUTH.
+func (c Config) redactor() *redact.Redactor {
+	secrets := append(redact.Passwords(c.DatabaseURL), redact.Passwords(c.SMTPURL)...)
+	if pc, err := pgconn.ParseConfig(c.DatabaseURL); err == nil {
+		secrets = append(secrets, pc.Password)
 	}
-	u, err := url.Parse(s)
-	if err != nil {
-		return "(unparsable)"
+	if _, p, ok := strings.Cut(c.OpsBasicAuth, ":"); ok {
+		secrets = append(secrets, p)
 	}
-	if _, ok := u.User.Password(); ok {
-		u.User = url.UserPassword(u.User.Username(), "xxxxx")
-	}
-	q := u.Query()
-	if q.Has("password") {
-		q.Set("password", "xxxxx")
-		u.RawQuery = q.Encode()
-	}
-	return u.String()
+	return redact.New(secrets...)
 }
