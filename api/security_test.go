@@ -243,3 +243,30 @@ func TestVerifyRateLimited(t *testing.T) {
 		t.Errorf("%s %s", first.Header.Get("Content-Type"), first.Body)
 	}
 }
+
+// TestAddInstructeurKeepsName: putting an existing instructeur on a
+// procedure (again, or on another one) keeps the name they have, as
+// documented: a token of one procedure cannot rename the agent of another.
+func TestAddInstructeurKeepsName(t *testing.T) {
+	t.Parallel()
+	s := apptest.Start(t, apptest.Options{NoWorkers: true})
+	mine, theirs := s.Procedure(), s.Procedure()
+	const email = "camille.martin@prefecture.test"
+	r := s.Must(201, "POST", fmt.Sprintf("/v1/procedures/%d/instructeurs", theirs), map[string]any{"email": email, "nom": "Camille Martin"})
+	if r["instructeur"].(map[string]any)["nom"] != "Camille Martin" {
+		t.Fatalf("created: %v", r)
+	}
+	for _, tc := range []struct {
+		proc int64
+		want int
+	}{{theirs, 200}, {mine, 201}} {
+		r := s.Must(tc.want, "POST", fmt.Sprintf("/v1/procedures/%d/instructeurs", tc.proc), map[string]any{"email": "Camille.Martin@Prefecture.test", "nom": "Usurpateur"})
+		if got := r["instructeur"].(map[string]any)["nom"]; got != "Camille Martin" {
+			t.Errorf("procedure %d: nom %v, want the name kept", tc.proc, got)
+		}
+	}
+	var nom string
+	if err := s.Pool.QueryRow(t.Context(), `SELECT nom FROM instructeurs WHERE email = $1`, email).Scan(&nom); err != nil || nom != "Camille Martin" {
+		t.Errorf("stored nom %q (%v)", nom, err)
+	}
+}
