@@ -2,8 +2,6 @@ package jobs
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -66,12 +64,10 @@ func (w *RenderAttestationWorker) Work(ctx context.Context, job *river.Job[Rende
 	}
 	return pgx.BeginFunc(ctx, w.deps.Pool, func(tx pgx.Tx) error {
 		if pdf != nil {
-			sum := sha256.Sum256(pdf)
-			// "pdf IS NULL": a PDF once stored is never replaced.
-			if _, err := tx.Exec(ctx, `
-				UPDATE attestations SET pdf = $2, sha256 = $3, rendered_at = now()
-				WHERE dossier_id = $1 AND pdf IS NULL`, id, pdf, hex.EncodeToString(sum[:])); err != nil {
-				return fmt.Errorf("store attestation of dossier %d: %w", id, err)
+			// A PDF once stored is never replaced: a run that lost a race
+			// with another stores nothing.
+			if _, err := w.deps.Service.StoreAttestationTx(ctx, tx, id, pdf); err != nil {
+				return err
 			}
 		}
 		if job.Args.DeliveryID != 0 {
@@ -119,24 +115,20 @@ func loadAttestationData(ctx context.Context, q querier, publicURL string, id in
 	if err := json.Unmarshal(dem, &dm); err != nil {
 		return nil, false, fmt.Errorf("dossier %d demandeur: %w", id, err)
 	}
-	date := func(s string) time.Time {
-		t, _ := time.Parse(workflow.DateLayout, s) // validated on write
-		return t
-	}
 	d.DossierID = id
 	d.Nom, d.Prenom = dm.Nom, dm.Prenom
-	d.DateNaissance = date(dm.DateNaissance)
+	d.DateNaissance = dm.DateNaissance
 	d.LieuNaissance = dm.LieuNaissance
 	d.Nationalite = dm.Nationalite
 	d.TitreSejourNumero = dm.TitreSejour.Numero
-	d.TitreSejourExpireLe = date(dm.TitreSejour.ExpireLe)
+	d.TitreSejourExpireLe = dm.TitreSejour.ExpireLe
 	d.Etablissement = dm.Etablissement
 	d.EmployeurRaisonSociale = dm.Employeur.RaisonSociale
 	d.EmployeurSiret = dm.Employeur.Siret
 	d.EmployeurAdresse = dm.Employeur.Adresse
 	d.Emploi = dm.Emploi
 	d.HeuresHebdo = dm.HeuresHebdo
-	d.DateDebut, d.DateFin = date(dm.DateDebut), date(dm.DateFin)
+	d.DateDebut, d.DateFin = dm.DateDebut, dm.DateFin
 	// Truncated to the second: the PDF's dates must not depend on how
 	// precisely the database stored the decision time.
 	d.DecidedAt = decidedAt.Truncate(time.Second)

@@ -11,16 +11,6 @@ import (
 	"github.com/riverqueue/river/rivertype"
 
 	"github.com/aptflow/aptflow/templates"
-	"github.com/aptflow/aptflow/workflow"
-)
-
-// Delivery kinds handled here, named after their templates.
-const (
-	KindMessageUsager    = workflow.MailMessageUsager
-	KindNotification     = workflow.MailNotification
-	KindDigest           = workflow.MailDigest
-	KindStaleInstructeur = workflow.MailStaleInstructeur
-	KindStaleUsager      = workflow.MailStaleUsager
 )
 
 // querier is what a pool and a transaction share.
@@ -115,7 +105,7 @@ func loadActivities(ctx context.Context, q querier, ids []int64) ([]activity, er
 		var id int64
 		var prenom, nom *string
 		err := r.Scan(&id, &a.DossierID, &a.Kind, &a.Author, &a.body, &a.At, &prenom, &nom)
-		a.Excerpt = excerpt(a.body, 280)
+		a.Excerpt = a.body // the templates cut it to a one-line excerpt
 		if prenom != nil && nom != nil {
 			a.prenom, a.nom = *prenom, *nom
 		}
@@ -143,13 +133,4 @@ func groupActivities(acts []activity, byDossier bool) ([]templates.Activity, []t
 		}
 	}
 	return flat, groups
-}
-
-// excerpt cuts s to at most n characters, on a rune boundary.
-func excerpt(s string, n int) string {
-	r := []rune(s)
-	if len(r) <= n {
-		return s
-	}
-	return string(r[:n-1]) + "…"
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/aptflow/aptflow/internal/apptest"
 	"github.com/aptflow/aptflow/internal/smtptest"
 	"github.com/aptflow/aptflow/jobs"
+	"github.com/aptflow/aptflow/workflow"
 )
 
 // followed sets up a dossier en instruction followed by two instructeurs
@@ -38,19 +39,24 @@ func TestActivityNotifications(t *testing.T) {
 		act    func(s *apptest.Stack, id int64, a string)
 		author string // "a" when instructeur a is the author
 		line   string // what the e-mail says happened
+		absent string // what it must not show ("" for nothing)
 	}{
 		{"MessageUsager", func(s *apptest.Stack, id int64, a string) {
 			s.Must(201, "POST", fmt.Sprintf("/v1/dossiers/%d/messages", id), map[string]any{"from": "usager", "body": "Voici mon contrat signé."})
-		}, "", "Voici mon contrat signé."},
+		}, "", "Voici mon contrat signé.", ""},
+		{"LongMessageUsager", func(s *apptest.Stack, id int64, a string) {
+			// A notification shows an excerpt, not the whole message.
+			s.Must(201, "POST", fmt.Sprintf("/v1/dossiers/%d/messages", id), map[string]any{"from": "usager", "body": "Début. " + strings.Repeat("pièce ", 60) + "FIN"})
+		}, "", "Début. pièce pièce", "FIN"},
 		{"MessageInstructeur", func(s *apptest.Stack, id int64, a string) {
 			s.Must(201, "POST", fmt.Sprintf("/v1/dossiers/%d/messages", id), map[string]any{"from": a, "body": "Merci de fournir la promesse d'embauche."})
-		}, "a", "Merci de fournir la promesse d'embauche."},
+		}, "a", "Merci de fournir la promesse d'embauche.", ""},
 		{"Avis", func(s *apptest.Stack, id int64, a string) {
 			s.Must(201, "POST", fmt.Sprintf("/v1/dossiers/%d/avis", id), map[string]any{"expert": "expert@direccte.test", "body": "Avis favorable."})
-		}, "", "Avis favorable."},
+		}, "", "Avis favorable.", ""},
 		{"Modification", func(s *apptest.Stack, id int64, a string) {
 			s.Must(200, "PATCH", fmt.Sprintf("/v1/dossiers/%d", id), map[string]any{"demandeur": map[string]any{"emploi": "serveuse"}})
-		}, "", "modifi"},
+		}, "", "modifi", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -63,7 +69,8 @@ func TestActivityNotifications(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !strings.Contains(m.Subject, fmt.Sprint(id)) || !strings.Contains(m.Text, tt.line) {
+			if !strings.Contains(m.Subject, fmt.Sprint(id)) || !strings.Contains(m.Text, tt.line) ||
+				(tt.absent != "" && (strings.Contains(m.Text, tt.absent) || strings.Contains(m.HTML, tt.absent))) {
 				t.Fatalf("notification %q:\n%s", m.Subject, m.Text)
 			}
 			if tt.author == "a" {
@@ -261,7 +268,7 @@ func TestNotificationClock(t *testing.T) {
 	if res, err := jobs.SendDigests(t.Context(), s.Service, s.River, s.Jobs, now); err != nil || res.Digests != 1 {
 		t.Fatalf("SendDigests = %+v, %v", res, err)
 	}
-	for _, kind := range []string{jobs.KindNotification, jobs.KindDigest} {
+	for _, kind := range []string{workflow.MailNotification, workflow.MailDigest} {
 		var created time.Time
 		if err := s.Pool.QueryRow(t.Context(), `SELECT created_at FROM email_deliveries WHERE kind = $1`, kind).Scan(&created); err != nil {
 			t.Fatalf("%s delivery: %v", kind, err)
