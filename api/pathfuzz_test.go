@@ -32,9 +32,9 @@ func FuzzRequestPaths(f *testing.F) {
 	methods := []string{"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"}
 
 	for _, seed := range []struct {
-		method     uint8
+		method      uint8
 		path, query string
-		token      bool
+		token       bool
 	}{
 		{0, "/attestations/\xff\xfe\xfd" + strings.Repeat("a", 29), "", false},
 		{0, "/attestations/" + strings.Repeat("\xc3", 32), "", false},

@@ -157,12 +157,13 @@ func ListTokens(ctx context.Context, pool *pgxpool.Pool) ([]TokenInfo, error) {
 // tokenFreshFor of the commit. A token revoked before stays revoked as of
 // its first revocation; already reports it.
 func RevokeToken(ctx context.Context, pool *pgxpool.Pool, idOrName string) (t TokenInfo, already bool, err error) {
-	cond, arg := `name = $1`, any(idOrName)
-	if id, err := strconv.ParseInt(idOrName, 10, 64); err == nil {
-		cond, arg = `id = $1`, id
+	var id *int64
+	if n, err := strconv.ParseInt(idOrName, 10, 64); err == nil {
+		id = &n
 	}
 	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `SELECT `+tokenInfoColumns+` FROM api_tokens WHERE `+cond+` FOR UPDATE`, arg)
+		rows, err := tx.Query(ctx, `SELECT `+tokenInfoColumns+` FROM api_tokens
+			WHERE CASE WHEN $1::bigint IS NULL THEN name = $2 ELSE id = $1 END FOR UPDATE`, id, idOrName)
 		if err != nil {
 			return err
 		}

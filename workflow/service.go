@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -491,14 +490,11 @@ func (s *Service) UnfollowTx(ctx context.Context, tx pgx.Tx, dossierID int64, em
 }
 
 // instructeurVisible is the condition, on instructeurs i, that the
-// instructeur is on one of the procedures of the query parameter $n (NULL:
+// instructeur is on one of the procedures of the query parameter $2 (NULL:
 // every procedure): an instructeur of no procedure the caller sees does not
 // exist for it.
-func instructeurVisible(n int) string {
-	p := "$" + strconv.Itoa(n)
-	return `(` + p + `::bigint[] IS NULL OR EXISTS (
-		SELECT 1 FROM procedure_instructeurs pi WHERE pi.instructeur_id = i.id AND pi.procedure_id = ANY(` + p + `)))`
-}
+const instructeurVisible = `($2::bigint[] IS NULL OR EXISTS (
+	SELECT 1 FROM procedure_instructeurs pi WHERE pi.instructeur_id = i.id AND pi.procedure_id = ANY($2)))`
 
 // Tabs of an instructeur's dossier list.
 const (
@@ -561,7 +557,7 @@ func (s *Service) ListForInstructeur(ctx context.Context, email string, f ListFi
 	procs, _ := visibleProcedures(ctx)
 	q := s.reader(ctx)
 	var inst Instructeur
-	err := q.QueryRow(ctx, `SELECT id FROM instructeurs i WHERE email = $1 AND `+instructeurVisible(2), email, procs).Scan(&inst.ID)
+	err := q.QueryRow(ctx, `SELECT id FROM instructeurs i WHERE email = $1 AND `+instructeurVisible, email, procs).Scan(&inst.ID)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, Errorf(ENotFound, "instructeur inconnu")
 	} else if err != nil {
@@ -613,8 +609,8 @@ func (s *Service) SetPreferencesTx(ctx context.Context, tx pgx.Tx, email, notifi
 	inst := &Instructeur{Email: email}
 	procs, _ := visibleProcedures(ctx)
 	err := tx.QueryRow(ctx, `
-		UPDATE instructeurs i SET notifications = $2 WHERE email = $1 AND `+instructeurVisible(3)+`
-		RETURNING id, nom, notifications`, email, notifications, procs).Scan(&inst.ID, &inst.Nom, &inst.Notifications)
+		UPDATE instructeurs i SET notifications = $3 WHERE email = $1 AND `+instructeurVisible+`
+		RETURNING id, nom, notifications`, email, procs, notifications).Scan(&inst.ID, &inst.Nom, &inst.Notifications)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, Errorf(ENotFound, "instructeur inconnu")
 	} else if err != nil {

@@ -88,6 +88,20 @@ func TestServeOps(t *testing.T) {
 		}
 	})
 
+	// opsDo sends req as the operator (OPS_BASIC_AUTH) and returns its
+	// status.
+	opsDo := func(t *testing.T, req *http.Request) int {
+		t.Helper()
+		u, pw, _ := strings.Cut(opsAuth, ":")
+		req.SetBasicAuth(u, pw)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+
 	t.Run("CrossSiteRiverUI", func(t *testing.T) {
 		// What the security review did: from another site's page, a
 		// text/plain POST (no preflight) to River UI's API cancelled a
@@ -104,14 +118,7 @@ func TestServeOps(t *testing.T) {
 			for i := 0; i+1 < len(headers); i += 2 {
 				req.Header.Set(headers[i], headers[i+1])
 			}
-			u, pw, _ := strings.Cut(opsAuth, ":")
-			req.SetBasicAuth(u, pw)
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			resp.Body.Close()
-			return resp.StatusCode
+			return opsDo(t, req)
 		}
 		state := func() string {
 			var s string
@@ -141,15 +148,8 @@ func TestServeOps(t *testing.T) {
 		for _, path := range []string{"/metrics", "/riverui/", "/riverui/api/features", "/debug/pprof/"} {
 			req, _ := http.NewRequest("GET", base+path, nil)
 			req.Host = "rebind.evil.example"
-			u, pw, _ := strings.Cut(opsAuth, ":")
-			req.SetBasicAuth(u, pw)
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusMisdirectedRequest {
-				t.Errorf("%s with Host %s: %d, want 421", path, req.Host, resp.StatusCode)
+			if code := opsDo(t, req); code != http.StatusMisdirectedRequest {
+				t.Errorf("%s with Host %s: %d, want 421", path, req.Host, code)
 			}
 		}
 		if resp, _ := get(t, "/metrics", opsAuth); resp.StatusCode != 200 {
