@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -16,9 +17,11 @@ import (
 // sha256, ENotFound while there is none, or EDossierSupprime once the
 // dossier is purged (the PDF with it).
 func (s *Service) AttestationPDF(ctx context.Context, dossierID int64) (pdf []byte, sha256 string, err error) {
+	var procedureID int64
 	err = s.reader(ctx).QueryRow(ctx, `
-		SELECT pdf, sha256 FROM attestations WHERE dossier_id = $1 AND pdf IS NOT NULL`, dossierID).Scan(&pdf, &sha256)
-	if errors.Is(err, pgx.ErrNoRows) {
+		SELECT d.procedure_id, a.pdf, a.sha256 FROM attestations a JOIN dossiers d ON d.id = a.dossier_id
+		WHERE a.dossier_id = $1 AND a.pdf IS NOT NULL`, dossierID).Scan(&procedureID, &pdf, &sha256)
+	if errors.Is(err, pgx.ErrNoRows) || (err == nil && !visible(ctx, procedureID)) {
 		if t, err := s.Tombstone(ctx, dossierID); err == nil && t != nil {
 			return nil, "", goneError(t)
 		}
@@ -108,7 +111,9 @@ func (v Verification) MarshalJSON() ([]byte, error) {
 // attestation is valid while the dossier is accepted; once the dossier is
 // purged, its status is StatusSupprimee and it says nothing else.
 func (s *Service) VerifyAttestation(ctx context.Context, code string) (*Verification, error) {
-	if len(code) != 32 {
+	// Only a code of the right form reaches the database: any bytes may
+	// come in a URL, and PostgreSQL refuses a text that is not UTF-8.
+	if len(code) != 32 || strings.Trim(code, verificationAlphabet) != "" {
 		return nil, Errorf(ENotFound, "code inconnu")
 	}
 	var v Verification

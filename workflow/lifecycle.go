@@ -79,7 +79,7 @@ func (s *Service) Tombstone(ctx context.Context, id int64) (*Tombstone, error) {
 	var gone deletion
 	err := s.reader(ctx).QueryRow(ctx, `SELECT procedure_id, state, decided_at, deleted_at, deletion_reason FROM dossiers WHERE id = $1`, id).
 		Scan(&procedureID, &state, &gone.decidedAt, &gone.at, &gone.reason)
-	if errors.Is(err, pgx.ErrNoRows) {
+	if errors.Is(err, pgx.ErrNoRows) || (err == nil && !visible(ctx, procedureID)) {
 		return nil, Errorf(ENotFound, "dossier %d inconnu", id)
 	} else if err != nil {
 		return nil, fmt.Errorf("tombstone of dossier %d: %w", id, err)
