@@ -519,8 +519,8 @@ const instructeurVisible = `($2::bigint[] IS NULL OR EXISTS (
 
 // Tabs of an instructeur's dossier list.
 const (
-	TabASuivre = "a_suivre"
-	TabSuivis  = "suivis"
+	TabASuivre  = "a_suivre"
+	TabSuivis   = "suivis"
 	TabTraites  = "traites"
 	TabExpirant = "expirant"
 	TabTous     = "tous"
