@@ -91,26 +91,17 @@ func (s *Service) Tombstone(ctx context.Context, id int64) (*Tombstone, error) {
 // their deletion: those deleted at or after Since, and at Since only those
 // whose id is greater than AfterID (the keyset of the previous page).
 type DeletedFilter struct {
-	Since   time.Time
-	AfterID int64
-	Limit   int // 1..MaxListLimit; 0 means DefaultListLimit
-}
-
-// PageSize is the number of tombstones a full page of f holds.
-func (f DeletedFilter) PageSize() int {
-	if f.Limit == 0 {
-		return DefaultListLimit
-	}
-	return f.Limit
+	Since time.Time
+	Page
 }
 
 // ListDeleted returns the tombstones of a procedure's purged dossiers, for
 // upstream apps to delete their copies: oldest deletion first. ENotFound
 // for an unknown procedure.
 func (s *Service) ListDeleted(ctx context.Context, procedureID int64, f DeletedFilter) ([]Tombstone, error) {
-	f.Limit = f.PageSize()
-	if f.Limit < 1 || f.Limit > MaxListLimit {
-		return nil, invalid([]FieldError{{Field: "limit", Code: "out_of_range", Detail: fmt.Sprintf("limit doit être entre 1 et %d", MaxListLimit)}})
+	var err error
+	if f.Limit, err = f.limit(); err != nil {
+		return nil, err
 	}
 	q := s.reader(ctx)
 	if _, err := getProcedure(ctx, q, procedureID); err != nil {

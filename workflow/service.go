@@ -533,20 +533,33 @@ const (
 	MaxListLimit     = 500
 )
 
-// ListFilter selects dossiers of an instructeur's tab.
-type ListFilter struct {
-	Tab     string
-	AfterID int64 // keyset pagination: dossiers with a greater id
+// Page is one page of a list paginated by keyset.
+type Page struct {
+	AfterID int64 // the items with a greater id (at the same key, for lists of another order)
 	Limit   int   // 1..MaxListLimit; 0 means DefaultListLimit
 }
 
-// PageSize is the number of dossiers a full page of f holds: a caller that
+// PageSize is the number of items a full page of p holds: a caller that
 // gets that many may ask for the next page.
-func (f ListFilter) PageSize() int {
-	if f.Limit == 0 {
+func (p Page) PageSize() int {
+	if p.Limit == 0 {
 		return DefaultListLimit
 	}
-	return f.Limit
+	return p.Limit
+}
+
+// limit is the page's size, or an EInvalid error out of range.
+func (p Page) limit() (int, error) {
+	if n := p.PageSize(); n < 1 || n > MaxListLimit {
+		return 0, invalid([]FieldError{{Field: "limit", Code: "out_of_range", Detail: fmt.Sprintf("limit doit être entre 1 et %d", MaxListLimit)}})
+	}
+	return p.PageSize(), nil
+}
+
+// ListFilter selects dossiers of an instructeur's tab.
+type ListFilter struct {
+	Tab string
+	Page
 }
 
 // ListForInstructeur returns the dossiers of the procedures the instructeur
@@ -577,14 +590,14 @@ func (s *Service) ListForInstructeur(ctx context.Context, email string, f ListFi
 	default:
 		return nil, invalid([]FieldError{{Field: "tab", Code: "invalid_tab", Detail: "onglet attendu : a_suivre, suivis, traites, expirant ou tous"}})
 	}
-	f.Limit = f.PageSize()
-	if f.Limit < 1 || f.Limit > MaxListLimit {
-		return nil, invalid([]FieldError{{Field: "limit", Code: "out_of_range", Detail: fmt.Sprintf("limit doit être entre 1 et %d", MaxListLimit)}})
+	var err error
+	if f.Limit, err = f.limit(); err != nil {
+		return nil, err
 	}
 	procs, _ := visibleProcedures(ctx)
 	q := s.reader(ctx)
 	var inst Instructeur
-	err := q.QueryRow(ctx, `SELECT id FROM instructeurs i WHERE email = $1 AND `+instructeurVisible, email, procs).Scan(&inst.ID)
+	err = q.QueryRow(ctx, `SELECT id FROM instructeurs i WHERE email = $1 AND `+instructeurVisible, email, procs).Scan(&inst.ID)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, Errorf(ENotFound, "instructeur inconnu")
 	} else if err != nil {

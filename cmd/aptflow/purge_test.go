@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,12 +19,8 @@ import (
 // instruction for five years (never purged).
 func seedExpiring(t *testing.T, url string, now time.Time) *pgxpool.Pool {
 	t.Helper()
-	pool, err := pgxpool.New(t.Context(), url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	_, err = pool.Exec(t.Context(), `
+	pool := openDB(t, url)
+	if _, err := pool.Exec(t.Context(), `
 		WITH p AS (
 			INSERT INTO procedures (libelle, service_nom, service_adresse, stale_after_days, heures_hebdo_max)
 			VALUES ('APT', 'Préfecture du Rhône', 'Lyon', 30, 20) RETURNING id
@@ -33,8 +28,7 @@ func seedExpiring(t *testing.T, url string, now time.Time) *pgxpool.Pool {
 		INSERT INTO dossiers (procedure_id, state, usager_email, demandeur, last_activity_at)
 		SELECT p.id, s, 'usager' || n || '@etudiant.test', '{"nom": "Dupré", "prenom": "Élodie"}', $1::timestamptz - a
 		FROM p, (VALUES (1, 'en_construction', interval '13 months'), (2, 'en_construction', interval '11 months 15 days'),
-			(3, 'en_instruction', interval '5 years')) v(n, s, a)`, now)
-	if err != nil {
+			(3, 'en_instruction', interval '5 years')) v(n, s, a)`, now); err != nil {
 		t.Fatal(err)
 	}
 	return pool
@@ -98,53 +92,19 @@ func TestPurgeCron(t *testing.T) {
 	url := dbtest.URL(t)
 	pool := seedExpiring(t, url, time.Now())
 	mailDir := t.TempDir()
-	getenv := getenvOf(map[string]string{
-		"DATABASE_URL": url,
-		"PURGE_CRON":   "@every 1s",
-		"MAIL_DIR":     mailDir,
-		"LOG_FORMAT":   "text",
-	})
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	var stdout, stderr bytes.Buffer
-	go func() { done <- run(ctx, []string{"work"}, getenv, &stdout, &stderr) }()
-
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		var runs, tombstones int
-		if err := pool.QueryRow(t.Context(), `
-			SELECT (SELECT count(*) FROM river_job WHERE kind = 'purge' AND state = 'completed'),
-				(SELECT count(*) FROM dossiers WHERE deleted_at IS NOT NULL)`).Scan(&runs, &tombstones); err != nil {
-			t.Fatal(err)
+	startRun(t, procEnv{"DATABASE_URL": url, "PURGE_CRON": "@every 1s", "MAIL_DIR": mailDir, "LOG_FORMAT": "text"}, "", "work")
+	waitSQL(t, pool, 30*time.Second, `SELECT (SELECT count(*) FROM river_job WHERE kind = 'purge' AND state = 'completed') >= 2
+		AND (SELECT count(*) FROM dossiers WHERE deleted_at IS NOT NULL) = 1`)
+	// The stale scan, on its own cron, writes its reminders beside.
+	waitSQL(t, pool, 30*time.Second, `SELECT count(*) = 1 FROM email_deliveries WHERE kind = 'expiration_usager' AND status = 'sent'`)
+	var notices []string
+	emls, _ := filepath.Glob(filepath.Join(mailDir, "*.eml"))
+	for _, name := range emls {
+		if eml, err := os.ReadFile(name); err == nil && strings.Contains(string(eml), "X-Aptflow-Kind: expiration_usager") {
+			notices = append(notices, string(eml))
 		}
-		// The stale scan, on its own cron, writes its reminders beside.
-		var notices []string
-		emls, _ := filepath.Glob(filepath.Join(mailDir, "*.eml"))
-		for _, name := range emls {
-			if eml, err := os.ReadFile(name); err == nil && strings.Contains(string(eml), "X-Aptflow-Kind: expiration_usager") {
-				notices = append(notices, string(eml))
-			}
-		}
-		if runs >= 2 && tombstones == 1 && len(notices) == 1 {
-			if !strings.Contains(notices[0], "usager2@etudiant.test") {
-				t.Errorf("the notice is not to the applicant of the dossier to announce:\n%s", notices[0])
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			cancel()
-			<-done
-			t.Fatalf("after 30s: %d purges, %d tombstones, %d notices written\n%s", runs, tombstones, len(notices), stderr.String())
-		}
-		time.Sleep(100 * time.Millisecond)
 	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("work: %v", err)
-		}
-	case <-time.After(40 * time.Second):
-		t.Fatal("work did not stop")
+	if len(notices) != 1 || !strings.Contains(notices[0], "usager2@etudiant.test") {
+		t.Errorf("%d notices written, want one to the applicant of the dossier to announce:\n%s", len(notices), notices)
 	}
 }
