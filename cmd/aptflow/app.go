@@ -136,7 +136,7 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, workers bool) (*a
 			pool.Close()
 			return nil, fmt.Errorf("attestation layout: %w", err)
 		}
-		m, err := mailer.New(cfg.SMTPURL, cfg.MailDir)
+		m, err := mailer.New(cfg.SMTPURL, cfg.MailDir, nil)
 		if err != nil {
 			pool.Close()
 			return nil, fmt.Errorf("mailer: %w", err)

@@ -148,7 +148,7 @@ func Start(t testing.TB, opts Options) *Stack {
 		if opts.WrapRenderer != nil {
 			renderer = opts.WrapRenderer(renderer)
 		}
-		m, err := mailer.New(smtpURL, t.TempDir())
+		m, err := mailer.New(smtpURL, t.TempDir(), nil)
 		if err != nil {
 			t.Fatalf("mailer: %v", err)
 		}
