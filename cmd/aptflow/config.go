@@ -40,8 +40,8 @@ type Config struct {
 	DKIM        *mailer.DKIM
 	DKIMKeyFile string
 	TrustProxy  bool
-	LogFormat        string
-	LogLevel         slog.Level
+	LogFormat   string
+	LogLevel    slog.Level
 }
 
 // Default cron schedules (robfig/cron syntax with a time zone).
