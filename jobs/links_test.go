@@ -30,7 +30,14 @@ func received(t *testing.T, s *apptest.Stack, query string) (*mailpittest.Messag
 		t.Fatal(err)
 	}
 	m.Text = strings.ReplaceAll(m.Text, "\r\n", "\n")
-	return m, parsed.Header
+	// The shape of a transactional message: automatic (no vacation reply),
+	// not a list (nothing to unsubscribe from).
+	h := parsed.Header
+	if h.Get("Auto-Submitted") != "auto-generated" || h.Get("List-Unsubscribe") != "" || h.Get("Precedence") != "" {
+		t.Errorf("%s: Auto-Submitted %q, List-Unsubscribe %q, Precedence %q", m.Subject,
+			h.Get("Auto-Submitted"), h.Get("List-Unsubscribe"), h.Get("Precedence"))
+	}
+	return m, h
 }
 
 // checkBody asserts that the text and the HTML of m say each of want and
