@@ -14,6 +14,11 @@ type Procedure struct {
 	Service        ProcedureService `json:"service"`
 	StaleAfterDays int              `json:"stale_after_days"`
 	HeuresHebdoMax float64          `json:"heures_hebdo_max"`
+	// Liens link the e-mails to the dossier in the applicant's and the
+	// instructeurs' applications; ReplyTo, if set, is where replies to the
+	// applicant's e-mails go (otherwise they are not to be answered).
+	Liens   Liens  `json:"liens"`
+	ReplyTo string `json:"reply_to,omitempty"`
 	// ConservationMois is how long a dossier is kept after its decision,
 	// or after its applicant's last activity while en construction.
 	ConservationMois int       `json:"conservation_mois"`
