@@ -26,3 +26,19 @@ func ScanStaleBatched(ctx context.Context, svc *workflow.Service, client *river.
 func PurgeBatched(ctx context.Context, svc *workflow.Service, client *river.Client[pgx.Tx], cfg Config, now time.Time, batch, crashAfter int) (PurgeResult, error) {
 	return purge(ctx, svc, client, cfg, now, purgeOptions{batch: batch, crashAfter: crashAfter})
 }
+
+// ErrPurgePaused is the error of a purge stopped by its stopBy.
+var ErrPurgePaused = errPurgePaused
+
+// PurgeStoppingBy is Purge that stops, its batches before committed, once
+// a batch would start after stopBy, as the worker's does before its job's
+// timeout.
+func PurgeStoppingBy(ctx context.Context, svc *workflow.Service, client *river.Client[pgx.Tx], cfg Config, now, stopBy time.Time) (PurgeResult, error) {
+	return purge(ctx, svc, client, cfg, now, purgeOptions{stopBy: stopBy})
+}
+
+// NewPurgeWorker returns the purge's worker, for rivertest.
+func NewPurgeWorker(cfg Config, deps Deps) *PurgeWorker {
+	cfg.Defaults()
+	return &PurgeWorker{cfg: cfg, deps: deps}
+}

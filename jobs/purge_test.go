@@ -16,6 +16,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivertest"
 
 	"github.com/aptflow/aptflow/internal/apptest"
 	"github.com/aptflow/aptflow/jobs"
@@ -597,5 +600,35 @@ func TestIdempotencyTTL(t *testing.T) {
 	again := s.Must(201, "POST", "/v1/procedures", body, "Idempotency-Key", "ttl")
 	if again["id"] == first["id"] {
 		t.Errorf("the forgotten key replayed: %v", again)
+	}
+}
+
+// TestPurgeWorker: the purge job runs the purge as of its run time and
+// completes; a purge out of time stops between two batches, its work so
+// far committed, for the job to snooze and resume.
+func TestPurgeWorker(t *testing.T) {
+	t.Parallel()
+	s, _, proc, _ := staleSetup(t)
+	id, _ := s.Dossier(proc)
+	exp := *expiresAt(t, s, id)
+
+	if res, err := jobs.PurgeStoppingBy(t.Context(), s.Service, s.River, s.Jobs, exp, time.Now().Add(-time.Second)); !errors.Is(err, jobs.ErrPurgePaused) || res.Purged != 0 {
+		t.Fatalf("purge out of time: %+v, %v", res, err)
+	}
+	dossier(t, s, id)
+
+	w := rivertest.NewWorker(t, riverpgxv5.New(nil), &river.Config{}, jobs.NewPurgeWorker(s.Jobs, jobs.Deps{Service: s.Service, Pool: s.Pool}))
+	tx, err := s.Pool.Begin(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(t.Context()) //nolint:errcheck // the job's row only
+	res, err := w.Work(t.Context(), t, tx, jobs.PurgeArgs{At: exp}, nil)
+	if err != nil || res.EventKind != river.EventKindJobCompleted {
+		t.Fatalf("purge job: %+v, %v", res, err)
+	}
+	s.Must(410, "GET", fmt.Sprintf("/v1/dossiers/%d", id), nil)
+	if !strings.Contains(s.Logs.String(), `"msg":"purge done"`) || !strings.Contains(s.Logs.String(), `"purged":1`) {
+		t.Errorf("the purge's log line is missing:\n%s", s.Logs.String())
 	}
 }
