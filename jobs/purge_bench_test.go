@@ -4,10 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"runtime"
 	"slices"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -41,14 +39,7 @@ import (
 // line, as the real ones (22 kB) are; each expired dossier a stored
 // idempotent response. Each iteration loads the data again (untimed).
 func BenchmarkPurge(b *testing.B) {
-	total := 1_000_000
-	if v := os.Getenv("APTFLOW_BENCH_DOSSIERS"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 100 {
-			b.Fatalf("APTFLOW_BENCH_DOSSIERS=%q: a number ≥ 100 expected", v)
-		}
-		total = n
-	}
+	total := benchDossiers(b, 100)
 	ctx := context.Background()
 	pool := dbtest.New(b)
 	now := time.Date(2026, 11, 26, 2, 0, 0, 0, time.UTC)
