@@ -39,8 +39,8 @@ type Deps struct {
 	// TrustProxy: take the client address from X-Forwarded-For (only behind
 	// a proxy that sets it).
 	TrustProxy bool
-	// OnRequest, if set, observes each request (for metrics).
-	OnRequest func(route string, status int)
+	// HTTPMetrics, if set, counts the requests by route.
+	HTTPMetrics *HTTPMetrics
 }
 
 // NewServer returns the HTTP handler of aptflow.
@@ -49,10 +49,8 @@ func NewServer(deps Deps) http.Handler {
 		deps.Logger = slog.Default()
 	}
 	mux := http.NewServeMux()
-	addRoutes(mux, deps)
-	var h http.Handler = mux
-	h = recoverPanics(deps.Logger, h)
-	return h
+	addRoutes(deps.HTTPMetrics.router(mux), deps)
+	return deps.HTTPMetrics.instrument(recoverPanics(deps.Logger, mux))
 }
 
 // NewOpsServer returns the handler of the ops endpoints alone: /healthz,
@@ -63,8 +61,8 @@ func NewOpsServer(deps Deps) http.Handler {
 		deps.Logger = slog.Default()
 	}
 	mux := http.NewServeMux()
-	addOpsRoutes(mux, deps)
-	return recoverPanics(deps.Logger, mux)
+	addOpsRoutes(deps.HTTPMetrics.router(mux), deps)
+	return deps.HTTPMetrics.instrument(recoverPanics(deps.Logger, mux))
 }
 
 // handlerFunc is a handler that returns its error instead of writing it.

@@ -203,6 +203,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, withAPI bool) erro
 		Profiler:     api.Profiler(),
 		OpsBasicAuth: cfg.OpsBasicAuth,
 		TrustProxy:   cfg.TrustProxy,
+		HTTPMetrics:  api.NewHTTPMetrics(a.reg),
 	}
 
 	var servers []*http.Server

@@ -168,7 +168,7 @@ func Start(t testing.TB, opts Options) *Stack {
 	s.River = client
 	s.Jobs = jc
 	s.Service = workflow.NewService(s.Pool, jobs.NewEnqueuer(client, jc), workflow.Options{PublicURL: s.Server.URL, Now: opts.Now})
-	handler = api.NewServer(api.Deps{Service: s.Service, Pool: s.Pool, Logger: log})
+	handler = api.NewServer(api.Deps{Service: s.Service, Pool: s.Pool, Logger: log, HTTPMetrics: api.NewHTTPMetrics(s.Registry)})
 	if opts.WrapHandler != nil {
 		handler = opts.WrapHandler(handler)
 	}
