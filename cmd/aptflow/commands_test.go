@@ -92,3 +92,50 @@ func TestUnknownCommand(t *testing.T) {
 		t.Fatalf("err %v, stderr %q", err, errOut.String())
 	}
 }
+
+// TestPublicURL: the links in e-mails and the QR code must open somewhere,
+// so a PUBLIC_URL that names no host, or every interface, is refused at
+// start, whether set or derived from HTTP_ADDR.
+func TestPublicURL(t *testing.T) {
+	t.Parallel()
+	for name, tc := range map[string]struct {
+		env  map[string]string
+		want string // in the error; "" for accepted
+	}{
+		"Default":           {nil, ""},
+		"Set":               {map[string]string{"PUBLIC_URL": "https://apt.rhone.gouv.fr/"}, ""},
+		"Loopback":          {map[string]string{"PUBLIC_URL": "http://127.0.0.1:9000"}, ""},
+		"IPv6":              {map[string]string{"PUBLIC_URL": "http://[2001:db8::1]:8080"}, ""},
+		"AllInterfaces":     {map[string]string{"PUBLIC_URL": "http://0.0.0.0:8080"}, "not one a person can open"},
+		"AllInterfacesIPv6": {map[string]string{"PUBLIC_URL": "http://[::]:8080"}, "not one a person can open"},
+		"EmptyHost":         {map[string]string{"PUBLIC_URL": "http://:8080"}, "PUBLIC_URL"},
+		"NoScheme":          {map[string]string{"PUBLIC_URL": "apt.example.fr"}, "an http(s) URL is expected"},
+		"DerivedFromHTTPAddr": {map[string]string{"HTTP_ADDR": "0.0.0.0:8080"},
+			"it defaults to http://HTTP_ADDR: set PUBLIC_URL"},
+		"DerivedNoHost":        {map[string]string{"HTTP_ADDR": ":8080"}, "set PUBLIC_URL"},
+		"AllInterfacesWithURL": {map[string]string{"HTTP_ADDR": "0.0.0.0:8080", "PUBLIC_URL": "http://localhost:8080"}, ""},
+	} {
+		t.Run(name, func(t *testing.T) {
+			env := map[string]string{"DATABASE_URL": "postgres://postgres@127.0.0.1:5432/aptflow"}
+			for k, v := range tc.env {
+				env[k] = v
+			}
+			_, err := loadConfig(getenvOf(env))
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("refused: %v", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Fatalf("error %v, want one saying %q", err, tc.want)
+			}
+		})
+	}
+	t.Run("ServeRefuses", func(t *testing.T) {
+		var out, errb bytes.Buffer
+		err := run(context.Background(), []string{"serve"}, getenvOf(map[string]string{
+			"DATABASE_URL": "postgres://postgres@127.0.0.1:1/none", "PUBLIC_URL": "http://0.0.0.0:8080",
+		}), &out, &errb)
+		if err == nil || !strings.Contains(err.Error(), "PUBLIC_URL") {
+			t.Fatalf("serve with PUBLIC_URL=http://0.0.0.0:8080: %v", err)
+		}
+	})
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/mail"
 	"net/url"
 	"strconv"
@@ -104,8 +105,11 @@ func loadConfig(getenv func(string) string) (Config, error) {
 	if c.DatabaseURL == "" {
 		errs = append(errs, errors.New("DATABASE_URL is required (e.g. postgres://postgres@127.0.0.1:5432/aptflow?sslmode=disable; `make run` finds or starts a PostgreSQL for you)"))
 	}
-	if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		errs = append(errs, fmt.Errorf("PUBLIC_URL: an http(s) URL is expected, got %q", c.PublicURL))
+	if err := checkPublicURL(c.PublicURL); err != nil {
+		if getenv("PUBLIC_URL") == "" {
+			err = fmt.Errorf("%w; it defaults to http://HTTP_ADDR: set PUBLIC_URL to the URL people open (e.g. http://localhost:8080 or https://apt.example.fr)", err)
+		}
+		errs = append(errs, err)
 	}
 	if c.SMTPURL != "" {
 		if u, err := url.Parse(c.SMTPURL); err != nil || (u.Scheme != "smtp" && u.Scheme != "smtps") || u.Host == "" {
@@ -132,6 +136,22 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		errs = append(errs, fmt.Errorf("LOG_FORMAT: json or text expected, got %q", c.LogFormat))
 	}
 	return c, errors.Join(errs...)
+}
+
+// checkPublicURL refuses a PUBLIC_URL that no one could open: it is the
+// base of the links in e-mails and of the attestation's QR code, read on
+// another machine. A listening address such as 0.0.0.0 or [::] means every
+// interface, not a place to go; an empty host means nowhere.
+func checkPublicURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("PUBLIC_URL: an http(s) URL is expected, got %q", s)
+	}
+	host := u.Hostname()
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		return fmt.Errorf("PUBLIC_URL: %q is an address to listen on, not one a person can open (its host is empty, 0.0.0.0 or ::)", s)
+	}
+	return nil
 }
 
 // LogValue logs the configuration with its secrets masked.
