@@ -139,3 +139,28 @@ func TestPublicURL(t *testing.T) {
 		}
 	})
 }
+
+// TestHelp: every command that `aptflow help` lists answers --help (and
+// `aptflow help COMMAND`) with its own usage, without a configuration:
+// help must not read as a missing DATABASE_URL.
+func TestHelp(t *testing.T) {
+	t.Parallel()
+	var cmds []string
+	for _, line := range strings.Split(usage, "\n") {
+		if f := strings.Fields(line); strings.HasPrefix(line, "  aptflow ") && len(f) >= 2 {
+			cmds = append(cmds, f[1])
+		}
+	}
+	if len(cmds) < 7 {
+		t.Fatalf("commands listed by the usage: %q", cmds)
+	}
+	for _, cmd := range cmds {
+		for _, args := range [][]string{{cmd, "--help"}, {cmd, "-h"}, {"help", cmd}} {
+			var out, errb bytes.Buffer
+			err := run(context.Background(), args, getenvOf(nil), &out, &errb)
+			if err != nil || errb.Len() > 0 || !strings.HasPrefix(out.String(), "usage: aptflow "+cmd) {
+				t.Errorf("aptflow %s: %v\nstdout %q\nstderr %q", strings.Join(args, " "), err, out.String(), errb.String())
+			}
+		}
+	}
+}
