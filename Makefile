@@ -24,14 +24,33 @@ build: ## Build bin/aptflow
 # A DATABASE_URL set by the user is used as it is; otherwise a local
 # PostgreSQL is found or started and the database aptflow created in it.
 # Without SMTP_URL, aptflow writes the e-mails as .eml files under var/mail.
+# Before serving, it prints the commands to copy into another terminal (the
+# README shows them): that terminal has neither the DATABASE_URL found here
+# nor an HTTP_ADDR or PUBLIC_URL given to make run, so they are spelled out.
 run: build ## Migrate and serve the API, workers and dashboard on a local PostgreSQL
 	@if [[ -z "$${DATABASE_URL:-}" ]]; then \
 		admin=$$(./scripts/ensure-postgres.sh); \
 		DATABASE_URL=$$(./scripts/ensure-db.sh aptflow "$$admin"); \
 		export DATABASE_URL; \
 	fi; \
-	echo "DATABASE_URL=$$(sed -E 's#^([a-z]+://[^:/@]*):[^@]*@#\1:***@#' <<<"$$DATABASE_URL")"; \
+	masked=$$(sed -E 's#^([a-z]+://[^:/@]*):[^@]*@#\1:***@#' <<<"$$DATABASE_URL"); \
+	echo "DATABASE_URL=$$masked"; \
 	bin/aptflow migrate; \
+	quote() { printf "'%s'" "$$(sed "s/'/'\\\\''/g" <<<"$$1")"; }; \
+	server=; \
+	for v in HTTP_ADDR PUBLIC_URL; do \
+		if [[ -n "$${!v:-}" ]]; then server+="$$v=$$(quote "$${!v}") "; fi; \
+	done; \
+	echo; \
+	echo "In another terminal, from this directory: an API token, then the demo:"; \
+	if [[ "$$masked" == "$$DATABASE_URL" ]]; then \
+		echo "  export APTFLOW_TOKEN=\$$(DATABASE_URL=$$(quote "$$DATABASE_URL") bin/aptflow token create moi)"; \
+	else \
+		echo "  export DATABASE_URL=$$(quote "$$masked")   # with its password instead of ***"; \
+		echo "  export APTFLOW_TOKEN=\$$(bin/aptflow token create moi)"; \
+	fi; \
+	echo "  $${server}bin/aptflow demo"; \
+	echo; \
 	exec bin/aptflow serve
 
 test: lint ## Vet, check formatting, and run every test with -race against real PostgreSQL and mailpit
