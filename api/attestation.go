@@ -3,6 +3,7 @@ package api
 import (
 	_ "embed"
 	"html/template"
+	"mime"
 	"net/http"
 	"strconv"
 	"strings"
@@ -23,7 +24,7 @@ func handleAttestationPDF(d Deps) http.Handler {
 			return err
 		}
 		w.Header().Set("Content-Type", "application/pdf")
-		w.Header().Set("Content-Disposition", `attachment; filename="attestation-APT-dossier-`+strconv.FormatInt(id, 10)+`.pdf"`)
+		w.Header().Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": templates.AttestationFilename(id)}))
 		w.Header().Set("Content-Length", strconv.Itoa(len(pdf)))
 		w.Header().Set("ETag", `"`+sum+`"`)
 		w.Header().Set("Cache-Control", "private, no-store")
@@ -36,25 +37,11 @@ func handleAttestationPDF(d Deps) http.Handler {
 var verifyHTML string
 
 var verifyPage = template.Must(template.New("verify").Funcs(template.FuncMap{
-	"date": func(t time.Time) string { return frenchDate(t) },
-	"day": func(s string) string {
-		t, err := time.Parse(workflow.DateLayout, s)
-		if err != nil {
-			return s
-		}
-		return frenchDate(t)
-	},
+	// date: the day of an instant (the decision) in Paris.
+	"date": func(t time.Time) string { return templates.DateFR(workflow.DateOf(t, workflow.Paris())) },
+	// day: a calendar date (the period).
+	"day": templates.DateFR,
 }).Parse(verifyHTML))
-
-var paris = func() *time.Location {
-	loc, err := time.LoadLocation("Europe/Paris")
-	if err != nil {
-		return time.UTC
-	}
-	return loc
-}()
-
-func frenchDate(t time.Time) string { return templates.DateFR(t, paris) }
 
 // handleVerify is the public page where an employer checks an attestation:
 // HTML for a person, JSON for a machine (Accept: application/json).

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/aptflow/aptflow/workflow"
 )
 
 var moisFR = [...]string{
@@ -12,19 +14,23 @@ var moisFR = [...]string{
 	"juillet", "août", "septembre", "octobre", "novembre", "décembre",
 }
 
-// DateFR formats a calendar date the French way, in loc: « 1er mars 2001 »,
-// « 26 novembre 2026 »; "" for the zero time. Every document aptflow makes
-// (e-mails, the attestation, the verification page) writes dates with it.
-func DateFR(t time.Time, loc *time.Location) string {
-	if t.IsZero() {
+// DateFR formats a calendar date the French way: « 1er mars 2001 »,
+// « 26 novembre 2026 »; "" for the zero Date. Every document aptflow makes
+// (e-mails, the attestation, the verification page) writes dates with it;
+// the day of an instant is DateFR(workflow.DateOf(t, workflow.Paris())).
+// A date that is not real is printed as its numbers, visibly wrong.
+func DateFR(d workflow.Date) string {
+	switch {
+	case d.IsZero():
 		return ""
+	case !d.IsValid():
+		return fmt.Sprintf("%04d-%02d-%02d", d.Year, int(d.Month), d.Day)
 	}
-	t = t.In(loc)
-	day := fmt.Sprint(t.Day())
-	if t.Day() == 1 {
+	day := fmt.Sprint(d.Day)
+	if d.Day == 1 {
 		day = "1er"
 	}
-	return fmt.Sprintf("%s %s %d", day, moisFR[t.Month()-1], t.Year())
+	return fmt.Sprintf("%s %s %d", day, moisFR[d.Month-1], d.Year)
 }
 
 // excerptRunes bounds an activity excerpt: a notification points to the
@@ -36,7 +42,7 @@ const excerptRunes = 200
 func funcMap(loc *time.Location) map[string]any {
 	return map[string]any{
 		// date: « 26 novembre 2026 », « 1er décembre 2026 »; "" for no date.
-		"date": func(t time.Time) string { return DateFR(t, loc) },
+		"date": func(t time.Time) string { return DateFR(workflow.DateOf(t, loc)) },
 		// datetime: « 26/11/2026 à 14:05 »; "" for no date.
 		"datetime": func(t time.Time) string {
 			if t.IsZero() {

@@ -34,8 +34,8 @@ type Verification struct {
 	// Shown to people, not part of the JSON contract.
 	Emploi    string `json:"-"`
 	Employeur string `json:"-"`
-	DateDebut string `json:"-"`
-	DateFin   string `json:"-"`
+	DateDebut Date   `json:"-"`
+	DateFin   Date   `json:"-"`
 }
 
 // VerifyAttestation looks up an attestation by its verification code.

@@ -9,6 +9,7 @@ import (
 	"unicode"
 
 	"github.com/aptflow/aptflow/templates"
+	"github.com/aptflow/aptflow/workflow"
 )
 
 // none stands for a missing value: an empty cell on an official form reads
@@ -17,20 +18,23 @@ const none = "—"
 
 // dateFR formats a calendar date the French way: « 1er mars 2001 »,
 // « 26 novembre 2026 ».
-func dateFR(t time.Time, loc *time.Location) string {
-	if t.IsZero() {
+func dateFR(d workflow.Date) string {
+	if d.IsZero() {
 		return none
 	}
-	return templates.DateFR(t, loc)
+	return templates.DateFR(d)
 }
 
-// dateTimeFR formats an instant: « 12 mars 2025 à 14 h 05 ».
-func dateTimeFR(t time.Time, loc *time.Location) string {
+// dayFR formats the day of an instant in Paris: « 12 mars 2025 ».
+func dayFR(t time.Time) string { return dateFR(workflow.DateOf(t, workflow.Paris())) }
+
+// dateTimeFR formats an instant in Paris: « 12 mars 2025 à 14 h 05 ».
+func dateTimeFR(t time.Time) string {
 	if t.IsZero() {
 		return none
 	}
-	l := t.In(loc)
-	return fmt.Sprintf("%s à %d h %02d", dateFR(l, loc), l.Hour(), l.Minute())
+	l := t.In(workflow.Paris())
+	return fmt.Sprintf("%s à %d h %02d", dayFR(t), l.Hour(), l.Minute())
 }
 
 // hoursFR formats a weekly duration with a decimal comma: 17.5 → « 17,5 h »,

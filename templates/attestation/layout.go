@@ -5,7 +5,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/jung-kurt/gofpdf"
 	"rsc.io/qr/coding"
@@ -68,7 +67,6 @@ var errOverflow = errors.New("layout overflows the page")
 // layout draws one attestation on the current page of f.
 type layout struct {
 	f   *gofpdf.Fpdf
-	loc *time.Location
 	cov *coverage
 	y   float64
 	err error
@@ -94,11 +92,11 @@ func (l *layout) draw(d Data, qr *coding.Code) {
 	l.header(d)
 	l.title(d)
 
-	naissance := "le " + dateFR(d.DateNaissance, l.loc)
+	naissance := "le " + dateFR(d.DateNaissance)
 	if lieu := clean(d.LieuNaissance, false); lieu != "" {
 		naissance += " à " + lieu
 	}
-	decision := dateTimeFR(d.DecidedAt, l.loc) + " — autorisation accordée"
+	decision := dateTimeFR(d.DecidedAt) + " — autorisation accordée"
 	sections := []section{
 		{"Titulaire", []*row{
 			l.row("Nom", d.Nom, true),
@@ -109,7 +107,7 @@ func (l *layout) draw(d Data, qr *coding.Code) {
 		}},
 		{"Titre de séjour", []*row{
 			l.row("Numéro", d.TitreSejourNumero, false),
-			l.row("Valable jusqu'au", dateFR(d.TitreSejourExpireLe, l.loc), false),
+			l.row("Valable jusqu'au", dateFR(d.TitreSejourExpireLe), false),
 		}},
 		{"Employeur", []*row{
 			l.row("Raison sociale", d.EmployeurRaisonSociale, true),
@@ -119,7 +117,7 @@ func (l *layout) draw(d Data, qr *coding.Code) {
 		{"Emploi", []*row{
 			l.row("Emploi occupé", d.Emploi, false),
 			l.row("Durée hebdomadaire", hoursFR(d.HeuresHebdo), false),
-			l.row("Période", "du "+dateFR(d.DateDebut, l.loc)+" au "+dateFR(d.DateFin, l.loc), false),
+			l.row("Période", "du "+dateFR(d.DateDebut)+" au "+dateFR(d.DateFin), false),
 		}},
 		{"Décision", []*row{
 			l.row("Dossier nº", strconv.FormatInt(d.DossierID, 10), true),
@@ -378,7 +376,7 @@ func (l *layout) footer(d Data) {
 	l.font("", 7.5)
 	text := "Cette autorisation est personnelle. Elle ne vaut que pour l'employeur, l'emploi et la période " +
 		"indiqués et ne tient pas lieu de titre de séjour. Document établi électroniquement le " +
-		dateFR(d.DecidedAt, l.loc) + " (dossier nº " + strconv.FormatInt(d.DossierID, 10) +
+		dayFR(d.DecidedAt) + " (dossier nº " + strconv.FormatInt(d.DossierID, 10) +
 		") ; il ne porte pas de signature manuscrite : son authenticité se vérifie en ligne."
 	l.lines(marginX, footerTop, contentW, footerLH, l.wrap(text, contentW, footerLines), "C")
 }
