@@ -66,6 +66,10 @@ type Config struct {
 	// PeriodicJobs are registered on every process; River's leader enqueues
 	// them, once per cluster.
 	PeriodicJobs []*river.PeriodicJob
+	// PollOnly: River polls for new jobs and leadership changes instead of
+	// LISTENing, which a pooler in transaction mode does not carry (a new
+	// job then waits up to FetchPollInterval).
+	PollOnly bool
 	// Logger is shared with River.
 	Logger *slog.Logger
 }
@@ -166,6 +170,7 @@ func NewClient(pool *pgxpool.Pool, cfg Config, workers *river.Workers) (*river.C
 		// Completed jobs are River's bookkeeping only: the delivery log and
 		// the history are the durable record.
 		CompletedJobRetentionPeriod: 24 * time.Hour,
+		PollOnly:                    cfg.PollOnly,
 	}
 	if workers != nil {
 		rc.Workers = workers

@@ -52,6 +52,15 @@ func openPool(ctx context.Context, cfg Config, conns int32) (*pgxpool.Pool, erro
 	if !strings.Contains(cfg.DatabaseURL, "pool_max_conns") {
 		pc.MaxConns = conns
 	}
+	// Behind a pooler in transaction mode, a statement prepared on one
+	// server connection is unknown to the next: pgx's default caches named
+	// prepared statements. Caching only their descriptions keeps the
+	// parameter types of that mode (River's JSON arguments rely on them)
+	// and prepares on the unnamed statement, which each execution re-parses
+	// in the same round trip. A mode set in DATABASE_URL wins.
+	if cfg.DatabasePooler == PoolerTransaction && !strings.Contains(cfg.DatabaseURL, "default_query_exec_mode") {
+		pc.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeCacheDescribe
+	}
 	pc.ConnConfig.ConnectTimeout = 10 * time.Second
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
@@ -76,6 +85,7 @@ func jobsConfig(cfg Config, log *slog.Logger) jobs.Config {
 		RetryMax:         cfg.EmailRetryMax,
 		MailFrom:         cfg.MailFrom,
 		PublicURL:        cfg.PublicURL,
+		PollOnly:         cfg.DatabasePooler == PoolerTransaction,
 		Logger:           log,
 	}
 	jc.Defaults()

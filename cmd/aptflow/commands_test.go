@@ -164,3 +164,42 @@ func TestHelp(t *testing.T) {
 		}
 	}
 }
+
+// TestDatabasePooler: DATABASE_POOLER=transaction makes River poll and pgx
+// keep no named prepared statements (a mode in DATABASE_URL wins); any
+// other value than transaction or session is refused.
+func TestDatabasePooler(t *testing.T) {
+	t.Parallel()
+	url := dbtest.URL(t)
+	for name, tc := range map[string]struct {
+		pooler, url string
+		mode        pgx.QueryExecMode
+		pollOnly    bool
+	}{
+		"Direct":            {"", url, pgx.QueryExecModeCacheStatement, false},
+		"Session":           {"session", url, pgx.QueryExecModeCacheStatement, false},
+		"Transaction":       {"transaction", url, pgx.QueryExecModeCacheDescribe, true},
+		"TransactionURLSet": {"transaction", url + "&default_query_exec_mode=exec", pgx.QueryExecModeExec, true},
+	} {
+		t.Run(name, func(t *testing.T) {
+			cfg, err := loadConfig(getenvOf(map[string]string{"DATABASE_URL": tc.url, "DATABASE_POOLER": tc.pooler}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if jc := jobsConfig(cfg, nil); jc.PollOnly != tc.pollOnly {
+				t.Errorf("River PollOnly %v, want %v", jc.PollOnly, tc.pollOnly)
+			}
+			pool, err := openPool(context.Background(), cfg, 2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer pool.Close()
+			if got := pool.Config().ConnConfig.DefaultQueryExecMode; got != tc.mode {
+				t.Errorf("query exec mode %v, want %v", got, tc.mode)
+			}
+		})
+	}
+	if _, err := loadConfig(getenvOf(map[string]string{"DATABASE_URL": url, "DATABASE_POOLER": "statement"})); err == nil || !strings.Contains(err.Error(), "DATABASE_POOLER") {
+		t.Errorf("DATABASE_POOLER=statement: %v", err)
+	}
+}

@@ -18,6 +18,7 @@ import (
 // start and validated before anything runs.
 type Config struct {
 	DatabaseURL      string
+	DatabasePooler   string // "" (a server, or a pooler in session mode) or PoolerTransaction
 	HTTPAddr         string
 	MetricsAddr      string // optional second listener with the ops endpoints only
 	PublicURL        string
@@ -37,6 +38,12 @@ type Config struct {
 	LogFormat        string
 	LogLevel         slog.Level
 }
+
+// PoolerTransaction is DATABASE_POOLER for a DATABASE_URL that points at a
+// pooler in transaction mode (PgBouncer's pool_mode = transaction), which
+// gives a client's server connection to others between its transactions:
+// no LISTEN (River polls instead), no named prepared statements.
+const PoolerTransaction = "transaction"
 
 // Default cron schedules (robfig/cron syntax with a time zone).
 const (
@@ -72,6 +79,7 @@ func loadConfig(getenv func(string) string) (Config, error) {
 	}
 	c := Config{
 		DatabaseURL:     get("DATABASE_URL", ""),
+		DatabasePooler:  get("DATABASE_POOLER", ""),
 		HTTPAddr:        get("HTTP_ADDR", "127.0.0.1:8080"),
 		MetricsAddr:     get("METRICS_ADDR", ""),
 		SMTPURL:         get("SMTP_URL", ""),
@@ -102,6 +110,9 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		errs = append(errs, fmt.Errorf("LOG_LEVEL: debug, info, warn or error expected"))
 	}
 
+	if c.DatabasePooler != "" && c.DatabasePooler != PoolerTransaction && c.DatabasePooler != "session" {
+		errs = append(errs, fmt.Errorf("DATABASE_POOLER: %q (PgBouncer's pool_mode = transaction) or session expected, got %q", PoolerTransaction, c.DatabasePooler))
+	}
 	if c.DatabaseURL == "" {
 		errs = append(errs, errors.New("DATABASE_URL is required (e.g. postgres://postgres@127.0.0.1:5432/aptflow?sslmode=disable; `make run` finds or starts a PostgreSQL for you)"))
 	}
@@ -158,6 +169,7 @@ func checkPublicURL(s string) error {
 func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("database_url", maskURL(c.DatabaseURL)),
+		slog.String("database_pooler", c.DatabasePooler),
 		slog.String("http_addr", c.HTTPAddr),
 		slog.String("metrics_addr", c.MetricsAddr),
 		slog.String("public_url", c.PublicURL),

@@ -62,7 +62,7 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	token := cmp.Or(*tokenFlag, getenv("APTFLOW_TOKEN"))
 	if token == "" {
-		if token, err = demoToken(ctx, getenv("DATABASE_URL")); err != nil {
+		if token, err = demoToken(ctx, getenv); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "API token created for the demo (kept hashed in the database): %s\n", token)
@@ -212,11 +212,12 @@ func demoURL(flagURL string, getenv func(string) string) (string, error) {
 }
 
 // demoToken creates an API token in the database, for a demo run without one.
-func demoToken(ctx context.Context, databaseURL string) (string, error) {
+func demoToken(ctx context.Context, getenv func(string) string) (string, error) {
+	databaseURL := getenv("DATABASE_URL")
 	if databaseURL == "" {
 		return "", errors.New("demo: an API token is needed: --token, APTFLOW_TOKEN, or DATABASE_URL to create one")
 	}
-	pool, err := openPool(ctx, Config{DatabaseURL: databaseURL}, 2)
+	pool, err := openPool(ctx, Config{DatabaseURL: databaseURL, DatabasePooler: getenv("DATABASE_POOLER")}, 2)
 	if err != nil {
 		return "", err
 	}
