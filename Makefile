@@ -17,7 +17,7 @@ VENDORED ?= github.com/jung-kurt/gofpdf
 # readable: the throwaway PostgreSQL's) and bin/.
 GOFILES = find . \( -path ./var -o -path ./bin -o -path ./.git \) -prune -o -name '*.go' -print
 
-.PHONY: help build run test bench chaos fuzz lint vet staticcheck fmt-check fmt clean
+.PHONY: help build run test bench chaos fuzz lint vet staticcheck rules fmt-check fmt clean
 
 help: ## List the targets
 	@echo "Usage: make TARGET"
@@ -58,7 +58,7 @@ run: build ## Migrate and serve the API, workers and dashboard on a local Postgr
 	echo; \
 	exec bin/aptflow serve
 
-test: lint ## Lint, and run every test (the vendored gofpdf's too) with -race against real PostgreSQL and mailpit
+test: lint rules ## Lint, check the alert rules, and run every test (the vendored gofpdf's too) with -race against real PostgreSQL and mailpit
 	@TEST_DATABASE_URL=$$(./scripts/ensure-postgres.sh); export TEST_DATABASE_URL; \
 	MAILPIT=$$(./scripts/ensure-mailpit.sh); export MAILPIT; \
 	echo "$(GO) test -race -count=1 -timeout 8m $(PKGS) $(VENDORED)"; \
@@ -108,6 +108,15 @@ staticcheck:
 	@sc=$$(./scripts/ensure-staticcheck.sh); \
 	echo "staticcheck $(PKGS) $(VENDORED)"; \
 	"$$sc" $(PKGS) $(VENDORED)
+
+# The Prometheus alert rules, checked and unit-tested (deploy/prometheus/
+# alerts_test.yml) by promtool, from Debian's prometheus package (.ci/run
+# installs it). Missing, it fails: it is never skipped.
+PROMTOOL ?= promtool
+rules: ## Check and unit-test the Prometheus alert rules with promtool
+	@command -v $(PROMTOOL) >/dev/null || { echo "promtool not found: apt-get install prometheus (or set PROMTOOL)"; exit 1; }
+	$(PROMTOOL) check rules deploy/prometheus/alerts.yml
+	$(PROMTOOL) test rules deploy/prometheus/alerts_test.yml
 
 fmt-check:
 	@files=$$($(GOFILES) | xargs -r gofmt -l); \

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivertype"
 
 	"github.com/aptflow/aptflow/jobs/mailer"
 	"github.com/aptflow/aptflow/templates"
@@ -181,6 +182,7 @@ func NewClient(pool *pgxpool.Pool, cfg Config, workers *river.Workers) (*river.C
 			QueueMaintenance:  {MaxWorkers: 2},
 		}
 		rc.PeriodicJobs = cfg.PeriodicJobs
+		rc.Hooks = []rivertype.Hook{&cronRecorder{pool: pool, log: cfg.Logger}}
 	} else {
 		// An insert-only client cannot check kinds against its workers.
 		rc.SkipUnknownJobCheck = true

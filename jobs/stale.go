@@ -39,7 +39,7 @@ func (ScanStaleArgs) InsertOpts() river.InsertOpts {
 // schedule (STALE_SCAN_CRON). Register it on every process: River's leader
 // enqueues it, once per cluster.
 func NewScanStalePeriodicJob(schedule river.PeriodicSchedule) *river.PeriodicJob {
-	return NewCronJob("scan_stale", schedule, func(slot time.Time) river.JobArgs {
+	return NewCronJob(ScanStaleArgs{}.Kind(), schedule, func(slot time.Time) river.JobArgs {
 		return ScanStaleArgs{At: slot}
 	})
 }

@@ -100,6 +100,7 @@ type app struct {
 	river   *river.Client[pgx.Tx]
 	service *workflow.Service
 	reg     *prometheus.Registry
+	crons   []jobs.Cron // the cron jobs this process's River runs, if any
 }
 
 // newApp connects and builds everything; with workers false, the River
@@ -151,7 +152,7 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, workers bool) (*a
 			pool.Close()
 			return nil, fmt.Errorf("mailer: %w", err)
 		}
-		jc.PeriodicJobs, err = periodicJobs(cfg)
+		jc.PeriodicJobs, a.crons, err = crons(cfg)
 		if err != nil {
 			pool.Close()
 			return nil, err
@@ -191,7 +192,10 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, withAPI bool) erro
 		return err
 	}
 	defer a.pool.Close()
-	a.reg.MustRegister(jobs.NewQueueCollector(a.pool, jobs.DefaultStatsTTL, log))
+	if err := jobs.RegisterCrons(ctx, a.pool, a.crons); err != nil {
+		return err
+	}
+	a.reg.MustRegister(jobs.NewQueueCollector(a.pool, jobs.DefaultStatsTTL, log).WithCrons(a.crons))
 	jobs.NewJobMetrics(a.reg).Observe(a.river) // before Start: no event missed
 
 	// River runs on its own context: a signal must not cancel running jobs
@@ -201,19 +205,30 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, withAPI bool) erro
 	}
 	var ready atomic.Bool
 	ready.Store(true)
+	readiness := func(ctx context.Context) error {
+		if !ready.Load() {
+			return errors.New("workers not running")
+		}
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		if err := a.pool.Ping(pctx); err != nil {
+			return errors.New("database unreachable")
+		}
+		return nil
+	}
+	// What /readyz answers, for Prometheus, which scrapes /metrics only.
+	a.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "aptflow_ready",
+		Help: "1 when this process is ready (/readyz answers 200: database reachable, workers running), else 0.",
+	}, func() float64 {
+		if readiness(context.Background()) != nil {
+			return 0
+		}
+		return 1
+	}))
 	deps := api.Deps{
 		Service: a.service, Pool: a.pool, Logger: log,
-		Ready: func(r *http.Request) error {
-			if !ready.Load() {
-				return errors.New("workers not running")
-			}
-			pctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-			defer cancel()
-			if err := a.pool.Ping(pctx); err != nil {
-				return errors.New("database unreachable")
-			}
-			return nil
-		},
+		Ready:        func(r *http.Request) error { return readiness(r.Context()) },
 		Metrics:      promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{Registry: a.reg}),
 		Profiler:     api.Profiler(),
 		OpsBasicAuth: cfg.OpsBasicAuth,
