@@ -43,8 +43,9 @@ func NewHTTPMetrics(reg prometheus.Registerer) *HTTPMetrics {
 // that a client cannot make a series per made-up method.
 var methods = map[string]bool{"GET": true, "HEAD": true, "POST": true, "PUT": true, "PATCH": true, "DELETE": true, "OPTIONS": true}
 
-// route is the label of a ServeMux pattern: its path, without the method.
-func route(pattern string) string {
+// routeLabel is the label of a ServeMux pattern: its path, without the
+// method.
+func routeLabel(pattern string) string {
 	if pattern == "" {
 		return RouteUnmatched
 	}
@@ -54,9 +55,10 @@ func route(pattern string) string {
 	return pattern
 }
 
-// routes records the patterns the server registers, so that each route's
-// duration series exists from the start (a dashboard shows 0, not nothing).
-type routes struct {
+// countedRouter records the patterns the server registers, so that each
+// route's duration series exists from the start (a dashboard shows 0, not
+// nothing).
+type countedRouter struct {
 	router
 	m *HTTPMetrics
 }
@@ -66,12 +68,12 @@ func (m *HTTPMetrics) router(mux *http.ServeMux) router {
 	if m == nil {
 		return mux
 	}
-	return routes{mux, m}
+	return countedRouter{mux, m}
 }
 
 // Handle registers the route on the router and its duration series.
-func (r routes) Handle(pattern string, h http.Handler) {
-	r.m.duration.WithLabelValues(route(pattern))
+func (r countedRouter) Handle(pattern string, h http.Handler) {
+	r.m.duration.WithLabelValues(routeLabel(pattern))
 	r.router.Handle(pattern, h)
 }
 
@@ -87,7 +89,7 @@ func (m *HTTPMetrics) instrument(next http.Handler) http.Handler {
 		sw := &statusWriter{ResponseWriter: w}
 		defer func() {
 			// The mux sets Pattern on the request it was given: this one.
-			rt := route(r.Pattern)
+			rt := routeLabel(r.Pattern)
 			method := r.Method
 			if !methods[method] {
 				method = "other"

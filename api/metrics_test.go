@@ -80,7 +80,7 @@ func TestHTTPMetrics(t *testing.T) {
 		{"GET", "/v1/nowhere"},
 	} {
 		req := httptest.NewRequest(r.method, r.path, nil)
-		req.RemoteAddr = "127.0.0.1:50000"
+		req.RemoteAddr, req.Host = "127.0.0.1:50000", "localhost" // the ops routes' loopback client
 		h.ServeHTTP(httptest.NewRecorder(), req)
 	}
 

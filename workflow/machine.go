@@ -41,14 +41,6 @@ const (
 // Events lists every event.
 var Events = []Event{PasserEnInstruction, RepasserEnConstruction, Accepter, Refuser, ClasserSansSuite}
 
-// E-mail kinds sent to the applicant by a transition. They name templates.
-const (
-	MailEnInstruction  = "en_instruction"
-	MailEnConstruction = "en_construction"
-	MailAccepte        = "accepte"
-	MailRefuse         = "refuse"
-)
-
 // MaxMotivationLen bounds a motivation, in characters.
 const MaxMotivationLen = 5000
 
@@ -146,7 +138,7 @@ func Apply(from State, cmd Command) (Outcome, error) {
 }
 
 // checkMotivation bounds a motivation and refuses control characters other
-// than line breaks and tabs.
+// than line breaks and tabs, and the characters that spoof text.
 func checkMotivation(m string) *FieldError {
 	if !utf8.ValidString(m) {
 		return &FieldError{Field: "motivation", Code: "invalid_utf8", Detail: "la motivation n'est pas de l'UTF-8 valide"}
@@ -157,6 +149,10 @@ func checkMotivation(m string) *FieldError {
 	for _, r := range m {
 		if unicode.IsControl(r) && r != '\n' && r != '\r' && r != '\t' {
 			return &FieldError{Field: "motivation", Code: "control_character", Detail: "la motivation contient un caractère de contrôle"}
+		}
+		if spoofing(r) {
+			fe := spoofingField("motivation")
+			return &fe
 		}
 	}
 	return nil

@@ -22,6 +22,7 @@ import (
 	"riverqueue.com/riverui"
 
 	"github.com/aptflow/aptflow/api"
+	"github.com/aptflow/aptflow/internal/redact"
 	"github.com/aptflow/aptflow/jobs"
 	"github.com/aptflow/aptflow/jobs/mailer"
 	"github.com/aptflow/aptflow/migrations"
@@ -32,12 +33,15 @@ import (
 
 // newLogger returns the process's logger, shared with River. Nothing logs
 // personal data: handlers and workers log ids only.
+// Every record goes through the configuration's redactor: no secret of
+// the configuration is written, whatever logs it.
 func newLogger(cfg Config, w io.Writer) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	var h slog.Handler = slog.NewJSONHandler(w, opts)
 	if cfg.LogFormat == "text" {
-		return slog.New(slog.NewTextHandler(w, opts))
+		h = slog.NewTextHandler(w, opts)
 	}
-	return slog.New(slog.NewJSONHandler(w, opts))
+	return slog.New(cfg.redactor().Handler(h))
 }
 
 // openPool connects to the database with a pool of size conns, unless
@@ -70,7 +74,7 @@ func openPool(ctx context.Context, cfg Config, conns int32) (*pgxpool.Pool, erro
 	defer cancel()
 	if err := pool.Ping(pingCtx); err != nil {
 		pool.Close()
-		return nil, fmt.Errorf("database unreachable at %s: %w", maskURL(cfg.DatabaseURL), err)
+		return nil, fmt.Errorf("database unreachable at %s: %w", redact.DSN(cfg.DatabaseURL), err)
 	}
 	return pool, nil
 }
@@ -128,13 +132,10 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, workers bool) (*a
 		transitions.WithLabelValues(string(e))
 	}
 	a.reg.MustRegister(transitions)
-	// The workers write through the Service, so it comes first; its
-	// Enqueuer gets the River client once the client exists.
-	enq := jobs.NewEnqueuer(nil, jc)
-	a.service = workflow.NewService(pool, enq, workflow.Options{
+	opts := workflow.Options{
 		PublicURL:    cfg.PublicURL,
 		OnTransition: func(e workflow.Event) { transitions.WithLabelValues(string(e)).Inc() },
-	})
+	}
 	var rw *river.Workers
 	if workers {
 		tpl, err := templates.Load()
@@ -157,9 +158,15 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, workers bool) (*a
 			pool.Close()
 			return nil, err
 		}
+		// The workers' Service inserts jobs with the client that runs
+		// them, which needs the workers first.
 		rw, err = jobs.NewWorkers(jc, jobs.Deps{
-			Pool: pool, Mailer: m, Templates: tpl, Attestations: renderer, Metrics: jobs.NewMetrics(a.reg),
-			Service: a.service,
+			Service:      workflow.NewService(pool, jobs.NewEnqueuer(nil, jc), opts),
+			Pool:         pool,
+			Mailer:       m,
+			Templates:    tpl,
+			Attestations: renderer,
+			Metrics:      jobs.NewMetrics(a.reg),
 		})
 		if err != nil {
 			pool.Close()
@@ -171,7 +178,7 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, workers bool) (*a
 		pool.Close()
 		return nil, err
 	}
-	enq.SetClient(a.river)
+	a.service = workflow.NewService(pool, jobs.NewEnqueuer(a.river, jc), opts)
 	return a, nil
 }
 
@@ -228,12 +235,13 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, withAPI bool) erro
 	}))
 	deps := api.Deps{
 		Service: a.service, Pool: a.pool, Logger: log,
-		Ready:        func(r *http.Request) error { return readiness(r.Context()) },
-		Metrics:      promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{Registry: a.reg}),
-		Profiler:     api.Profiler(),
-		OpsBasicAuth: cfg.OpsBasicAuth,
-		TrustProxy:   cfg.TrustProxy,
-		HTTPMetrics:  api.NewHTTPMetrics(a.reg),
+		Ready:          func(r *http.Request) error { return readiness(r.Context()) },
+		Metrics:        promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{Registry: a.reg}),
+		Profiler:       api.Profiler(),
+		OpsBasicAuth:   cfg.OpsBasicAuth,
+		TrustedProxies: cfg.TrustedProxies,
+		OpsHosts:       []string{cfg.PublicURL, cfg.HTTPAddr, cfg.MetricsAddr},
+		HTTPMetrics:    api.NewHTTPMetrics(a.reg),
 	}
 
 	var servers []*http.Server
