@@ -156,8 +156,11 @@ func (c *Checker) checkUnrouted(req *http.Request, status int, header http.Heade
 		return fmt.Errorf("api/openapi.yaml describes no operation %s (%v), which answered %d: describe it", what, routeErr, status)
 	}
 	mt, _, _ := mime.ParseMediaType(header.Get("Content-Type"))
-	if mt != "application/problem+json" || req.Method == http.MethodHead {
+	if status < 400 || req.Method == http.MethodHead {
 		return nil
+	}
+	if mt != "application/problem+json" {
+		return fmt.Errorf("%s answered %d as %q: a 4xx is application/problem+json\nbody: %s", what, status, header.Get("Content-Type"), excerpt(body))
 	}
 	problem := c.doc.Components.Schemas["Problem"]
 	if problem == nil || problem.Value == nil {

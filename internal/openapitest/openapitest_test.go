@@ -71,6 +71,8 @@ func TestTransport(t *testing.T) {
 			"DELETE /v1/dossiers answered 405 with a problem that breaks the Problem schema"},
 		{"NoRouteServerError", "GET", "/v1/boom", 500, "application/problem+json", `{}`,
 			"api/openapi.yaml describes no operation GET /v1/boom"},
+		{"UnknownRouteNotProblem", "GET", "/nowhere", 404, "text/plain; charset=utf-8", "404 page not found",
+			"GET /nowhere answered 404 as \"text/plain; charset=utf-8\": a 4xx is application/problem+json"},
 		{"HeadStatusOnly", "HEAD", "/healthz", 200, "application/json", "", ""},
 		{"Subtree", "GET", "/riverui/api/features", 200, "application/json", `{}`, ""},
 		{"SubtreeUndescribedStatus", "GET", "/riverui/api/jobs", 500, "application/json", `{}`,
