@@ -135,6 +135,8 @@ type ProcedureInput struct {
 	Service        ProcedureService `json:"service"`
 	StaleAfterDays int              `json:"stale_after_days"`
 	HeuresHebdoMax float64          `json:"heures_hebdo_max"`
+	Liens          Liens            `json:"liens"`
+	ReplyTo        string           `json:"reply_to"`
 }
 
 // Validate checks a procedure input, one FieldError per bad field.
@@ -148,6 +150,14 @@ func (in *ProcedureInput) Validate() error {
 	}
 	if !(in.HeuresHebdoMax > 0 && in.HeuresHebdoMax <= 48) {
 		v.add("heures_hebdo_max", "out_of_range", "heures_hebdo_max doit être entre 0 (exclu) et 48")
+	}
+	in.Liens.validate(&v)
+	if in.ReplyTo != "" {
+		if email, ok := NormalizeEmail(in.ReplyTo); ok {
+			in.ReplyTo = email
+		} else {
+			v.add("reply_to", "invalid_email", "adresse e-mail invalide")
+		}
 	}
 	return invalid(v.errs)
 }
@@ -166,11 +176,14 @@ func (s *Service) CreateProcedureTx(ctx context.Context, tx pgx.Tx, in Procedure
 	if err := in.Validate(); err != nil {
 		return nil, err
 	}
-	p := &Procedure{Libelle: in.Libelle, Service: in.Service, StaleAfterDays: in.StaleAfterDays, HeuresHebdoMax: in.HeuresHebdoMax}
+	p := &Procedure{Libelle: in.Libelle, Service: in.Service, StaleAfterDays: in.StaleAfterDays, HeuresHebdoMax: in.HeuresHebdoMax,
+		Liens: in.Liens, ReplyTo: in.ReplyTo}
 	if err := tx.QueryRow(ctx, `
-		INSERT INTO procedures (libelle, service_nom, service_adresse, stale_after_days, heures_hebdo_max)
-		VALUES ($1, $2, $3, $4, $5) RETURNING id, created_at`,
+		INSERT INTO procedures (libelle, service_nom, service_adresse, stale_after_days, heures_hebdo_max,
+			lien_usager, lien_instructeur, reply_to)
+		VALUES ($1, $2, $3, $4, $5, nullif($6, ''), nullif($7, ''), nullif($8, '')) RETURNING id, created_at`,
 		in.Libelle, in.Service.Nom, in.Service.Adresse, in.StaleAfterDays, in.HeuresHebdoMax,
+		in.Liens.Usager, in.Liens.Instructeur, in.ReplyTo,
 	).Scan(&p.ID, &p.CreatedAt); err != nil {
 		return nil, fmt.Errorf("create procedure: %w", err)
 	}
@@ -365,11 +378,8 @@ func (s *Service) TransitionTx(ctx context.Context, tx pgx.Tx, id int64, cmd Com
 		followStmt(id, instID).queue(b)
 	}
 	if out.Mail != "" {
-		st, err := deliveryStmt(id, out.Mail, cur.usagerEmail, nil, now)
-		if err != nil {
-			return nil, err
-		}
-		st.queue(b).QueryRow(func(row pgx.Row) error { return row.Scan(&deliveryID) })
+		transitionDeliveryStmt(id, out.Mail, cur.usagerEmail, now).queue(b).
+			QueryRow(func(row pgx.Row) error { return row.Scan(&deliveryID) })
 	}
 	if out.Attestation {
 		code, err := newVerificationCode()

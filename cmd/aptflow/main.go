@@ -51,6 +51,8 @@ Usage:
   aptflow send-digests [--now RFC3339]
                                      send the due daily digests now
   aptflow demo [--url URL --token T] create demo data through the real API
+  aptflow dkim-record                print the DNS record of the DKIM key
+                                     (DKIM_DOMAIN, DKIM_SELECTOR, DKIM_PRIVATE_KEY)
 
 Configuration is read from the environment: see README.md.
 ` + "`aptflow COMMAND --help` says more of each command.\n"
@@ -102,6 +104,12 @@ else PUBLIC_URL, else http://HTTP_ADDR (the environment of the server:
 ` + "`make run`" + ` prints the command to copy); the token is --token, else
 APTFLOW_TOKEN, else one created in DATABASE_URL.
 `,
+	"dkim-record": `usage: aptflow dkim-record
+
+Prints the DNS TXT record that publishes the DKIM public key, as a zone-file
+line, from DKIM_DOMAIN, DKIM_SELECTOR and DKIM_PRIVATE_KEY alone (no
+database): publish it before turning signing on.
+`,
 }
 
 // wantsHelp reports whether a command's arguments ask for its help.
@@ -112,6 +120,25 @@ func wantsHelp(args []string) bool {
 		}
 	}
 	return false
+}
+
+// runDKIMRecord prints the TXT record that publishes the DKIM public key,
+// as a zone-file line, from the DKIM variables alone (no database): ops
+// publish it before they turn signing on.
+func runDKIMRecord(args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) != 0 {
+		fmt.Fprint(stderr, "usage: aptflow dkim-record (reads DKIM_DOMAIN, DKIM_SELECTOR, DKIM_PRIVATE_KEY)\n")
+		return errUsage
+	}
+	d, _, err := loadDKIM(getenv)
+	if err != nil {
+		return err
+	}
+	if d == nil {
+		return errors.New("dkim-record: set DKIM_DOMAIN, DKIM_SELECTOR and DKIM_PRIVATE_KEY (a PEM key, e.g. from `openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048`)")
+	}
+	fmt.Fprintln(stdout, d.ZoneRecord())
+	return nil
 }
 
 // run is the whole program, testable: it reads its arguments and
@@ -139,8 +166,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprint(stdout, commandHelp[cmd])
 		return nil
 	}
-	if cmd == "demo" {
+	switch cmd {
+	case "demo":
 		return runDemo(ctx, rest, getenv, stdout, stderr)
+	case "dkim-record":
+		return runDKIMRecord(rest, getenv, stdout, stderr)
 	}
 	cfg, err := loadConfig(getenv)
 	if err != nil {
