@@ -1,10 +1,17 @@
 package workflow
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
+	_ "time/tzdata" // « today » in Paris whatever the host's zone database
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -22,48 +29,215 @@ func (s *Service) AttestationPDF(ctx context.Context, dossierID int64) (pdf []by
 	return pdf, sha256, nil
 }
 
-// Verification is what the public verification page tells an employer
-// holding an attestation.
-type Verification struct {
-	Valid     bool      `json:"valid"`
-	DossierID int64     `json:"dossier_id"`
-	Nom       string    `json:"nom"`
-	Prenom    string    `json:"prenom"`
-	DecidedAt time.Time `json:"decided_at"`
-	SHA256    string    `json:"sha256"`
-	// Shown to people, not part of the JSON contract.
-	Emploi    string `json:"-"`
-	Employeur string `json:"-"`
-	DateDebut string `json:"-"`
-	DateFin   string `json:"-"`
+// StoreAttestationTx stores the rendered attestation of a dossier in tx: the
+// file, its sha256 and whether it is signed. An attestation once stored is
+// never replaced: a second call (a retried job that rendered and signed
+// again, with another signing time) keeps the first file, the one the
+// applicant may already hold, and reports stored false.
+func (s *Service) StoreAttestationTx(ctx context.Context, tx pgx.Tx, dossierID int64, pdf []byte, signed bool) (stored bool, err error) {
+	sum := sha256.Sum256(pdf)
+	tag, err := tx.Exec(ctx, `
+		UPDATE attestations SET pdf = $2, sha256 = $3, signed = $4, rendered_at = now()
+		WHERE dossier_id = $1 AND pdf IS NULL`, dossierID, pdf, hex.EncodeToString(sum[:]), signed)
+	if err != nil {
+		return false, fmt.Errorf("store attestation of dossier %d: %w", dossierID, err)
+	}
+	return tag.RowsAffected() == 1, nil
 }
 
-// VerifyAttestation looks up an attestation by its verification code.
-// ENotFound for an unknown code, or one whose PDF is not rendered yet. An
-// attestation is valid while the dossier is accepted.
+// Verification statuses of an attestation (see AttestationStatus).
+const (
+	StatusValide          = "valide"
+	StatusPasEncoreValide = "pas_encore_valide"
+	StatusExpiree         = "expiree"
+	StatusSupprimee       = "supprimee"
+)
+
+// Verification is what the public verification page tells an employer
+// holding an attestation. Once the dossier is purged, only Status, Valid
+// and DossierID are known (and serialised).
+type Verification struct {
+	Status              string                `json:"status"`
+	Valid               bool                  `json:"valid"`
+	DossierID           int64                 `json:"dossier_id"`
+	Nom                 string                `json:"nom"`
+	Prenom              string                `json:"prenom"`
+	DecidedAt           time.Time             `json:"decided_at"`
+	DateDebut           string                `json:"date_debut"`
+	DateFin             string                `json:"date_fin"`
+	TitreSejourExpireLe string                `json:"titre_sejour_expire_le"`
+	Employeur           VerificationEmployeur `json:"employeur"`
+	Emploi              string                `json:"emploi"`
+	HeuresHebdo         float64               `json:"heures_hebdo"`
+	Service             string                `json:"service"`
+	Signed              bool                  `json:"signed"`
+	SHA256              string                `json:"sha256"`
+
+	// ValidUntil is the last valid day: the earlier of DateFin and
+	// TitreSejourExpireLe. The page says it in words; not in the JSON.
+	ValidUntil string `json:"-"`
+	// TitreSejourNumero is the residence permit's number masked but for its
+	// last four characters, for the page only: the employer compares it
+	// with the permit the student shows, nobody reads it whole from here.
+	TitreSejourNumero string `json:"-"`
+}
+
+// VerificationEmployeur is the employer an attestation names.
+type VerificationEmployeur struct {
+	RaisonSociale string `json:"raison_sociale"`
+	Siret         string `json:"siret"`
+}
+
+// MarshalJSON writes a purged attestation's three fields alone: the rest is
+// personal data that no longer exists.
+func (v Verification) MarshalJSON() ([]byte, error) {
+	type plain Verification // no MarshalJSON: no recursion
+	if v.Status == StatusSupprimee {
+		return json.Marshal(struct {
+			Status    string `json:"status"`
+			Valid     bool   `json:"valid"`
+			DossierID int64  `json:"dossier_id"`
+		}{v.Status, v.Valid, v.DossierID})
+	}
+	return json.Marshal(plain(v))
+}
+
+// NormalizeCode turns a verification code as a person may type it from the
+// printed attestation (« ABCD-EFGH IJKL… », any case) into the stored form:
+// lower case, without spaces or dashes.
+func NormalizeCode(code string) string {
+	var b strings.Builder
+	b.Grow(len(code))
+	for _, r := range code {
+		switch {
+		case r == ' ' || r == '-' || r == '\u00a0' || r == '\u2010' || r == '\u2011' || r == '\u2013':
+			// Spaces and dashes as a person, a word processor or a phone
+			// keyboard types them.
+		case r >= 'A' && r <= 'Z':
+			b.WriteRune(r + ('a' - 'A'))
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+// paris is the one Europe/Paris location of the package: the procedure's
+// calendar (an attestation is valid from its first day to its last, in
+// France) whatever the zone of the machine.
+var paris = mustLoadParis()
+
+func mustLoadParis() *time.Location {
+	loc, err := time.LoadLocation("Europe/Paris")
+	if err != nil {
+		// time/tzdata is embedded: this cannot happen but in a broken build.
+		panic(fmt.Sprintf("workflow: load Europe/Paris: %v", err))
+	}
+	return loc
+}
+
+// ParisToday returns the calendar date in Paris at instant now, as
+// YYYY-MM-DD.
+func ParisToday(now time.Time) string { return now.In(paris).Format(DateLayout) }
+
+// AttestationStatus is the status of an attestation on the calendar day
+// today (YYYY-MM-DD, in Paris): valide from dateDebut to the earlier of
+// dateFin and titreExpire included, pas_encore_valide before, expiree
+// after; supprimee once the dossier is purged, whatever the dates. Dates
+// are YYYY-MM-DD, which compare as strings in calendar order.
+func AttestationStatus(today, dateDebut, dateFin, titreExpire string, purged bool) string {
+	switch {
+	case purged:
+		return StatusSupprimee
+	case today < dateDebut:
+		return StatusPasEncoreValide
+	case today > lastValidDay(dateFin, titreExpire):
+		return StatusExpiree
+	default:
+		return StatusValide
+	}
+}
+
+// lastValidDay is the earlier of the end of the authorisation and the
+// expiry of the residence permit (an empty one does not count).
+func lastValidDay(dateFin, titreExpire string) string {
+	if titreExpire != "" && titreExpire < dateFin {
+		return titreExpire
+	}
+	return dateFin
+}
+
+// maskTitre hides all but the last four characters of a residence permit's
+// number.
+func maskTitre(numero string) string {
+	n := utf8.RuneCountInString(numero)
+	if n <= 4 {
+		return strings.Repeat("•", n)
+	}
+	r := []rune(numero)
+	return strings.Repeat("•", n-4) + string(r[n-4:])
+}
+
+// verificationCodeLen is the length of a stored code (newVerificationCode).
+const verificationCodeLen = 32
+
+// VerifyAttestation looks up an attestation by its verification code (as
+// typed: see NormalizeCode) and tells its status today in Paris. ENotFound
+// for an unknown code, or one whose PDF is not rendered yet.
 func (s *Service) VerifyAttestation(ctx context.Context, code string) (*Verification, error) {
-	if len(code) != 32 {
+	code = NormalizeCode(code)
+	if len(code) != verificationCodeLen {
 		return nil, Errorf(ENotFound, "code inconnu")
 	}
-	var v Verification
-	var state State
-	var dem Demandeur
-	var decidedAt *time.Time
+	var (
+		v         Verification
+		dem       Demandeur
+		decidedAt *time.Time
+	)
 	err := s.pool.QueryRow(ctx, `
-		SELECT d.id, d.state, d.demandeur, d.decided_at, a.sha256
-		FROM attestations a JOIN dossiers d ON d.id = a.dossier_id
-		WHERE a.code = $1 AND a.pdf IS NOT NULL`, code).Scan(&v.DossierID, &state, &dem, &decidedAt, &v.SHA256)
+		SELECT d.id, d.demandeur, d.decided_at, p.service_nom, a.sha256, a.signed
+		FROM attestations a
+		JOIN dossiers d ON d.id = a.dossier_id
+		JOIN procedures p ON p.id = d.procedure_id
+		WHERE a.code = $1 AND a.pdf IS NOT NULL`, code,
+	).Scan(&v.DossierID, &dem, &decidedAt, &v.Service, &v.SHA256, &v.Signed)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, Errorf(ENotFound, "code inconnu")
 	} else if err != nil {
 		return nil, fmt.Errorf("verify attestation: %w", err)
 	}
-	v.Valid = state == Accepte
+	// A dossier with a rendered attestation is accepted, and a decision is
+	// final: its demandeur cannot change any more. The purge (RGPD) will
+	// tell purged here.
+	const purged = false
+	v.Status = AttestationStatus(ParisToday(s.opts.Now()), dem.DateDebut, dem.DateFin, dem.TitreSejour.ExpireLe, purged)
+	v.Valid = v.Status == StatusValide
 	v.Nom, v.Prenom = dem.Nom, dem.Prenom
-	v.Emploi, v.Employeur = dem.Emploi, dem.Employeur.RaisonSociale
-	v.DateDebut, v.DateFin = dem.DateDebut, dem.DateFin
 	if decidedAt != nil {
 		v.DecidedAt = *decidedAt
 	}
+	v.DateDebut, v.DateFin = dem.DateDebut, dem.DateFin
+	v.TitreSejourExpireLe = dem.TitreSejour.ExpireLe
+	v.ValidUntil = lastValidDay(dem.DateFin, dem.TitreSejour.ExpireLe)
+	v.TitreSejourNumero = maskTitre(dem.TitreSejour.Numero)
+	v.Employeur = VerificationEmployeur{RaisonSociale: dem.Employeur.RaisonSociale, Siret: dem.Employeur.Siret}
+	v.Emploi, v.HeuresHebdo = dem.Emploi, dem.HeuresHebdo
 	return &v, nil
+}
+
+// CompareAttestation tells whether pdf is, byte for byte, the attestation
+// issued under code. ENotFound for an unknown code.
+func (s *Service) CompareAttestation(ctx context.Context, code string, pdf []byte) (match bool, err error) {
+	code = NormalizeCode(code)
+	if len(code) != verificationCodeLen {
+		return false, Errorf(ENotFound, "code inconnu")
+	}
+	var stored []byte
+	err = s.pool.QueryRow(ctx, `SELECT pdf FROM attestations WHERE code = $1 AND pdf IS NOT NULL`, code).Scan(&stored)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, Errorf(ENotFound, "code inconnu")
+	} else if err != nil {
+		return false, fmt.Errorf("compare attestation: %w", err)
+	}
+	return bytes.Equal(stored, pdf), nil
 }

@@ -110,6 +110,7 @@ type ProcedureInput struct {
 	Service        ProcedureService `json:"service"`
 	StaleAfterDays int              `json:"stale_after_days"`
 	HeuresHebdoMax float64          `json:"heures_hebdo_max"`
+	Signataire     *Signataire      `json:"signataire"`
 }
 
 // Validate checks a procedure input, one FieldError per bad field.
@@ -124,6 +125,10 @@ func (in *ProcedureInput) Validate() error {
 	if !(in.HeuresHebdoMax > 0 && in.HeuresHebdoMax <= 48) {
 		v.add("heures_hebdo_max", "out_of_range", "heures_hebdo_max doit être entre 0 (exclu) et 48")
 	}
+	if in.Signataire != nil {
+		v.name("signataire.nom", in.Signataire.Nom)
+		v.text("signataire.qualite", in.Signataire.Qualite, maxTextLen)
+	}
 	return invalid(v.errs)
 }
 
@@ -132,12 +137,18 @@ func (s *Service) CreateProcedure(ctx context.Context, in ProcedureInput) (*Proc
 	if err := in.Validate(); err != nil {
 		return nil, err
 	}
-	p := &Procedure{Libelle: in.Libelle, Service: in.Service, StaleAfterDays: in.StaleAfterDays, HeuresHebdoMax: in.HeuresHebdoMax}
+	p := &Procedure{Libelle: in.Libelle, Service: in.Service, StaleAfterDays: in.StaleAfterDays,
+		HeuresHebdoMax: in.HeuresHebdoMax, Signataire: in.Signataire}
+	var sigNom, sigQualite *string
+	if in.Signataire != nil {
+		sigNom, sigQualite = &in.Signataire.Nom, &in.Signataire.Qualite
+	}
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		return tx.QueryRow(ctx, `
-			INSERT INTO procedures (libelle, service_nom, service_adresse, stale_after_days, heures_hebdo_max)
-			VALUES ($1, $2, $3, $4, $5) RETURNING id, created_at`,
-			in.Libelle, in.Service.Nom, in.Service.Adresse, in.StaleAfterDays, in.HeuresHebdoMax,
+			INSERT INTO procedures (libelle, service_nom, service_adresse, stale_after_days, heures_hebdo_max,
+				signataire_nom, signataire_qualite)
+			VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id, created_at`,
+			in.Libelle, in.Service.Nom, in.Service.Adresse, in.StaleAfterDays, in.HeuresHebdoMax, sigNom, sigQualite,
 		).Scan(&p.ID, &p.CreatedAt)
 	})
 	if err != nil {

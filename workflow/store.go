@@ -24,14 +24,20 @@ type querier interface {
 
 func getProcedure(ctx context.Context, q querier, id int64) (*Procedure, error) {
 	p := &Procedure{ID: id}
+	var sigNom, sigQualite *string
 	err := q.QueryRow(ctx, `
-		SELECT libelle, service_nom, service_adresse, stale_after_days, heures_hebdo_max::float8, created_at
+		SELECT libelle, service_nom, service_adresse, stale_after_days, heures_hebdo_max::float8, created_at,
+			signataire_nom, signataire_qualite
 		FROM procedures WHERE id = $1`, id,
-	).Scan(&p.Libelle, &p.Service.Nom, &p.Service.Adresse, &p.StaleAfterDays, &p.HeuresHebdoMax, &p.CreatedAt)
+	).Scan(&p.Libelle, &p.Service.Nom, &p.Service.Adresse, &p.StaleAfterDays, &p.HeuresHebdoMax, &p.CreatedAt,
+		&sigNom, &sigQualite)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, Errorf(ENotFound, "procédure %d inconnue", id)
 	} else if err != nil {
 		return nil, fmt.Errorf("get procedure %d: %w", id, err)
+	}
+	if sigNom != nil && sigQualite != nil {
+		p.Signataire = &Signataire{Nom: *sigNom, Qualite: *sigQualite}
 	}
 	return p, nil
 }

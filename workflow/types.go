@@ -14,7 +14,16 @@ type Procedure struct {
 	Service        ProcedureService `json:"service"`
 	StaleAfterDays int              `json:"stale_after_days"`
 	HeuresHebdoMax float64          `json:"heures_hebdo_max"`
+	Signataire     *Signataire      `json:"signataire"`
 	CreatedAt      time.Time        `json:"created_at"`
+}
+
+// Signataire is who signs a procedure's attestations, as printed under
+// them: a name and a capacity (« Pour le préfet et par délégation, la
+// cheffe du bureau des étrangers »), never an agent's e-mail.
+type Signataire struct {
+	Nom     string `json:"nom"`
+	Qualite string `json:"qualite"`
 }
 
 // ProcedureService is the administration that instructs a procedure.

@@ -9,6 +9,7 @@ import (
 	_ "time/tzdata" // French local time whatever the host's zone database.
 
 	"github.com/jung-kurt/gofpdf"
+	"golang.org/x/image/font/gofont/gobold"
 	"golang.org/x/image/font/gofont/goregular"
 )
 
@@ -39,52 +40,83 @@ type Data struct {
 
 	// DecidedAt is when the dossier was accepted. It is also the PDF's
 	// creation and modification date, which keeps the output deterministic.
-	DecidedAt        time.Time
-	Instructeur      string // optional: e-mail or name of the deciding agent
-	Motivation       string // optional, multi-line allowed (\n)
-	VerificationCode string // printed in clear next to the QR code
+	DecidedAt  time.Time
+	Motivation string // optional, multi-line allowed (\n)
+
+	// SignataireNom and SignataireQualite are the procedure's signatory
+	// (« Pour le préfet et par délégation, la cheffe du bureau des
+	// étrangers »), printed under the body; without them the service signs.
+	// Never an agent's e-mail.
+	SignataireNom, SignataireQualite string
+	// Signed says that the file will carry an electronic signature
+	// (Signer): the signatory block and the footer say so.
+	Signed bool
+
+	VerificationCode string // printed in clear, in groups of four, next to the QR code
 	VerificationURL  string // encoded in the QR code
 }
 
 // Renderer renders attestations. It holds the parsed fonts and the time
 // zone; a Renderer is safe for concurrent use by several goroutines.
 type Renderer struct {
-	// font is the TrueType font, parsed once and shared read-only by the
-	// documents (gofpdf's UTF8Font, a patch of ours: third_party/gofpdf).
-	font *gofpdf.UTF8Font
-	cov  *coverage // the runes the font can draw
-	loc  *time.Location
+	// regular and bold are the TrueType faces, parsed once and shared
+	// read-only by the documents (gofpdf's UTF8Font, a patch of ours:
+	// third_party/gofpdf).
+	regular, bold *gofpdf.UTF8Font
+	cov           *coverage // the runes the fonts can draw
+	loc           *time.Location
 }
 
 // NewRenderer parses the embedded fonts, loads the Europe/Paris zone, then
 // renders a sample attestation, so that a broken asset fails the start of
 // the process rather than the first accepted dossier.
 func NewRenderer() (*Renderer, error) {
-	return newRenderer(goregular.TTF)
+	return newRenderer(goregular.TTF, gobold.TTF)
 }
 
-func newRenderer(font []byte) (*Renderer, error) {
+func newRenderer(regular, bold []byte) (*Renderer, error) {
 	loc, err := time.LoadLocation("Europe/Paris")
 	if err != nil {
 		return nil, fmt.Errorf("attestation: load time zone: %w", err)
 	}
-	cov, err := newCoverage(font)
+	// Parsing each face with sfnt first also checks that it is a font:
+	// gofpdf panics on some bad ones.
+	cov, err := newCoverage(regular)
 	if err != nil {
-		return nil, fmt.Errorf("attestation: %w", err)
+		return nil, fmt.Errorf("attestation: regular face: %w", err)
 	}
-	parsed, err := gofpdf.ParseUTF8Font(family, "", font)
+	boldCov, err := newCoverage(bold)
 	if err != nil {
-		return nil, fmt.Errorf("attestation: parse font: %w", err)
+		return nil, fmt.Errorf("attestation: bold face: %w", err)
 	}
-	r := &Renderer{
-		font: parsed,
-		cov:  cov,
-		loc:  loc,
+	cov.intersect(boldCov)
+	r := &Renderer{cov: cov, loc: loc}
+	if r.regular, err = parseFont("", regular); err != nil {
+		return nil, err
+	}
+	if r.bold, err = parseFont("B", bold); err != nil {
+		return nil, err
 	}
 	if _, err := r.Render(sampleData()); err != nil {
 		return nil, fmt.Errorf("attestation: render sample: %w", err)
 	}
 	return r, nil
+}
+
+// parseFont parses one face of the family. The Go fonts draw U+002D
+// HYPHEN-MINUS as a minus sign, as wide as a digit (they were made for
+// code): « ci-dessus » would print as « ci−dessus ». The face draws it with
+// its soft hyphen's glyph, a real hyphen, and the text layer still says
+// U+002D.
+func parseFont(style string, ttf []byte) (*gofpdf.UTF8Font, error) {
+	font, err := gofpdf.ParseUTF8Font(family, style, ttf)
+	if err != nil {
+		return nil, fmt.Errorf("attestation: parse font %q: %w", style, err)
+	}
+	if err := font.DrawRuneAs('-', '\u00ad'); err != nil {
+		return nil, fmt.Errorf("attestation: font %q: %w", style, err)
+	}
+	return font, nil
 }
 
 // Render returns the attestation for d as a one-page A4 PDF. The output is a
@@ -119,15 +151,18 @@ func (r *Renderer) Render(d Data) (pdf []byte, err error) {
 	f.SetAutoPageBreak(false, 0) // one page, always: the layout budgets its space
 	f.SetMargins(marginX, marginTop, marginX)
 	f.SetCellMargin(0)
-	f.AddUTF8FontParsed(r.font)
+	f.AddUTF8FontParsed(r.regular)
+	f.AddUTF8FontParsed(r.bold)
 
 	f.SetTitle("Autorisation provisoire de travail — dossier nº "+strconv.FormatInt(d.DossierID, 10), true)
 	f.SetAuthor(clean(d.ServiceNom, false), true)
-	f.SetSubject("Autorisation provisoire de travail pour un étudiant étranger, décision du "+dateFR(d.DecidedAt, r.loc), true)
+	f.SetSubject("Autorisation provisoire de travail (APT) pour un étudiant étranger, décision du "+dateFR(d.DecidedAt, r.loc), true)
+	f.SetKeywords("APT, autorisation provisoire de travail, étudiant étranger, code du travail L. 5221-5", true)
 	f.SetCreator("aptflow", true)
+	f.SetLang("fr-FR")
 
 	f.AddPage()
-	l := &layout{f: f, loc: r.loc, cov: r.cov}
+	l := &layout{f: f, loc: r.loc, cov: r.cov, scale: 1}
 	l.draw(d, qr)
 	if err := l.err; err != nil {
 		return nil, fmt.Errorf("attestation %d: %w", d.DossierID, err)
@@ -169,6 +204,9 @@ func sampleData() Data {
 		DateFin:                day.AddDate(0, 6, 0),
 		DecidedAt:              day,
 		Motivation:             "Motivation.",
+		SignataireNom:          "Signataire",
+		SignataireQualite:      "Pour le préfet et par délégation,",
+		Signed:                 true,
 		VerificationCode:       "SAMPLE",
 		VerificationURL:        "https://example.invalid/attestations/SAMPLE",
 	}

@@ -6,14 +6,16 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
-
-	"rsc.io/qr/coding"
 	"time"
 
+	"github.com/jung-kurt/gofpdf"
+	"golang.org/x/image/font/gofont/gobold"
 	"golang.org/x/image/font/gofont/goregular"
+	"rsc.io/qr/coding"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/golden.pdf from the current output")
@@ -67,11 +69,12 @@ func testData() Data {
 		DateDebut:              time.Date(2025, time.April, 1, 0, 0, 0, 0, time.UTC),
 		DateFin:                time.Date(2025, time.August, 31, 0, 0, 0, 0, time.UTC),
 		DecidedAt:              time.Date(2025, time.March, 12, 14, 5, 0, 0, paris),
-		Instructeur:            "agent.instructeur@rhone.gouv.fr",
+		SignataireNom:          "Claire Martin-Lefèvre",
+		SignataireQualite:      "Pour le préfet et par délégation, la cheffe du bureau des étrangers",
 		Motivation: "Le contrat de travail respecte la durée maximale autorisée pour un étudiant " +
 			"étranger. Les pièces justificatives sont complètes.",
-		VerificationCode: "K7Q2-M9XD-4HPA",
-		VerificationURL:  "https://aptflow.example.fr/attestations/K7Q2-M9XD-4HPA",
+		VerificationCode: "k7q2m9xd4hpab3cdefghjkmnpqrstvwx",
+		VerificationURL:  "https://aptflow.example.fr/attestations/k7q2m9xd4hpab3cdefghjkmnpqrstvwx",
 	}
 }
 
@@ -88,7 +91,8 @@ func longData() Data {
 	d.Nom, d.Prenom, d.LieuNaissance, d.Nationalite = nospace, words(200), words(200), words(200)
 	d.TitreSejourNumero, d.Etablissement = nospace, words(200)
 	d.EmployeurRaisonSociale, d.EmployeurSiret, d.EmployeurAdresse = words(200), nospace, words(200)+"\n"+words(200)
-	d.Emploi, d.Instructeur, d.VerificationCode = words(200), words(200), nospace
+	d.Emploi, d.SignataireQualite, d.VerificationCode = words(200), words(200), nospace
+	d.SignataireNom = words(200)
 	var m strings.Builder
 	for i := 0; m.Len() < 5000; i++ {
 		m.WriteString("Motivation de la décision, paragraphe développé. ")
@@ -197,6 +201,7 @@ func TestText(t *testing.T) {
 		"Title:           Autorisation provisoire de travail — dossier nº 42\n",
 		"Author:          Préfecture du Rhône\n",
 		"Creator:         aptflow\n",
+		"Subject:         Autorisation provisoire de travail (APT) pour un étudiant étranger, décision du 12 mars 2025\n",
 		"Page size:       595.28 x 841.89 pts (A4)\n",
 		"CreationDate:    Wed Mar 12 13:05:00 2025 UTC\n",
 	} {
@@ -220,15 +225,139 @@ func TestText(t *testing.T) {
 		"17,5 h",
 		"du 1er avril 2025 au 31 août 2025",
 		"12 mars 2025 à 14 h 05",
-		"agent.instructeur@rhone.gouv.fr",
+		"Claire Martin-Lefèvre",
+		"Pour le préfet et par délégation, la cheffe du bureau des",
+		"Fait le 12 mars 2025,",
+		// The footer's last sentence, whole.
+		"son authenticité se vérifie en ligne, à l'adresse ci-dessus.",
 		"Les pièces justificatives",
-		"K7Q2-M9XD-4HPA",
+		"K7Q2 M9XD 4HPA B3CD EFGH JKMN PQRS TVWX",
 		d.VerificationURL,
 		"L. 5221-5",
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("pdftotext lacks %q:\n%s", want, text)
 		}
+	}
+}
+
+// TestDocument checks what a reader's document properties show: a real
+// bold face embedded beside the regular one (not a stroked regular), and
+// the document's language for screen readers.
+func TestDocument(t *testing.T) {
+	t.Parallel()
+	pdf := render(t, setup(t), testData())
+	fonts, _ := run(t, pdf, "poppler-utils", "pdffonts", "PDF")
+	for _, name := range []string{"utf8go ", "utf8goB "} {
+		line := ""
+		for l := range strings.Lines(fonts) {
+			if strings.HasPrefix(l, name) {
+				line = l
+			}
+		}
+		if f := strings.Fields(line); len(f) < 6 || f[4] != "yes" {
+			t.Errorf("pdffonts: no embedded font %q:\n%s", name, fonts)
+		}
+	}
+	if strings.Contains(string(pdf), " Tr") {
+		t.Error("the PDF still sets a text rendering mode (bold stroked from the regular face)")
+	}
+	trailer, _ := run(t, pdf, "qpdf", "qpdf", "--show-object=trailer", "PDF")
+	root := regexp.MustCompile(`/Root (\d+) 0 R`).FindStringSubmatch(trailer)
+	if root == nil {
+		t.Fatalf("trailer: %s", trailer)
+	}
+	catalog, _ := run(t, pdf, "qpdf", "qpdf", "--show-object="+root[1], "PDF")
+	if !strings.Contains(catalog, "/Lang (fr-FR)") {
+		t.Errorf("catalog lacks /Lang (fr-FR): %s", catalog)
+	}
+}
+
+// TestHyphen checks that « - » is drawn with a hyphen's glyph, not the Go
+// fonts' minus-wide one, and that the text layer still says « - ».
+func TestHyphen(t *testing.T) {
+	t.Parallel()
+	r := setup(t)
+	f := gofpdf.New("P", "mm", "A4", "")
+	for _, face := range []struct {
+		style string
+		font  *gofpdf.UTF8Font
+	}{{"", r.regular}, {"B", r.bold}} {
+		f.AddUTF8FontParsed(face.font)
+		f.SetFont(family, face.style, 10)
+		if h, soft, minus := f.GetStringWidth("-"), f.GetStringWidth("\u00ad"), f.GetStringWidth("\u2212"); h != soft || h >= minus {
+			t.Errorf("face %q: « - » is %.3f mm wide, want the soft hyphen's %.3f (the minus is %.3f)", face.style, h, soft, minus)
+		}
+	}
+	d := testData()
+	d.Nom = "Martin-Lefèvre"
+	if text := pdftotext(t, render(t, r, d)); !strings.Contains(text, "Martin-Lefèvre") || !strings.Contains(text, "L. 5221-2") {
+		t.Errorf("pdftotext lost the hyphens:\n%s", text)
+	}
+}
+
+// maxData fills every field to the most the API accepts (names 100
+// characters, texts 200, addresses 500), in Latin scripts with diacritics.
+func maxData() Data {
+	d := testData()
+	fill := func(words string, n int) string { // n runes of words, ending on a letter
+		s := []rune(strings.Repeat(words+" ", n/len([]rune(words))+1))[:n]
+		s[n-1] = 'z'
+		return string(s)
+	}
+	d.ServiceNom = fill("Préfecture de la région Auvergne-Rhône-Alpes", 200)
+	d.ServiceAdresse = fill("Direction des migrations", 150) + "\n" + fill("18 rue de Bonnel", 200) + "\n" + fill("69003 Lyon Cedex", 148)
+	d.ProcedureLibelle = fill("Autorisation provisoire de travail", 200)
+	d.Nom = fill("Nguyễn Thị Phương-Thảo", 100)                      // Vietnamese
+	d.Prenom = fill("Grzegorz Łukasz Żółć Brzęczyszczykiewicz", 100) // Polish
+	d.LieuNaissance = fill("Şanlıurfa İstanbul Çağlayan Ğüöı", 200)  // Turkish
+	d.Nationalite = fill("tchèque Příšerně žluťoučký kůň úpěl ďábelské ódy", 100)
+	d.TitreSejourNumero = fill("6912345678", 50)
+	d.Etablissement = fill("Univerzita Karlova Ústav řečtiny Dvořák", 200) // Czech
+	d.EmployeurRaisonSociale = fill("Boulangerie Pâtisserie Les Délices de Fourvière", 200)
+	d.EmployeurAdresse = fill("12 montée Saint-Barthélemy", 250) + "\n" + fill("69005 Lyon", 249)
+	d.Emploi = fill("Vendeuse en boulangerie-pâtisserie", 200)
+	d.SignataireNom = fill("Marie-Hélène de La Tour d'Auvergne", 100)
+	d.SignataireQualite = fill("Pour le préfet et par délégation, la cheffe du bureau des étrangers", 200)
+	d.Motivation = fill("Le contrat de travail respecte la durée maximale autorisée.", 600)
+	return d
+}
+
+// TestMaxLength renders every field at its maximum length: the page is
+// one, nothing is cut (no « … »), and pdftotext gives every value whole.
+func TestMaxLength(t *testing.T) {
+	t.Parallel()
+	d := maxData()
+	pdf := render(t, setup(t), d)
+	if info := pdfinfo(t, pdf); !strings.Contains(info, "Pages:           1\n") {
+		t.Fatalf("pdfinfo:\n%s", info)
+	}
+	text := pdftotext(t, pdf)
+	if strings.Contains(text, "…") {
+		t.Errorf("something was cut:\n%s", text)
+	}
+	if !strings.Contains(text, "ne peut pas afficher") {
+		t.Errorf("no note on the Vietnamese letters the fonts lack:\n%s", text)
+	}
+	// pdftotext breaks lines where the page does: compare without spaces.
+	flat := strings.Join(strings.Fields(text), "")
+	for name, v := range map[string]string{
+		"ServiceNom": d.ServiceNom, "ServiceAdresse": d.ServiceAdresse, "ProcedureLibelle": d.ProcedureLibelle,
+		"Nom": d.Nom, "Prenom": d.Prenom, "LieuNaissance": d.LieuNaissance, "Nationalite": d.Nationalite,
+		"TitreSejourNumero": d.TitreSejourNumero, "Etablissement": d.Etablissement,
+		"EmployeurRaisonSociale": d.EmployeurRaisonSociale, "EmployeurAdresse": d.EmployeurAdresse,
+		"Emploi": d.Emploi, "SignataireNom": d.SignataireNom, "SignataireQualite": d.SignataireQualite,
+		"Motivation": d.Motivation,
+	} {
+		if !strings.Contains(flat, strings.Join(strings.Fields(v), "")) {
+			t.Errorf("%s is not whole in the text:\n%s", name, text)
+		}
+	}
+	if !strings.Contains(flat, strings.Join(strings.Fields("son authenticité se vérifie en ligne, à l'adresse ci-dessus."), "")) {
+		t.Errorf("the footer is cut:\n%s", text)
+	}
+	if got := decodeQR(t, pdf); got != d.VerificationURL {
+		t.Errorf("QR code decodes to %q", got)
 	}
 }
 
@@ -333,12 +462,12 @@ func TestEdgeCases(t *testing.T) {
 		"Minimal": func(d *Data) {
 			*d = Data{DecidedAt: d.DecidedAt, VerificationURL: d.VerificationURL}
 		},
-		"NoMotivationNoInstructeur": func(d *Data) { d.Motivation, d.Instructeur = "", "" },
-		"Emoji":                     func(d *Data) { d.Nom, d.Motivation = "Dupré 😀", "🎉 \U00010000 ok" },
-		"Controls":                  func(d *Data) { d.Nom, d.Motivation = "Du\x00pr\té\u202e", "a\r\nb\x1b[31m\f\u2028c" },
-		"BadUTF8":                   func(d *Data) { d.Nom = "Dupr\xc3" },
-		"Parentheses":               func(d *Data) { d.Nom = `(Dupré) \ )(` },
-		"OnlyNewlines":              func(d *Data) { d.Motivation, d.EmployeurAdresse = "\n\n\n", "\n" },
+		"NoMotivationNoSignataire": func(d *Data) { d.Motivation, d.SignataireNom, d.SignataireQualite = "", "", "" },
+		"Emoji":                    func(d *Data) { d.Nom, d.Motivation = "Dupré 😀", "🎉 \U00010000 ok" },
+		"Controls":                 func(d *Data) { d.Nom, d.Motivation = "Du\x00pr\té\u202e", "a\r\nb\x1b[31m\f\u2028c" },
+		"BadUTF8":                  func(d *Data) { d.Nom = "Dupr\xc3" },
+		"Parentheses":              func(d *Data) { d.Nom = `(Dupré) \ )(` },
+		"OnlyNewlines":             func(d *Data) { d.Motivation, d.EmployeurAdresse = "\n\n\n", "\n" },
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
@@ -379,7 +508,10 @@ func TestBadFont(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			if _, err := newRenderer(font); err == nil {
+			if _, err := newRenderer(font, gobold.TTF); err == nil {
+				t.Fatal("newRenderer accepted a bad regular font")
+			}
+			if _, err := newRenderer(goregular.TTF, font); err == nil {
 				t.Fatal("newRenderer accepted a bad font")
 			}
 		})

@@ -31,6 +31,14 @@ func newCoverage(font []byte) (*coverage, error) {
 	return c, nil
 }
 
+// intersect keeps in c the runes that o covers too: a name is drawable if
+// both faces draw it.
+func (c *coverage) intersect(o *coverage) {
+	for i := range c {
+		c[i] &= o[i]
+	}
+}
+
 // has reports whether the font can draw r.
 func (c *coverage) has(r rune) bool {
 	return r >= 0 && r < 0x10000 && c[r/64]&(1<<(r%64)) != 0

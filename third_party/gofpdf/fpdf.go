@@ -1813,6 +1813,13 @@ func (f *Fpdf) AddUTF8FontFromBytes(familyStr, styleStr string, utf8Bytes []byte
 	f.addFontFromBytes(fontFamilyEscape(familyStr), styleStr, nil, nil, utf8Bytes)
 }
 
+// aptflow: SetLang sets the natural language of the document's text (the
+// catalog's /Lang entry, ISO 32000-1 14.9.2), e.g. "fr-FR": screen readers
+// pronounce the text in that language. Empty (the default) writes none.
+func (f *Fpdf) SetLang(lang string) {
+	f.lang = lang
+}
+
 // aptflow: UTF8Font is a UTF-8 TrueType font parsed once for many
 // documents. AddUTF8FontFromBytes parses the whole font, hashes its 65,536
 // character widths and re-reads its tables for every document: most of the
@@ -1865,6 +1872,28 @@ func ParseUTF8Font(familyStr, styleStr string, utf8Bytes []byte) (*UTF8Font, err
 	file.fileReader = nil
 	file.cutBase = base
 	return &UTF8Font{key: key, ttf: ttf, def: def, file: file}, nil
+}
+
+// aptflow: DrawRuneAs makes documents draw r with the glyph (and width)
+// of like, while their text layer still says r: copying or searching the
+// text finds r. A font whose glyph for r is wrong for the text (the Go
+// fonts draw U+002D HYPHEN-MINUS as a minus sign, as wide as a digit, for
+// code) borrows a better one (their soft hyphen's). Call it before the
+// font is shared: it changes the font.
+func (font *UTF8Font) DrawRuneAs(r, like rune) error {
+	base := font.file.cutBase
+	glyph, ok := base.charSymbolDictionary[int(like)]
+	if !ok || glyph == 0 {
+		return fmt.Errorf("font %s has no glyph for %U", font.key, like)
+	}
+	if int(r) >= len(font.def.Cw) || int(like) >= len(font.def.Cw) {
+		return fmt.Errorf("font %s: %U or %U is out of its range", font.key, r, like)
+	}
+	base.charSymbolDictionary[int(r)] = glyph
+	font.def.Cw[r] = font.def.Cw[like]
+	var err error
+	font.def.i, err = generateFontID(font.def)
+	return err
 }
 
 // AddUTF8FontParsed adds font to the document, as AddUTF8FontFromBytes adds
@@ -4726,6 +4755,9 @@ func (f *Fpdf) putinfo() {
 func (f *Fpdf) putcatalog() {
 	f.out("/Type /Catalog")
 	f.out("/Pages 1 0 R")
+	if f.lang != "" { // aptflow: SetLang
+		f.outf("/Lang %s", f.textstring(f.lang))
+	}
 	switch f.zoomMode {
 	case "fullpage":
 		f.out("/OpenAction [3 0 R /Fit]")
