@@ -24,8 +24,14 @@ build: ## Build bin/aptflow
 # A DATABASE_URL set by the user is used as it is; otherwise a local
 # PostgreSQL is found or started and the database aptflow created in it.
 # Without SMTP_URL, aptflow writes the e-mails as .eml files under var/mail.
+# Without ATTESTATION_SIGN_CERT, attestations are signed with a development
+# certificate made once under var/signing (scripts/devcert).
 run: build ## Migrate and serve the API, workers and dashboard on a local PostgreSQL
-	@if [[ -z "$${DATABASE_URL:-}" ]]; then \
+	@if [[ -z "$${ATTESTATION_SIGN_CERT:-}$${ATTESTATION_SIGN_KEY:-}" ]]; then \
+		eval "$$($(GO) run ./scripts/devcert var/signing)"; \
+		echo "ATTESTATION_SIGN_CERT=$$ATTESTATION_SIGN_CERT (development certificate)"; \
+	fi; \
+	if [[ -z "$${DATABASE_URL:-}" ]]; then \
 		admin=$$(./scripts/ensure-postgres.sh); \
 		DATABASE_URL=$$(./scripts/ensure-db.sh aptflow "$$admin"); \
 		export DATABASE_URL; \

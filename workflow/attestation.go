@@ -29,12 +29,13 @@ func (s *Service) AttestationPDF(ctx context.Context, dossierID int64) (pdf []by
 	return pdf, sha256, nil
 }
 
-// StoreAttestationTx stores the rendered attestation of a dossier in tx: the
-// file, its sha256 and whether it is signed. An attestation once stored is
-// never replaced: a second call (a retried job that rendered and signed
-// again, with another signing time) keeps the first file, the one the
-// applicant may already hold, and reports stored false.
-func (s *Service) StoreAttestationTx(ctx context.Context, tx pgx.Tx, dossierID int64, pdf []byte, signed bool) (stored bool, err error) {
+// StoreAttestationTx stores the rendered attestation of a dossier in tx (the
+// render_attestation job's, which completes in it): the file, its sha256
+// and whether it is signed. An attestation once stored is never replaced:
+// a second call (a retried job that rendered and signed again, with
+// another signing time) keeps the first file, the one the applicant may
+// already hold, and reports stored false.
+func StoreAttestationTx(ctx context.Context, tx pgx.Tx, dossierID int64, pdf []byte, signed bool) (stored bool, err error) {
 	sum := sha256.Sum256(pdf)
 	tag, err := tx.Exec(ctx, `
 		UPDATE attestations SET pdf = $2, sha256 = $3, signed = $4, rendered_at = now()

@@ -132,9 +132,15 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, workers bool) (*a
 			pool.Close()
 			return nil, err
 		}
-		rw, err = jobs.NewWorkers(jc, jobs.Deps{
+		deps := jobs.Deps{
 			Pool: pool, Mailer: m, Templates: tpl, Attestations: renderer, Metrics: jobs.NewMetrics(a.reg),
-		})
+		}
+		if cfg.Signer != nil {
+			deps.Signer = cfg.Signer
+		} else {
+			log.Warn("attestations are not signed: set ATTESTATION_SIGN_CERT and ATTESTATION_SIGN_KEY (PEM files) to sign them")
+		}
+		rw, err = jobs.NewWorkers(jc, deps)
 		if err != nil {
 			pool.Close()
 			return nil, err

@@ -50,6 +50,8 @@ type Options struct {
 	Logs io.Writer
 	// WrapRenderer wraps the attestation renderer, to inject faults.
 	WrapRenderer func(jobs.AttestationRenderer) jobs.AttestationRenderer
+	// Signer signs the attestations (nil: unsigned).
+	Signer jobs.AttestationSigner
 }
 
 // Stack is a running aptflow.
@@ -149,7 +151,7 @@ func Start(t testing.TB, opts Options) *Stack {
 			t.Fatalf("mailer: %v", err)
 		}
 		workers, err = jobs.NewWorkers(jc, jobs.Deps{Pool: s.Pool, Mailer: m, Templates: tpl,
-			Attestations: renderer, Metrics: jobs.NewMetrics(s.Registry)})
+			Attestations: renderer, Signer: opts.Signer, Metrics: jobs.NewMetrics(s.Registry)})
 		if err != nil {
 			t.Fatalf("workers: %v", err)
 		}

@@ -580,6 +580,24 @@ func run(t *testing.T, pdf []byte, pkg, name string, args ...string) (stdout str
 	return out.String(), dir
 }
 
+// runAllowFail is run for a command whose failure is an answer (pdfsig
+// exits non-zero on an invalid signature): stdout and stderr together.
+func runAllowFail(t *testing.T, pdf []byte, name string, args ...string) (output string, err error) {
+	t.Helper()
+	bin := tool(t, name, "poppler-utils")
+	file := filepath.Join(t.TempDir(), "attestation.pdf")
+	if err := os.WriteFile(file, pdf, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for i, a := range args {
+		if a == "PDF" {
+			args[i] = file
+		}
+	}
+	out, err := exec.Command(bin, args...).CombinedOutput()
+	return string(out), err
+}
+
 func pdfinfo(t *testing.T, pdf []byte) string {
 	t.Helper()
 	out, _ := run(t, pdf, "poppler-utils", "pdfinfo", "PDF")
