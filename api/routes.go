@@ -35,7 +35,9 @@ func addRoutes(mux router, d Deps) {
 
 	// Public: an employer checks an attestation. Rate limited per client
 	// (60 a minute, bursts of 20): codes are unguessable, guessing is noise.
-	mux.Handle("GET /attestations/{code}", newRateLimiter(60, 20).limit(d.TrustProxy, handleVerify(d)))
+	mux.Handle("GET /attestations/{code}", newRateLimiter(60, 20).limit(d.TrustProxy, handleVerify(d, false)))
+	// Comparing an uploaded file reads up to 5 MB: fewer of those.
+	mux.Handle("POST /attestations/{code}", newRateLimiter(30, 15).limit(d.TrustProxy, handleVerify(d, true)))
 	mux.Handle("GET /openapi.yaml", handleOpenAPI())
 
 	addOpsRoutes(mux, d)
