@@ -26,7 +26,7 @@ func handleAttestationPDF(d Deps) http.Handler {
 			return err
 		}
 		w.Header().Set("Content-Type", "application/pdf")
-		w.Header().Set("Content-Disposition", `attachment; filename="attestation-APT-dossier-`+strconv.FormatInt(id, 10)+`.pdf"`)
+		w.Header().Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": templates.AttestationFilename(id)}))
 		w.Header().Set("Content-Length", strconv.Itoa(len(pdf)))
 		w.Header().Set("ETag", `"`+sum+`"`)
 		w.Header().Set("Cache-Control", "private, no-store")

@@ -217,12 +217,8 @@ func handleListDossiers(d Deps) http.Handler {
 			list = []workflow.DossierSummary{}
 		}
 		resp := map[string]any{"dossiers": list}
-		limit := f.Limit
-		if limit == 0 {
-			limit = 100
-		}
 		// A full page may have a next one: tell the client where it starts.
-		if len(list) > 0 && len(list) == limit {
+		if len(list) > 0 && len(list) == f.PageSize() {
 			resp["next_after"] = list[len(list)-1].ID
 		}
 		return writeJSON(w, http.StatusOK, resp)

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
@@ -101,24 +100,18 @@ func decode(w http.ResponseWriter, r *http.Request, v any) error {
 }
 
 func decodeBytes(body []byte, v any) error {
-	if !json.Valid(body) {
+	err := workflow.DecodeJSON(body, v)
+	var je *workflow.JSONError
+	switch {
+	case err == nil:
+		return nil
+	case !errors.As(err, &je) || je.Malformed:
 		return errf(codeInvalidJSON, "JSON mal formé")
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) && te.Field != "" {
-			return &httpError{code: workflow.EInvalid, detail: "certains champs sont invalides",
-				fields: []workflow.FieldError{{Field: te.Field, Code: "invalid_type", Detail: "type attendu : " + te.Type.String()}}}
-		}
-		if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-			return &httpError{code: workflow.EInvalid, detail: "certains champs sont invalides",
-				fields: []workflow.FieldError{{Field: strings.Trim(name, `"`), Code: "unknown_field", Detail: "champ inconnu"}}}
-		}
+	case je.Field.Field != "":
+		return &httpError{code: workflow.EInvalid, detail: "certains champs sont invalides", fields: []workflow.FieldError{je.Field}}
+	default:
 		return errf(codeInvalidJSON, "JSON invalide : objet attendu")
 	}
-	return nil
 }
 
 // writeJSON writes v with status.

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/aptflow/aptflow/internal/harness"
+	"github.com/aptflow/aptflow/internal/mailpittest"
 	"github.com/aptflow/aptflow/jobs"
 	"github.com/aptflow/aptflow/workflow"
 )
@@ -37,7 +38,8 @@ const phaseTimeout = 2 * time.Minute
 // failed: a failed phase is noted in the report and the others still run.
 func (b *bench) run(ctx context.Context) (*report, error) {
 	rep := &report{Command: b.o.command, Clients: b.o.clients, Started: time.Now(), HeavyRateSet: b.o.heavyRate != 0}
-	rep.Machine = machineInfo()
+	rep.Machine = harness.MachineInfo()
+	rep.Machine.Mailpit = mailpittest.Version
 	rep.Revision = revision()
 	s, err := startStack(ctx, b.o, b.logf)
 	if err != nil {
@@ -299,8 +301,7 @@ func (b *bench) event(ctx context.Context, id int64, event workflow.Event) error
 	if event == workflow.Accepter {
 		body["motivation"] = "Dossier complet."
 	}
-	_, err := b.s.call(ctx, http.MethodPost, "/v1/dossiers/"+strconv.FormatInt(id, 10)+"/events", body, http.StatusOK)
-	return err
+	return b.s.api.Call(ctx, http.StatusOK, http.MethodPost, "/v1/dossiers/"+strconv.FormatInt(id, 10)+"/events", body, nil)
 }
 
 // profile saves a CPU profile of aptflow over the next d into the -pprof
@@ -313,7 +314,8 @@ func (b *bench) profile(ctx context.Context, name string, d time.Duration) (wait
 	go func() {
 		defer close(done)
 		secs := max(1, int(d.Seconds()))
-		body, err := b.s.call(ctx, http.MethodGet, "/debug/pprof/profile?seconds="+strconv.Itoa(secs), nil, http.StatusOK)
+		var body []byte
+		err := b.s.api.Call(ctx, http.StatusOK, http.MethodGet, "/debug/pprof/profile?seconds="+strconv.Itoa(secs), nil, &body)
 		if err == nil {
 			if err = os.MkdirAll(b.o.profileDir, 0o755); err == nil {
 				err = os.WriteFile(filepath.Join(b.o.profileDir, name+".pprof"), body, 0o644)

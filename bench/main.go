@@ -30,10 +30,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/aptflow/aptflow/internal/harness"
 )
 
 // options are the bench's flags.
@@ -55,16 +55,7 @@ type options struct {
 	command    string // how the run was started, for the report
 }
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "bench:", err)
-		}
-		os.Exit(1)
-	}
-}
+func main() { harness.Main("bench", run) }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var o options
@@ -109,7 +100,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stdout)
 		fmt.Fprint(stdout, table)
 		if o.doc != "" {
-			if werr := writeDoc(o.doc, table); werr != nil {
+			if werr := harness.WriteSection(o.doc, "bench", table); werr != nil {
 				return errors.Join(err, werr)
 			}
 			fmt.Fprintf(stderr, "bench: wrote the measured section of %s\n", o.doc)

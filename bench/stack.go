@@ -1,16 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -40,8 +34,7 @@ type stack struct {
 	mpProc *harness.Process
 	app    *harness.Process
 	apiURL string
-	token  string
-	client *http.Client
+	api    *harness.API
 
 	procedureID int64
 	instructeur string
@@ -63,18 +56,14 @@ func startStack(ctx context.Context, o options, logf func(string, ...any)) (s *s
 	if s.tmp, err = os.MkdirTemp("", "aptflow-bench-"); err != nil {
 		return s, err
 	}
-	if s.dbURL, err = createDatabase(ctx, o.adminURL); err != nil {
+	if s.dbURL, err = harness.CreateDatabase(ctx, o.adminURL, benchDB); err != nil {
 		return s, err
 	}
 	logf("database %s created", benchDB)
-	if out, err := s.aptflowCmd(ctx, nil, "migrate").CombinedOutput(); err != nil {
-		return s, fmt.Errorf("aptflow migrate: %w\n%s", err, out)
-	}
-	out, err := s.aptflowCmd(ctx, nil, "token", "create", "bench").Output()
+	token, err := s.aptflow().Prepare(ctx, "bench")
 	if err != nil {
-		return s, fmt.Errorf("aptflow token create: %w", err)
+		return s, err
 	}
-	s.token = strings.TrimSpace(string(out))
 
 	pc, err := pgxpool.ParseConfig(s.dbURL)
 	if err != nil {
@@ -84,143 +73,43 @@ func startStack(ctx context.Context, o options, logf func(string, ...any)) (s *s
 	if s.pool, err = pgxpool.NewWithConfig(ctx, pc); err != nil {
 		return s, err
 	}
-	if err := s.startMailpit(ctx); err != nil {
+	if s.mpProc, s.mp, err = mailpittest.Launch(o.mailpit, s.tmp, filepath.Join(s.dir, "mailpit.log")); err != nil {
 		return s, err
 	}
 	logf("mailpit on %s (SMTP %s)", s.mp.APIURL, s.mp.SMTPAddr)
-	if err := s.startAptflow(ctx); err != nil {
+	if err := s.startAptflow(ctx, token); err != nil {
 		return s, err
 	}
 	logf("aptflow serve (pid %d) on %s, logs in %s", s.app.Cmd.Process.Pid, s.apiURL, filepath.Join(s.dir, "aptflow.log"))
 	return s, nil
 }
 
-// createDatabase drops and creates benchDB and returns its URL.
-func createDatabase(ctx context.Context, adminURL string) (string, error) {
-	conn, err := pgx.Connect(ctx, adminURL)
-	if err != nil {
-		return "", fmt.Errorf("connect to PostgreSQL: %w", err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, `DROP DATABASE IF EXISTS `+benchDB+` WITH (FORCE)`); err != nil {
-		return "", fmt.Errorf("drop %s: %w", benchDB, err)
-	}
-	if _, err := conn.Exec(ctx, `CREATE DATABASE `+benchDB+` TEMPLATE template0 ENCODING 'UTF8'`); err != nil {
-		return "", fmt.Errorf("create %s: %w", benchDB, err)
-	}
-	u, err := url.Parse(adminURL)
-	if err != nil {
-		return "", err
-	}
-	u.Path = "/" + benchDB
-	return u.String(), nil
+// aptflow is the aptflow binary with the bench's configuration: its
+// database, and few logs, which cost time.
+func (s *stack) aptflow() harness.Aptflow {
+	return harness.Aptflow{Bin: s.o.aptflow, Env: []string{"DATABASE_URL=" + s.dbURL, "LOG_FORMAT=json", "LOG_LEVEL=warn"}}
 }
 
-func dropDatabase(adminURL string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, adminURL)
-	if err != nil {
-		return err
-	}
-	defer conn.Close(ctx)
-	_, err = conn.Exec(ctx, `DROP DATABASE IF EXISTS `+benchDB+` WITH (FORCE)`)
-	return err
-}
-
-// passedEnv are the variables of the bench's environment that aptflow
-// inherits; everything aptflow reads for its configuration is set by the
-// bench, so that a developer's shell cannot change what is measured.
-var passedEnv = []string{"PATH", "HOME", "TMPDIR", "LANG", "GOMAXPROCS", "GOGC", "GOMEMLIMIT", "GODEBUG"}
-
-// aptflowCmd is the aptflow binary with the bench's configuration plus
-// extra ("KEY=value").
-func (s *stack) aptflowCmd(ctx context.Context, extra []string, args ...string) *exec.Cmd {
-	cmd := exec.CommandContext(ctx, s.o.aptflow, args...)
-	var env []string
-	for _, k := range passedEnv {
-		if v, ok := os.LookupEnv(k); ok {
-			env = append(env, k+"="+v)
-		}
-	}
-	env = append(env, "DATABASE_URL="+s.dbURL, "LOG_FORMAT=json", "LOG_LEVEL=warn")
-	cmd.Env = append(env, extra...)
-	return cmd
-}
-
-func (s *stack) startMailpit(ctx context.Context) error {
-	p, mp, err := harness.StartMailpit(s.o.mailpit, s.tmp, filepath.Join(s.dir, "mailpit.log"))
-	if err != nil {
-		return err
-	}
-	s.mpProc, s.mp = p, mp
-	return nil
-}
-
-func (s *stack) startAptflow(ctx context.Context) error {
+// startAptflow starts `aptflow serve` on a free port, with the API client
+// the bench calls it with.
+func (s *stack) startAptflow(ctx context.Context, token string) error {
 	addr, err := harness.FreeAddr()
 	if err != nil {
 		return err
 	}
 	s.apiURL = "http://" + addr
-	// Its own context: the process is stopped with SIGTERM by close, not
-	// killed by a cancelled ctx.
-	cmd := s.aptflowCmd(context.WithoutCancel(ctx), []string{
+	s.app, err = s.aptflow().Start(ctx, "aptflow serve", filepath.Join(s.dir, "aptflow.log"), s.apiURL, []string{
 		"HTTP_ADDR=" + addr,
 		"PUBLIC_URL=" + s.apiURL,
 		"SMTP_URL=smtp://" + s.mp.SMTPAddr,
 		"OPS_BASIC_AUTH=", // ops endpoints (pprof) answer loopback clients
 	}, "serve")
-	logFile, err := os.Create(filepath.Join(s.dir, "aptflow.log"))
 	if err != nil {
 		return err
 	}
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	s.app, err = harness.Start("aptflow serve", cmd)
-	logFile.Close()
-	if err != nil {
-		return fmt.Errorf("start aptflow: %w", err)
-	}
-	s.client = &http.Client{
-		Timeout: 60 * time.Second,
-		Transport: &http.Transport{
-			MaxIdleConns:        256,
-			MaxIdleConnsPerHost: 256,
-			IdleConnTimeout:     time.Minute,
-		},
-	}
-	err = waitFor(ctx, s.app, 30*time.Second, func(ctx context.Context) error {
-		_, err := s.call(ctx, http.MethodGet, "/readyz", nil, http.StatusOK)
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("aptflow serve not ready (see %s): %w", filepath.Join(s.dir, "aptflow.log"), err)
-	}
+	// A profile request lasts as long as the profile it takes.
+	s.api = harness.NewAPI(s.apiURL, token, 256, time.Minute)
 	return nil
-}
-
-// waitFor polls check until it succeeds, p exits or timeout passes.
-func waitFor(ctx context.Context, p *harness.Process, timeout time.Duration, check func(context.Context) error) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		if p.Exited() {
-			return errors.New("the process exited")
-		}
-		cctx, cancel := context.WithTimeout(ctx, time.Second)
-		err := check(cctx)
-		cancel()
-		if err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
 }
 
 // close stops aptflow (gracefully), mailpit, and drops the database.
@@ -234,44 +123,13 @@ func (s *stack) close() {
 		_ = os.RemoveAll(s.tmp)
 	}
 	if s.dbURL != "" && !s.o.keep {
-		if err := dropDatabase(s.o.adminURL); err != nil {
+		// Not the run's context: it may be the one that ran out.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		if err := harness.DropDatabase(ctx, s.o.adminURL, benchDB); err != nil {
 			s.logf("drop %s: %v", benchDB, err)
 		}
+		cancel()
 	}
-}
-
-// call does one API request and returns the body of a response with status
-// want.
-func (s *stack) call(ctx context.Context, method, path string, body any, want int) ([]byte, error) {
-	var r io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return nil, err
-		}
-		r = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, s.apiURL+path, r)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Authorization", "Bearer "+s.token)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := s.client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != want {
-		return nil, fmt.Errorf("%s %s: %d, want %d: %.300s", method, path, resp.StatusCode, want, b)
-	}
-	return b, nil
 }
 
 // setup creates, through the API, the procedure, its instructeur and one
@@ -280,25 +138,21 @@ func (s *stack) setup(ctx context.Context) error {
 	var created struct {
 		ID int64 `json:"id"`
 	}
-	b, err := s.call(ctx, http.MethodPost, "/v1/procedures", map[string]any{
+	if err := s.api.Call(ctx, http.StatusCreated, http.MethodPost, "/v1/procedures", map[string]any{
 		"libelle":          "Autorisation provisoire de travail (APT) pour les étudiants",
 		"service":          map[string]any{"nom": "Préfecture du Rhône", "adresse": "106 rue Pierre Corneille\n69003 Lyon"},
 		"stale_after_days": 30,
 		"heures_hebdo_max": 20,
-	}, http.StatusCreated)
-	if err != nil {
-		return err
-	}
-	if err := json.Unmarshal(b, &created); err != nil {
+	}, &created); err != nil {
 		return err
 	}
 	s.procedureID = created.ID
 	s.instructeur = "instructeur@prefecture.bench.localhost"
-	if _, err := s.call(ctx, http.MethodPost, "/v1/procedures/"+strconv.FormatInt(s.procedureID, 10)+"/instructeurs",
-		map[string]any{"email": s.instructeur, "nom": "Camille Instructrice"}, http.StatusCreated); err != nil {
+	if err := s.api.Call(ctx, http.StatusCreated, http.MethodPost, "/v1/procedures/"+strconv.FormatInt(s.procedureID, 10)+"/instructeurs",
+		map[string]any{"email": s.instructeur, "nom": "Camille Instructrice"}, nil); err != nil {
 		return err
 	}
-	b, err = s.call(ctx, http.MethodPost, "/v1/dossiers", map[string]any{
+	if err := s.api.Call(ctx, http.StatusCreated, http.MethodPost, "/v1/dossiers", map[string]any{
 		"procedure_id": s.procedureID,
 		"usager_email": "modele@bench.localhost",
 		"demandeur": map[string]any{
@@ -313,11 +167,7 @@ func (s *stack) setup(ctx context.Context) error {
 			"emploi": "vendeuse en boulangerie", "heures_hebdo": 17.5,
 			"date_debut": "2030-12-01", "date_fin": "2031-06-30",
 		},
-	}, http.StatusCreated)
-	if err != nil {
-		return err
-	}
-	if err := json.Unmarshal(b, &created); err != nil {
+	}, &created); err != nil {
 		return err
 	}
 	return s.pool.QueryRow(ctx, `SELECT demandeur FROM dossiers WHERE id = $1`, created.ID).Scan(&s.demandeur)
@@ -388,8 +238,7 @@ func (s *stack) pauseQueue(ctx context.Context, queue string, pause bool) error 
 	if pause {
 		action = "pause"
 	}
-	_, err := s.call(ctx, http.MethodPut, "/riverui/api/queues/"+queue+"/"+action, map[string]any{}, http.StatusOK)
-	return err
+	return s.api.Call(ctx, http.StatusOK, http.MethodPut, "/riverui/api/queues/"+queue+"/"+action, map[string]any{}, nil)
 }
 
 // vmHWM returns the peak resident set size of aptflow, in bytes.

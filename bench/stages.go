@@ -110,7 +110,7 @@ func acceptanceMessage(tpl *templates.Templates, pdf []byte, id int64, to, publi
 		Text:      email.Text,
 		HTML:      email.HTML,
 		Attachments: []mailer.Attachment{{
-			Filename: jobs.AttestationFilename(id), ContentType: "application/pdf", Data: pdf,
+			Filename: templates.AttestationFilename(id), ContentType: "application/pdf", Data: pdf,
 		}},
 		Date: time.Now(),
 		Headers: map[string]string{

@@ -1,11 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"sync"
@@ -34,65 +31,11 @@ const (
 // usagerDomain), the motivation and the employer.
 var personalData = []string{prenom, "Chaosdupr", instructeur, "Chaosmartin", usagerDomain, "motivation chaos", "Boulangerie Chaos"}
 
-// apiClient calls aptflow's HTTP API.
-type apiClient struct {
-	base, token string
-	http        *http.Client
-}
+// apiClient calls aptflow's HTTP API, with chaos's requests on top.
+type apiClient struct{ *harness.API }
 
 func newAPIClient(base, token string) *apiClient {
-	return &apiClient{base: base, token: token, http: &http.Client{
-		Timeout: 30 * time.Second,
-		Transport: &http.Transport{
-			MaxIdleConns:        64,
-			MaxIdleConnsPerHost: 64,
-			IdleConnTimeout:     time.Minute,
-		},
-	}}
-}
-
-// do sends a request and returns the status, the Content-Type and the
-// body; err is a transport error only (no answer at all).
-func (c *apiClient) do(ctx context.Context, method, path string, in any) (status int, contentType string, body []byte, err error) {
-	var rd io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return 0, "", nil, err
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
-	if err != nil {
-		return 0, "", nil, err
-	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return 0, "", nil, err
-	}
-	defer resp.Body.Close()
-	body, err = io.ReadAll(resp.Body)
-	return resp.StatusCode, resp.Header.Get("Content-Type"), body, err
-}
-
-// must sends a request that must answer want, and decodes the answer into
-// out (unless nil).
-func (c *apiClient) must(ctx context.Context, want int, method, path string, in, out any) error {
-	status, _, b, err := c.do(ctx, method, path, in)
-	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, path, err)
-	}
-	if status != want {
-		return fmt.Errorf("%s %s: %d, want %d: %.300s", method, path, status, want, b)
-	}
-	if out != nil {
-		return json.Unmarshal(b, out)
-	}
-	return nil
+	return &apiClient{harness.NewAPI(base, token, 64, 30*time.Second)}
 }
 
 // event posts an event and returns the status (0: no answer).
@@ -108,7 +51,7 @@ func (c *apiClient) eventAnswer(ctx context.Context, id int64, event string, sil
 	if event == "accepter" {
 		in["motivation"] = motivation
 	}
-	status, ct, _, err := c.do(ctx, http.MethodPost, "/v1/dossiers/"+strconv.FormatInt(id, 10)+"/events", in)
+	status, ct, _, err := c.Do(ctx, http.MethodPost, "/v1/dossiers/"+strconv.FormatInt(id, 10)+"/events", in)
 	return status, ct, err
 }
 
@@ -127,7 +70,7 @@ type apiDossier struct {
 
 func (c *apiClient) dossier(ctx context.Context, id int64) (*apiDossier, error) {
 	var d apiDossier
-	err := c.must(ctx, http.StatusOK, http.MethodGet, "/v1/dossiers/"+strconv.FormatInt(id, 10), nil, &d)
+	err := c.Call(ctx, http.StatusOK, http.MethodGet, "/v1/dossiers/"+strconv.FormatInt(id, 10), nil, &d)
 	return &d, err
 }
 
@@ -141,7 +84,7 @@ type world struct {
 func newWorld(ctx context.Context, c *apiClient) (*world, error) {
 	w := &world{c: c}
 	var p struct{ ID int64 }
-	if err := c.must(ctx, http.StatusCreated, http.MethodPost, "/v1/procedures", map[string]any{
+	if err := c.Call(ctx, http.StatusCreated, http.MethodPost, "/v1/procedures", map[string]any{
 		"libelle":          "Autorisation provisoire de travail (APT) pour les étudiants",
 		"service":          map[string]any{"nom": "Préfecture du Rhône", "adresse": "106 rue Pierre Corneille\n69003 Lyon"},
 		"stale_after_days": 30,
@@ -150,7 +93,7 @@ func newWorld(ctx context.Context, c *apiClient) (*world, error) {
 		return nil, err
 	}
 	w.proc = p.ID
-	err := c.must(ctx, http.StatusCreated, http.MethodPost, "/v1/procedures/"+strconv.FormatInt(w.proc, 10)+"/instructeurs",
+	err := c.Call(ctx, http.StatusCreated, http.MethodPost, "/v1/procedures/"+strconv.FormatInt(w.proc, 10)+"/instructeurs",
 		map[string]any{"email": instructeur, "nom": instNom}, nil)
 	return w, err
 }
@@ -174,7 +117,7 @@ func (w *world) dossiers(ctx context.Context, n int, tag string, rejected int, i
 		}
 		usager := local + "@" + usagerDomain
 		var d struct{ ID int64 }
-		if err := w.c.must(ctx, http.StatusCreated, http.MethodPost, "/v1/dossiers", map[string]any{
+		if err := w.c.Call(ctx, http.StatusCreated, http.MethodPost, "/v1/dossiers", map[string]any{
 			"procedure_id": w.proc, "usager_email": usager, "demandeur": demandeur(),
 		}, &d); err != nil {
 			return err

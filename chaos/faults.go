@@ -47,7 +47,8 @@ func (r *runner) faults() []fault {
 }
 
 func (r *runner) run(ctx context.Context) (*report, error) {
-	rep := &report{Command: r.o.command, Machine: machineInfo(), Started: time.Now()}
+	rep := &report{Command: r.o.command, Machine: harness.MachineInfo(), Started: time.Now()}
+	rep.Machine.Mailpit = mailpittest.Version
 	s, err := startStack(ctx, r.o, r.logf)
 	if err != nil {
 		return nil, err
@@ -528,7 +529,7 @@ func (r *runner) postgres(ctx context.Context) (row, error) {
 	<-burst
 	// Both processes ready again, by themselves.
 	for _, b := range []string{r.s.apiURL, r.s.workOps} {
-		if err := waitReady(ctx, nil, b, time.Minute); err != nil {
+		if err := harness.WaitReady(ctx, nil, b, time.Minute); err != nil {
 			return row, fmt.Errorf("%s never ready again: %w", b, err)
 		}
 	}
@@ -629,7 +630,7 @@ func newReadiness(ctx context.Context, bases []string) *readiness {
 	for _, b := range bases {
 		wg.Go(func() {
 			for ctx.Err() == nil {
-				err := ready(ctx, b)
+				err := harness.Ready(ctx, b)
 				now := time.Now()
 				if ctx.Err() != nil {
 					return

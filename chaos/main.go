@@ -42,10 +42,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/aptflow/aptflow/internal/harness"
 )
 
 // options are chaos's flags.
@@ -68,16 +68,7 @@ type options struct {
 	faults     string // comma-separated fault names to run; empty: all
 }
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "chaos:", err)
-		}
-		os.Exit(1)
-	}
-}
+func main() { harness.Main("chaos", run) }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var o options
@@ -121,7 +112,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprint(stdout, text)
 		// An interrupted run is not a result: the page keeps the last one.
 		if o.doc != "" && ctx.Err() == nil {
-			if werr := writeDoc(o.doc, text); werr != nil {
+			if werr := harness.WriteSection(o.doc, "chaos", text); werr != nil {
 				return errors.Join(err, werr)
 			}
 			fmt.Fprintf(stderr, "chaos: wrote the generated section of %s\n", o.doc)

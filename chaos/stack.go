@@ -3,10 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,7 +13,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/aptflow/aptflow/internal/harness"
@@ -79,17 +76,12 @@ func startStack(ctx context.Context, o options, logf func(string, ...any)) (s *s
 		return s, err
 	}
 	logf("PostgreSQL cluster on 127.0.0.1:%d in %s", o.pgPort, s.pgDir)
-	if err := s.createDatabase(ctx); err != nil {
+	if s.dbURL, err = harness.CreateDatabase(ctx, s.adminURL, chaosDB); err != nil {
 		return s, err
 	}
-	if out, err := s.aptflowCmd(ctx, nil, "migrate").CombinedOutput(); err != nil {
-		return s, fmt.Errorf("aptflow migrate: %w\n%s", err, out)
+	if s.token, err = s.aptflow().Prepare(ctx, "chaos"); err != nil {
+		return s, err
 	}
-	out, err := s.aptflowCmd(ctx, nil, "token", "create", "chaos").Output()
-	if err != nil {
-		return s, fmt.Errorf("aptflow token create: %w", err)
-	}
-	s.token = strings.TrimSpace(string(out))
 	pc, err := pgxpool.ParseConfig(s.dbURL)
 	if err != nil {
 		return s, err
@@ -98,7 +90,7 @@ func startStack(ctx context.Context, o options, logf func(string, ...any)) (s *s
 	if s.pool, err = pgxpool.NewWithConfig(ctx, pc); err != nil {
 		return s, err
 	}
-	if err := s.startMailpit(ctx); err != nil {
+	if s.mpProc, s.mp, err = mailpittest.Launch(o.mailpit, s.tmp, filepath.Join(o.dir, "mailpit.out"), "--enable-chaos"); err != nil {
 		return s, err
 	}
 	logf("mailpit on %s (SMTP %s)", s.mp.APIURL, s.mp.SMTPAddr)
@@ -170,39 +162,9 @@ func (s *stack) restartCluster(ctx context.Context, down time.Duration) (stopped
 	return stopped, time.Now(), err
 }
 
-func (s *stack) createDatabase(ctx context.Context) error {
-	conn, err := pgx.Connect(ctx, s.adminURL)
-	if err != nil {
-		return fmt.Errorf("connect to the cluster: %w", err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, `DROP DATABASE IF EXISTS `+chaosDB+` WITH (FORCE)`); err != nil {
-		return err
-	}
-	if _, err := conn.Exec(ctx, `CREATE DATABASE `+chaosDB+` TEMPLATE template0 ENCODING 'UTF8'`); err != nil {
-		return err
-	}
-	s.dbURL = strings.Replace(s.adminURL, "/postgres?", "/"+chaosDB+"?", 1)
-	return nil
-}
-
-// passedEnv are the variables of chaos's environment that aptflow inherits;
-// the configuration itself is chaos's.
-var passedEnv = []string{"PATH", "HOME", "TMPDIR", "LANG", "GOMAXPROCS", "GODEBUG"}
-
-// aptflowCmd is the aptflow binary with the run's configuration plus extra
-// ("KEY=value").
-func (s *stack) aptflowCmd(ctx context.Context, extra []string, args ...string) *exec.Cmd {
-	cmd := exec.CommandContext(ctx, s.o.aptflow, args...)
-	var env []string
-	for _, k := range passedEnv {
-		if v, ok := os.LookupEnv(k); ok {
-			env = append(env, k+"="+v)
-		}
-	}
-	env = append(env, "DATABASE_URL="+s.dbURL, "LOG_FORMAT=json", "LOG_LEVEL=info")
-	cmd.Env = append(env, extra...)
-	return cmd
+// aptflow is the aptflow binary with the run's configuration.
+func (s *stack) aptflow() harness.Aptflow {
+	return harness.Aptflow{Bin: s.o.aptflow, Env: []string{"DATABASE_URL=" + s.dbURL, "LOG_FORMAT=json", "LOG_LEVEL=info"}}
 }
 
 // workerEnv is the configuration of serve and work: short timeouts, so
@@ -221,28 +183,13 @@ func (s *stack) workerEnv() []string {
 	}
 }
 
-// startAptflow starts `aptflow args...`, its logs in the run's directory
-// under name, and waits until readyURL/readyz answers 200.
+// startAptflow starts `aptflow args...` with the workers' configuration
+// plus extra, its logs in the run's directory under name, and waits until
+// readyURL/readyz answers 200.
 func (s *stack) startAptflow(ctx context.Context, name, readyURL string, extra []string, args ...string) (*harness.Process, error) {
-	// Its own context: chaos stops it with a signal, not by cancelling.
-	cmd := s.aptflowCmd(context.WithoutCancel(ctx), append(s.workerEnv(), extra...), args...)
 	path := filepath.Join(s.o.dir, name+".log")
-	logFile, err := os.Create(path)
-	if err != nil {
-		return nil, err
-	}
 	s.logs = append(s.logs, path)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	p, err := harness.Start(name, cmd)
-	logFile.Close() // the child has its own descriptor
-	if err != nil {
-		return nil, fmt.Errorf("start %s: %w", name, err)
-	}
-	if err := waitReady(ctx, p, readyURL, 60*time.Second); err != nil {
-		p.Stop(syscall.SIGKILL, 0)
-		return nil, fmt.Errorf("%s not ready (see %s): %w", name, path, err)
-	}
-	return p, nil
+	return s.aptflow().Start(ctx, name, path, readyURL, append(s.workerEnv(), extra...), args...)
 }
 
 func (s *stack) startServe(ctx context.Context) error {
@@ -276,62 +223,6 @@ func (s *stack) startWork(ctx context.Context) error {
 func (s *stack) killWork() {
 	_ = s.work.Cmd.Process.Signal(syscall.SIGKILL)
 	<-s.work.Done()
-}
-
-// waitReady polls base/readyz until it answers 200.
-func waitReady(ctx context.Context, p *harness.Process, base string, timeout time.Duration) error {
-	return waitFor(ctx, p, timeout, func(ctx context.Context) error {
-		return ready(ctx, base)
-	})
-}
-
-// ready says whether base/readyz answers 200.
-func ready(ctx context.Context, base string) error {
-	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/readyz", nil)
-	if err != nil {
-		return err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("readyz: %s", resp.Status)
-	}
-	return nil
-}
-
-// waitFor polls check until it succeeds, p exits (when p is not nil) or
-// timeout passes.
-func waitFor(ctx context.Context, p *harness.Process, timeout time.Duration, check func(context.Context) error) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		if p != nil && p.Exited() {
-			return errors.New("the process exited")
-		}
-		err := check(ctx)
-		if err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return err
-		}
-		if err := harness.Sleep(ctx, 50*time.Millisecond); err != nil {
-			return err
-		}
-	}
-}
-
-func (s *stack) startMailpit(ctx context.Context) error {
-	p, mp, err := harness.StartMailpit(s.o.mailpit, s.tmp, filepath.Join(s.o.dir, "mailpit.out"), "--enable-chaos")
-	if err != nil {
-		return err
-	}
-	s.mpProc, s.mp = p, mp
-	return nil
 }
 
 // stopAptflow stops serve and work gracefully.

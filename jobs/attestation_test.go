@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"mime"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/aptflow/aptflow/internal/apptest"
 	"github.com/aptflow/aptflow/jobs"
+	"github.com/aptflow/aptflow/templates"
 	"github.com/aptflow/aptflow/templates/attestation"
 )
 
@@ -97,8 +99,12 @@ func TestAcceptance(t *testing.T) {
 		t.Fatalf("attachments %+v", m.Attachments)
 	}
 	a := m.Attachments[0]
-	if a.ContentType != "application/pdf" || a.FileName != jobs.AttestationFilename(id) {
+	if a.ContentType != "application/pdf" || a.FileName != templates.AttestationFilename(id) {
 		t.Errorf("attachment %+v", a)
+	}
+	// The API serves the same file under the same name.
+	if _, params, err := mime.ParseMediaType(pdfResp.Header.Get("Content-Disposition")); err != nil || params["filename"] != a.FileName {
+		t.Errorf("attestation.pdf Content-Disposition %q, the e-mail attaches %q", pdfResp.Header.Get("Content-Disposition"), a.FileName)
 	}
 	mailed, err := s.Mailpit.Attachment(t.Context(), m.ID, a.PartID)
 	if err != nil {

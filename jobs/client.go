@@ -118,12 +118,17 @@ type Deps struct {
 	Signer AttestationSigner
 	// Metrics, if set, counts e-mails.
 	Metrics *Metrics
+	// Service writes the domain's tables for the workers (the stale scan,
+	// the notification and digest cursors), with its clock: workers
+	// orchestrate, render and enqueue, and never write those tables
+	// themselves.
+	Service *workflow.Service
 }
 
 // NewWorkers registers every worker of aptflow.
 func NewWorkers(cfg Config, deps Deps) (*river.Workers, error) {
-	if deps.Mailer == nil || deps.Templates == nil || deps.Attestations == nil {
-		return nil, errors.New("jobs: mailer, templates and attestation renderer are required")
+	if deps.Mailer == nil || deps.Templates == nil || deps.Attestations == nil || deps.Service == nil {
+		return nil, errors.New("jobs: mailer, templates, attestation renderer and workflow service are required")
 	}
 	cfg.Defaults()
 	workers := river.NewWorkers()
@@ -192,16 +197,27 @@ type Enqueuer struct {
 	cfg    Config
 }
 
-// NewEnqueuer returns an Enqueuer inserting with client.
+// NewEnqueuer returns an Enqueuer inserting with client. The client may be
+// nil and set with SetClient before the first task: the workers need the
+// workflow Service (Deps.Service), which needs its Enqueuer, before the
+// River client that runs those workers exists.
 func NewEnqueuer(client *river.Client[pgx.Tx], cfg Config) *Enqueuer {
 	cfg.Defaults()
 	return &Enqueuer{client: client, cfg: cfg}
 }
 
+// SetClient sets the client e inserts with. It is part of the wiring:
+// call it once, before anything is enqueued, never concurrently with
+// EnqueueTx.
+func (e *Enqueuer) SetClient(client *river.Client[pgx.Tx]) { e.client = client }
+
 var _ workflow.Enqueuer = (*Enqueuer)(nil)
 
 // EnqueueTx inserts one job per task in tx.
 func (e *Enqueuer) EnqueueTx(ctx context.Context, tx pgx.Tx, tasks ...workflow.Task) error {
+	if e.client == nil {
+		return errors.New("jobs: Enqueuer without a River client (SetClient)")
+	}
 	params := make([]river.InsertManyParams, 0, len(tasks))
 	for _, t := range tasks {
 		p, err := e.params(t)

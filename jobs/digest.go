@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 
 	"github.com/aptflow/aptflow/workflow"
@@ -42,7 +41,7 @@ func (w *SendDigestsWorker) Work(ctx context.Context, job *river.Job[SendDigests
 	if at.IsZero() { // inserted by hand
 		at = time.Now()
 	}
-	res, err := SendDigests(ctx, w.deps.Pool, river.ClientFromContext[pgx.Tx](ctx), w.cfg, at)
+	res, err := SendDigests(ctx, w.deps.Service, river.ClientFromContext[pgx.Tx](ctx), w.cfg, at)
 	if err != nil {
 		return err
 	}
@@ -67,87 +66,41 @@ type DigestResult struct {
 
 // SendDigests enqueues one digest e-mail for each instructeur in daily mode
 // with activity on a followed dossier since their last digest, as of now.
-// Each instructeur is one short transaction: their follow rows are locked,
-// the activities after each follow's cursor (and not after now, not their
-// own) go into one delivery, and the cursors advance past them, so that no
+// Each instructeur is one short transaction (workflow.Service.DigestTx):
+// their follow rows are locked, the activities after each follow's cursor
+// (and not after now, not their own) go into one delivery, whose job is
+// enqueued with client, and the cursors advance past them, so that no
 // activity is told twice, whatever crashes or reruns.
-func SendDigests(ctx context.Context, pool *pgxpool.Pool, client Inserter, cfg Config, now time.Time) (DigestResult, error) {
+func SendDigests(ctx context.Context, svc *workflow.Service, client Inserter, cfg Config, now time.Time) (DigestResult, error) {
 	var res DigestResult
 	var after int64
 	for {
 		// Keyset pagination over the daily instructeurs, in batches.
-		rows, err := pool.Query(ctx, `
-			SELECT id FROM instructeurs WHERE notifications = 'daily' AND id > $1 ORDER BY id LIMIT 500`, after)
+		ids, err := svc.DailyInstructeurs(ctx, after, 500)
 		if err != nil {
-			return res, fmt.Errorf("daily instructeurs: %w", err)
-		}
-		ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
-		if err != nil {
-			return res, fmt.Errorf("daily instructeurs: %w", err)
+			return res, err
 		}
 		if len(ids) == 0 {
 			return res, nil
 		}
 		for _, id := range ids {
-			n, err := digestOne(ctx, pool, client, cfg, id, now)
+			var listed int
+			err := pgx.BeginFunc(ctx, svc.Pool(), func(tx pgx.Tx) error {
+				delivery, n, err := svc.DigestTx(ctx, tx, id, now)
+				if err != nil || delivery == 0 {
+					return err
+				}
+				listed = n
+				return insertEmailJob(ctx, client, tx, delivery, cfg)
+			})
 			if err != nil {
 				return res, fmt.Errorf("digest of instructeur %d: %w", id, err)
 			}
-			if n > 0 {
+			if listed > 0 {
 				res.Digests++
-				res.Activities += n
+				res.Activities += listed
 			}
 		}
 		after = ids[len(ids)-1]
 	}
-}
-
-// digestOne builds the digest of one instructeur and returns how many
-// activities it lists.
-func digestOne(ctx context.Context, pool *pgxpool.Pool, client Inserter, cfg Config, instID int64, now time.Time) (int, error) {
-	var listed int
-	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		var email, mode string
-		if err := tx.QueryRow(ctx, `SELECT email, notifications FROM instructeurs WHERE id = $1 FOR UPDATE`, instID).Scan(&email, &mode); err != nil {
-			return err
-		}
-		if mode != workflow.NotifyDaily {
-			return nil // switched meanwhile
-		}
-		rows, err := tx.Query(ctx, `
-			SELECT dossier_id, notified_through FROM follows
-			WHERE instructeur_id = $1 ORDER BY dossier_id FOR UPDATE`, instID)
-		if err != nil {
-			return err
-		}
-		type follow struct{ dossier, cursor int64 }
-		follows, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (follow, error) {
-			var f follow
-			return f, r.Scan(&f.dossier, &f.cursor)
-		})
-		if err != nil {
-			return err
-		}
-		var all []int64
-		for _, f := range follows {
-			ids, last, err := newActivities(ctx, tx, f.dossier, instID, f.cursor, &now)
-			if err != nil {
-				return err
-			}
-			all = append(all, ids...)
-			if last > f.cursor {
-				if _, err := tx.Exec(ctx, `UPDATE follows SET notified_through = $3 WHERE dossier_id = $1 AND instructeur_id = $2`,
-					f.dossier, instID, last); err != nil {
-					return err
-				}
-			}
-		}
-		if len(all) == 0 {
-			return nil
-		}
-		listed = len(all)
-		return enqueueDeliveryWith(ctx, client, tx, 0, KindDigest, email,
-			deliveryParams{InstructeurID: instID, ActivityIDs: all}, cfg)
-	})
-	return listed, err
 }

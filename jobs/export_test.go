@@ -5,8 +5,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
+
+	"github.com/aptflow/aptflow/workflow"
 )
 
 // ErrCrash is the error of a scan stopped by ScanStaleBatched's crashAfter.
@@ -15,6 +16,6 @@ var ErrCrash = errCrash
 // ScanStaleBatched is ScanStale with batch dossiers per transaction; with
 // crashAfter > 0 it stops after that many batches, before the instructeur
 // e-mails, as a process killed mid-scan would.
-func ScanStaleBatched(ctx context.Context, pool *pgxpool.Pool, client *river.Client[pgx.Tx], cfg Config, now time.Time, batch, crashAfter int) (ScanResult, error) {
-	return scanStale(ctx, pool, client, cfg, now, scanOptions{batch: batch, crashAfter: crashAfter})
+func ScanStaleBatched(ctx context.Context, svc *workflow.Service, client *river.Client[pgx.Tx], cfg Config, now time.Time, batch, crashAfter int) (ScanResult, error) {
+	return scanStale(ctx, svc, client, cfg, now, scanOptions{batch: batch, crashAfter: crashAfter})
 }

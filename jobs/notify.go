@@ -3,7 +3,6 @@ package jobs
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -59,39 +58,17 @@ type NotifyFollowerWorker struct {
 	deps Deps
 }
 
-// Work writes the delivery, enqueues its e-mail, advances the follower's
-// cursor and completes the job, in one transaction.
+// Work has the workflow write the delivery and advance the follower's
+// cursor, enqueues the e-mail and completes the job, in one transaction.
 func (w *NotifyFollowerWorker) Work(ctx context.Context, job *river.Job[NotifyFollowerArgs]) error {
 	a := job.Args
 	return pgx.BeginFunc(ctx, w.deps.Pool, func(tx pgx.Tx) error {
-		var cursor int64
-		var mode, email string
-		err := tx.QueryRow(ctx, `
-			SELECT f.notified_through, i.notifications, i.email
-			FROM follows f JOIN instructeurs i ON i.id = f.instructeur_id
-			WHERE f.dossier_id = $1 AND f.instructeur_id = $2
-			FOR UPDATE OF f`, a.DossierID, a.InstructeurID).Scan(&cursor, &mode, &email)
-		if err == pgx.ErrNoRows || (err == nil && mode != workflow.NotifyInstant) {
-			// Unfollowed, or now on daily digests (which read the same cursor)
-			// or on nothing: no instant e-mail.
-			_, err := river.JobCompleteTx[*riverpgxv5Driver](ctx, tx, job)
-			return err
-		} else if err != nil {
-			return fmt.Errorf("follow of dossier %d: %w", a.DossierID, err)
-		}
-		ids, last, err := newActivities(ctx, tx, a.DossierID, a.InstructeurID, cursor, nil)
+		id, err := w.deps.Service.NotifyFollowerTx(ctx, tx, a.DossierID, a.InstructeurID)
 		if err != nil {
 			return err
 		}
-		if len(ids) > 0 {
-			if err := enqueueDelivery(ctx, tx, a.DossierID, KindNotification, email,
-				deliveryParams{InstructeurID: a.InstructeurID, ActivityIDs: ids}, w.cfg); err != nil {
-				return err
-			}
-		}
-		if last > cursor {
-			if _, err := tx.Exec(ctx, `UPDATE follows SET notified_through = $3 WHERE dossier_id = $1 AND instructeur_id = $2`,
-				a.DossierID, a.InstructeurID, last); err != nil {
+		if id != 0 {
+			if err := insertEmailJob(ctx, river.ClientFromContext[pgx.Tx](ctx), tx, id, w.cfg); err != nil {
 				return err
 			}
 		}
@@ -100,53 +77,18 @@ func (w *NotifyFollowerWorker) Work(ctx context.Context, job *river.Job[NotifyFo
 	})
 }
 
-// newActivities returns the ids of the activities of a dossier after cursor
-// that instructeur did not author, and the last activity id of the dossier.
-// With until set, only the activities at or before it count.
-func newActivities(ctx context.Context, q querier, dossierID, instructeurID, cursor int64, until *time.Time) (ids []int64, last int64, err error) {
-	rows, err := q.Query(ctx, `
-		SELECT id, author_instructeur_id IS NOT DISTINCT FROM $3 FROM activities
-		WHERE dossier_id = $1 AND id > $2 AND ($4::timestamptz IS NULL OR at <= $4)
-		ORDER BY id`, dossierID, cursor, instructeurID, until)
-	if err != nil {
-		return nil, 0, fmt.Errorf("activities of dossier %d: %w", dossierID, err)
-	}
-	defer rows.Close()
-	last = cursor
-	for rows.Next() {
-		var id int64
-		var own bool
-		if err := rows.Scan(&id, &own); err != nil {
-			return nil, 0, err
-		}
-		if !own {
-			ids = append(ids, id)
-		}
-		last = id
-	}
-	return ids, last, rows.Err()
-}
-
-// enqueueDelivery writes a delivery and inserts its send_email job in tx,
-// with the River client of the running job.
-func enqueueDelivery(ctx context.Context, tx pgx.Tx, dossierID int64, kind, recipient string, params deliveryParams, cfg Config) error {
-	return enqueueDeliveryWith(ctx, river.ClientFromContext[pgx.Tx](ctx), tx, dossierID, kind, recipient, params, cfg)
-}
-
 // Inserter inserts jobs in a transaction; *river.Client is one.
 type Inserter interface {
 	InsertTx(ctx context.Context, tx pgx.Tx, args river.JobArgs, opts *river.InsertOpts) (*rivertype.JobInsertResult, error)
 }
 
-// enqueueDeliveryWith is enqueueDelivery with an explicit client, for
-// commands that run outside a job.
-func enqueueDeliveryWith(ctx context.Context, client Inserter, tx pgx.Tx, dossierID int64, kind, recipient string, params deliveryParams, cfg Config) error {
-	id, err := workflow.AddDeliveryTx(ctx, tx, dossierID, kind, recipient, params, time.Now())
-	if err != nil {
-		return err
+// insertEmailJob inserts in tx the send_email job of a delivery the
+// workflow wrote in tx.
+func insertEmailJob(ctx context.Context, client Inserter, tx pgx.Tx, deliveryID int64, cfg Config) error {
+	if _, err := client.InsertTx(ctx, tx, SendEmailArgs{DeliveryID: deliveryID}, &river.InsertOpts{MaxAttempts: cfg.EmailMaxAttempts}); err != nil {
+		return fmt.Errorf("insert e-mail job of delivery %d: %w", deliveryID, err)
 	}
-	_, err = client.InsertTx(ctx, tx, SendEmailArgs{DeliveryID: id}, &river.InsertOpts{MaxAttempts: cfg.EmailMaxAttempts})
-	return err
+	return nil
 }
 
 // activity is an activity row as e-mails show it.
@@ -173,7 +115,7 @@ func loadActivities(ctx context.Context, q querier, ids []int64) ([]activity, er
 		var id int64
 		var prenom, nom *string
 		err := r.Scan(&id, &a.DossierID, &a.Kind, &a.Author, &a.body, &a.At, &prenom, &nom)
-		a.Excerpt = excerpt(a.body, 280)
+		a.Excerpt = a.body // the templates cut it to a one-line excerpt
 		if prenom != nil && nom != nil {
 			a.prenom, a.nom = *prenom, *nom
 		}
@@ -201,13 +143,4 @@ func groupActivities(acts []activity, byDossier bool) ([]templates.Activity, []t
 		}
 	}
 	return flat, groups
-}
-
-// excerpt cuts s to at most n characters, on a rune boundary.
-func excerpt(s string, n int) string {
-	r := []rune(s)
-	if len(r) <= n {
-		return s
-	}
-	return string(r[:n-1]) + "…"
 }

@@ -38,19 +38,24 @@ func TestActivityNotifications(t *testing.T) {
 		act    func(s *apptest.Stack, id int64, a string)
 		author string // "a" when instructeur a is the author
 		line   string // what the e-mail says happened
+		absent string // what it must not show ("" for nothing)
 	}{
 		{"MessageUsager", func(s *apptest.Stack, id int64, a string) {
 			s.Must(201, "POST", fmt.Sprintf("/v1/dossiers/%d/messages", id), map[string]any{"from": "usager", "body": "Voici mon contrat signé."})
-		}, "", "Voici mon contrat signé."},
+		}, "", "Voici mon contrat signé.", ""},
+		{"LongMessageUsager", func(s *apptest.Stack, id int64, a string) {
+			// A notification shows an excerpt, not the whole message.
+			s.Must(201, "POST", fmt.Sprintf("/v1/dossiers/%d/messages", id), map[string]any{"from": "usager", "body": "Début. " + strings.Repeat("pièce ", 60) + "FIN"})
+		}, "", "Début. pièce pièce", "FIN"},
 		{"MessageInstructeur", func(s *apptest.Stack, id int64, a string) {
 			s.Must(201, "POST", fmt.Sprintf("/v1/dossiers/%d/messages", id), map[string]any{"from": a, "body": "Merci de fournir la promesse d'embauche."})
-		}, "a", "Merci de fournir la promesse d'embauche."},
+		}, "a", "Merci de fournir la promesse d'embauche.", ""},
 		{"Avis", func(s *apptest.Stack, id int64, a string) {
 			s.Must(201, "POST", fmt.Sprintf("/v1/dossiers/%d/avis", id), map[string]any{"expert": "expert@direccte.test", "body": "Avis favorable."})
-		}, "", "Avis favorable."},
+		}, "", "Avis favorable.", ""},
 		{"Modification", func(s *apptest.Stack, id int64, a string) {
 			s.Must(200, "PATCH", fmt.Sprintf("/v1/dossiers/%d", id), map[string]any{"demandeur": map[string]any{"emploi": "serveuse"}})
-		}, "", "modifi"},
+		}, "", "modifi", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -63,7 +68,8 @@ func TestActivityNotifications(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !strings.Contains(m.Subject, fmt.Sprint(id)) || !strings.Contains(m.Text, tt.line) {
+			if !strings.Contains(m.Subject, fmt.Sprint(id)) || !strings.Contains(m.Text, tt.line) ||
+				(tt.absent != "" && (strings.Contains(m.Text, tt.absent) || strings.Contains(m.HTML, tt.absent))) {
 				t.Fatalf("notification %q:\n%s", m.Subject, m.Text)
 			}
 			if tt.author == "a" {
@@ -161,7 +167,7 @@ func TestDailyDigest(t *testing.T) {
 	if n, _ := s.Mailpit.Count(t.Context(), "to:"+b); n != 0 {
 		t.Fatalf("daily instructeur got %d instant e-mails", n)
 	}
-	res, err := jobs.SendDigests(t.Context(), s.Pool, s.River, s.Jobs, time.Now())
+	res, err := jobs.SendDigests(t.Context(), s.Service, s.River, s.Jobs, time.Now())
 	if err != nil || res.Digests != 1 || res.Activities != 2 {
 		t.Fatalf("SendDigests = %+v, %v", res, err)
 	}
@@ -173,7 +179,7 @@ func TestDailyDigest(t *testing.T) {
 		}
 	}
 	// A second run finds nothing new.
-	res, err = jobs.SendDigests(t.Context(), s.Pool, s.River, s.Jobs, time.Now())
+	res, err = jobs.SendDigests(t.Context(), s.Service, s.River, s.Jobs, time.Now())
 	if err != nil || res.Digests != 0 {
 		t.Fatalf("second SendDigests = %+v, %v", res, err)
 	}
@@ -243,6 +249,31 @@ func TestAvisByFollower(t *testing.T) {
 	for who, want := range map[string]int{a: 0, b: 1, usager: 0} {
 		if n, _ := s.Mailpit.Count(t.Context(), "to:"+who); n != want {
 			t.Errorf("%s got %d e-mails, want %d", who, n, want)
+		}
+	}
+}
+
+// TestNotificationClock: an instant notification and a digest are
+// delivery rows created at the Service's clock (here two months before the
+// database's now()), like every other e-mail the workflow writes.
+func TestNotificationClock(t *testing.T) {
+	t.Parallel()
+	now := t0.Add(123456 * time.Microsecond)
+	s := apptest.Start(t, apptest.Options{Now: func() time.Time { return now }})
+	id, _, a, b, _ := followed(t, s)
+	s.Must(200, "PUT", "/v1/instructeurs/"+b+"/preferences", map[string]any{"notifications": "daily"})
+	s.Must(201, "POST", fmt.Sprintf("/v1/dossiers/%d/messages", id), map[string]any{"from": "usager", "body": "Pièce ajoutée"})
+	s.Mailpit.WaitFor(t, "to:"+a, 1, 20*time.Second)
+	if res, err := jobs.SendDigests(t.Context(), s.Service, s.River, s.Jobs, now); err != nil || res.Digests != 1 {
+		t.Fatalf("SendDigests = %+v, %v", res, err)
+	}
+	for _, kind := range []string{jobs.KindNotification, jobs.KindDigest} {
+		var created time.Time
+		if err := s.Pool.QueryRow(t.Context(), `SELECT created_at FROM email_deliveries WHERE kind = $1`, kind).Scan(&created); err != nil {
+			t.Fatalf("%s delivery: %v", kind, err)
+		}
+		if !created.Equal(now) {
+			t.Errorf("%s delivery created at %v, want the clock's %v", kind, created, now)
 		}
 	}
 }

@@ -325,7 +325,7 @@ func emailData(ctx context.Context, q querier, cfg Config, d *delivery) (templat
 		}
 		data.VerificationURL = workflow.VerificationURL(cfg.PublicURL, a.code)
 		attachments = append(attachments, mailer.Attachment{
-			Filename: AttestationFilename(data.DossierID), ContentType: "application/pdf", Data: a.pdf,
+			Filename: templates.AttestationFilename(data.DossierID), ContentType: "application/pdf", Data: a.pdf,
 		})
 	case KindMessageUsager, KindNotification, KindDigest:
 		acts, err := loadActivities(ctx, q, d.Params.ActivityIDs)
@@ -365,9 +365,4 @@ func emailData(ctx context.Context, q querier, cfg Config, d *delivery) (templat
 		data.DossiersNotListed = max(0, len(d.Params.DossierIDs)-len(data.Dossiers))
 	}
 	return data, attachments, nil
-}
-
-// AttestationFilename is the name of the attached PDF.
-func AttestationFilename(dossierID int64) string {
-	return "attestation-APT-dossier-" + strconv.FormatInt(dossierID, 10) + ".pdf"
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/aptflow/aptflow/internal/apptest"
 	"github.com/aptflow/aptflow/internal/dbtest"
 	"github.com/aptflow/aptflow/jobs"
+	"github.com/aptflow/aptflow/workflow"
 )
 
 // BenchmarkScanStale times one stale scan over 1,000,000 dossiers of which
@@ -51,6 +52,7 @@ func BenchmarkScanStale(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	svc := workflow.NewService(pool, jobs.NewEnqueuer(client, cfg), workflow.Options{})
 	var elapsed time.Duration
 	var peak uint64
 	var wal int64
@@ -66,7 +68,7 @@ func BenchmarkScanStale(b *testing.B) {
 		lsn0 := walLSN(b, pool)
 		stop := sampleHeap(&peak)
 		t := time.Now()
-		res, err := jobs.ScanStale(ctx, pool, client, cfg, now.Add(time.Duration(i)*time.Hour))
+		res, err := jobs.ScanStale(ctx, svc, client, cfg, now.Add(time.Duration(i)*time.Hour))
 		elapsed += time.Since(t)
 		stop()
 		wal += walLSN(b, pool) - lsn0

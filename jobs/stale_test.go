@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 	"github.com/robfig/cron/v3"
 
@@ -58,7 +59,7 @@ func staleSetup(t *testing.T) (s *apptest.Stack, c *clock, proc int64, inst stri
 
 func scan(t *testing.T, s *apptest.Stack, at time.Time) jobs.ScanResult {
 	t.Helper()
-	res, err := jobs.ScanStale(t.Context(), s.Pool, s.River, s.Jobs, at)
+	res, err := jobs.ScanStale(t.Context(), s.Service, s.River, s.Jobs, at)
 	if err != nil {
 		t.Fatalf("scan as of %s: %v", at, err)
 	}
@@ -305,14 +306,14 @@ func TestScanStaleCrash(t *testing.T) {
 		ids = append(ids, id)
 	}
 	at := t0.Add(31 * day)
-	res, err := jobs.ScanStaleBatched(t.Context(), s.Pool, s.River, s.Jobs, at, 2, 1)
+	res, err := jobs.ScanStaleBatched(t.Context(), s.Service, s.River, s.Jobs, at, 2, 1)
 	if !errors.Is(err, jobs.ErrCrash) || res.Flagged != 2 {
 		t.Fatalf("crashed scan: %+v, %v", res, err)
 	}
 	if u, i := deliveries(t, s, jobs.KindStaleUsager), deliveries(t, s, jobs.KindStaleInstructeur); u != 2 || i != 0 {
 		t.Fatalf("after the crash: %d reminders and %d instructeur e-mails, want 2 and 0", u, i)
 	}
-	res, err = jobs.ScanStaleBatched(t.Context(), s.Pool, s.River, s.Jobs, at, 2, 0)
+	res, err = jobs.ScanStaleBatched(t.Context(), s.Service, s.River, s.Jobs, at, 2, 0)
 	if err != nil || res.Flagged != 3 || res.InstructeurEmails != 1 || res.Listed != 5 {
 		t.Fatalf("rerun: %+v, %v", res, err)
 	}
@@ -332,7 +333,7 @@ func TestScanStaleCrash(t *testing.T) {
 		// scan writes its instructeur e-mails.
 		d6, _ := s.Dossier(proc) // created at t0 like the others
 		t2 := at.Add(day)
-		if _, err := jobs.ScanStaleBatched(t.Context(), s.Pool, s.River, s.Jobs, t2, 2, 1); !errors.Is(err, jobs.ErrCrash) {
+		if _, err := jobs.ScanStaleBatched(t.Context(), s.Service, s.River, s.Jobs, t2, 2, 1); !errors.Is(err, jobs.ErrCrash) {
 			t.Fatal(err)
 		}
 		res := scan(t, s, t2.Add(day))
@@ -372,7 +373,7 @@ func TestScanStaleNeverWaits(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
-	res, err := jobs.ScanStale(ctx, s.Pool, s.River, s.Jobs, t0.Add(31*day))
+	res, err := jobs.ScanStale(ctx, s.Service, s.River, s.Jobs, t0.Add(31*day))
 	if err != nil || res.Flagged != 1 {
 		t.Fatalf("scan beside a locked dossier: %+v, %v", res, err)
 	}
@@ -396,7 +397,7 @@ func TestScanStaleNeverWaits(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer conn.Exec(context.Background(), `SELECT pg_advisory_unlock($1)`, staleLockKey) //nolint:errcheck
-		if _, err := jobs.ScanStale(t.Context(), s.Pool, s.River, s.Jobs, t0.Add(33*day)); !errors.Is(err, jobs.ErrScanRunning) {
+		if _, err := jobs.ScanStale(t.Context(), s.Service, s.River, s.Jobs, t0.Add(33*day)); !errors.Is(err, jobs.ErrScanRunning) {
 			t.Fatalf("scan while another runs: %v", err)
 		}
 	})
@@ -482,5 +483,64 @@ func TestScanStaleListCapped(t *testing.T) {
 	const more = "et 3 autres dossiers dans la même situation"
 	if !strings.Contains(m.Text, more) || !strings.Contains(m.HTML, more) {
 		t.Errorf("neither the text nor the HTML says %q:\n%s", more, m.Text)
+	}
+}
+
+// TestScanStaleClock: the scan stamps what it writes with the times it is
+// given, never with the database's now(): the dossier's stale_since and its
+// history row carry the time the scan runs as of; the reminder, the
+// instructeur e-mail and the scan's bookkeeping carry the Service's clock,
+// set here apart from both (a scan run, or retried, long after its time).
+func TestScanStaleClock(t *testing.T) {
+	t.Parallel()
+	s, c, proc, _ := staleSetup(t)
+	id, _ := s.Dossier(proc)
+	at := t0.Add(31 * day)
+	now := time.Date(2031, 1, 2, 3, 4, 5, 678901000, time.UTC)
+	c.Set(now)
+	if res := scan(t, s, at); res.Flagged != 1 || res.InstructeurEmails != 1 {
+		t.Fatalf("scan: %+v", res)
+	}
+
+	var historyAt time.Time
+	if err := s.Pool.QueryRow(t.Context(), `
+		SELECT at FROM dossier_history WHERE dossier_id = $1 AND event = 'signaler_inactif'`, id).Scan(&historyAt); err != nil {
+		t.Fatal(err)
+	}
+	if !historyAt.Equal(at) {
+		t.Errorf("history row at %v, want the scan's time %v", historyAt, at)
+	}
+	if got := staleSince(t, s, id); got == nil || !got.Equal(at) {
+		t.Errorf("stale_since = %v, want %v", got, at)
+	}
+
+	rows, err := s.Pool.Query(t.Context(), `
+		SELECT kind, created_at FROM email_deliveries WHERE kind IN ($1, $2) ORDER BY id`,
+		jobs.KindStaleUsager, jobs.KindStaleInstructeur)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	var kind string
+	var created time.Time
+	if _, err := pgx.ForEachRow(rows, []any{&kind, &created}, func() error {
+		kinds = append(kinds, kind)
+		if !created.Equal(now) {
+			t.Errorf("%s delivery created at %v, want the clock's %v", kind, created, now)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{jobs.KindStaleUsager, jobs.KindStaleInstructeur}; !slices.Equal(kinds, want) {
+		t.Errorf("deliveries %v, want %v", kinds, want)
+	}
+
+	var started, finished time.Time
+	if err := s.Pool.QueryRow(t.Context(), `SELECT started_at, finished_at FROM stale_scans WHERE scanned_at = $1`, at).Scan(&started, &finished); err != nil {
+		t.Fatal(err)
+	}
+	if !started.Equal(now) || !finished.Equal(now) {
+		t.Errorf("scan started at %v and finished at %v, want the clock's %v", started, finished, now)
 	}
 }

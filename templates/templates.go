@@ -14,7 +14,8 @@ import (
 	texttemplate "text/template"
 	"time"
 	_ "time/tzdata" // French dates must not depend on the host's zone database.
-	"unicode"
+
+	"github.com/aptflow/aptflow/jobs/mailer"
 )
 
 // The e-mail kinds. Their names are stored with each delivery and shared with
@@ -82,7 +83,7 @@ type Activity struct {
 	Kind      string // ActivityMessageUsager, ActivityMessageInstructeur, ActivityAvis or ActivityModification
 	Author    string
 	At        time.Time
-	Excerpt   string
+	Excerpt   string // the activity's text: the templates show its first excerptRunes characters, on one line
 }
 
 // DossierSummary is one dossier in a list sent to an instructeur (digest, stale dossiers).
@@ -201,7 +202,9 @@ func (t *Templates) Email(kind string, d EmailData) (Email, error) {
 	if err := kt.text.ExecuteTemplate(&buf, "subject", v); err != nil {
 		return Email{}, fmt.Errorf("render %s e-mail subject: %w", kind, err)
 	}
-	v.Subject = oneLine(buf.String())
+	// Folded as the mailer folds a header, so that the subject shown in the
+	// HTML's title is the one sent.
+	v.Subject = mailer.OneLine(buf.String())
 	buf.Reset()
 	if err := kt.text.ExecuteTemplate(&buf, "body", v); err != nil {
 		return Email{}, fmt.Errorf("render %s e-mail text: %w", kind, err)
@@ -213,15 +216,6 @@ func (t *Templates) Email(kind string, d EmailData) (Email, error) {
 	}
 	html := strings.ToValidUTF8(normalizeNewlines(buf.String()), "\uFFFD")
 	return Email{Subject: v.Subject, Text: text, HTML: html}, nil
-}
-
-// oneLine makes a subject safe for a header: every control character and
-// line separator becomes a space, runs of spaces collapse, invalid UTF-8 is
-// replaced. The mailer neutralises CR/LF too; this keeps subjects readable.
-func oneLine(s string) string {
-	return strings.Join(strings.FieldsFunc(strings.ToValidUTF8(s, "\uFFFD"), func(r rune) bool {
-		return r == ' ' || unicode.IsControl(r) || r == '\u2028' || r == '\u2029'
-	}), " ")
 }
 
 var blankLines = regexp.MustCompile(`\n{3,}`)

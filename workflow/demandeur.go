@@ -3,9 +3,7 @@ package workflow
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"math"
 	"net/mail"
 	"strings"
@@ -207,28 +205,10 @@ func DecodeDemandeur(raw json.RawMessage) (Demandeur, error) {
 	if len(bytes.TrimSpace(raw)) == 0 || bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
 		return d, invalid([]FieldError{{Field: "demandeur", Code: "required", Detail: "le demandeur est obligatoire"}})
 	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&d); err != nil {
-		return d, invalid([]FieldError{decodeFieldError("demandeur", err)})
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return d, invalid([]FieldError{{Field: "demandeur", Code: "invalid_json", Detail: "données en trop après l'objet"}})
+	if err := DecodeJSON(raw, &d); err != nil {
+		return d, invalid([]FieldError{jsonFieldError("demandeur", err)})
 	}
 	return d, nil
-}
-
-// decodeFieldError names the field a JSON decoding error is about.
-func decodeFieldError(prefix string, err error) FieldError {
-	var te *json.UnmarshalTypeError
-	if errors.As(err, &te) && te.Field != "" {
-		return FieldError{Field: prefix + "." + te.Field, Code: "invalid_type", Detail: "type attendu : " + te.Type.String()}
-	}
-	if msg := err.Error(); strings.HasPrefix(msg, "json: unknown field ") {
-		name := strings.Trim(strings.TrimPrefix(msg, "json: unknown field "), `"`)
-		return FieldError{Field: prefix + "." + name, Code: "unknown_field", Detail: "champ inconnu"}
-	}
-	return FieldError{Field: prefix, Code: "invalid_type", Detail: "objet attendu"}
 }
 
 // MergePatch applies an RFC 7396 JSON merge patch to a JSON object: the

@@ -18,6 +18,11 @@
 //     Enqueuer inside that same transaction. A rolled-back transition leaves
 //     no job; a committed one is never without its jobs.
 //   - store.go: the SQL.
+//   - stale.go, notify.go: the writes of the background work that the jobs
+//     package orchestrates: the stale scan's flags, history rows, reminders
+//     and bookkeeping; the followers' notification and digest cursors. Each
+//     takes the job's transaction and returns the deliveries it wrote, which
+//     the job enqueues and completes with in that transaction.
 //
 // The package never imports River's workers or the jobs package: it declares
 // what it needs (Enqueuer, Task) and the jobs package implements it.

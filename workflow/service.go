@@ -498,14 +498,27 @@ const (
 	TabTous    = "tous"
 )
 
-// MaxListLimit bounds one page of a dossier list.
-const MaxListLimit = 500
+// The size of one page of a dossier list: DefaultListLimit unless the
+// caller asks for another, at most MaxListLimit.
+const (
+	DefaultListLimit = 100
+	MaxListLimit     = 500
+)
 
 // ListFilter selects dossiers of an instructeur's tab.
 type ListFilter struct {
 	Tab     string
 	AfterID int64 // keyset pagination: dossiers with a greater id
-	Limit   int   // 1..MaxListLimit; 0 means 100
+	Limit   int   // 1..MaxListLimit; 0 means DefaultListLimit
+}
+
+// PageSize is the number of dossiers a full page of f holds: a caller that
+// gets that many may ask for the next page.
+func (f ListFilter) PageSize() int {
+	if f.Limit == 0 {
+		return DefaultListLimit
+	}
+	return f.Limit
 }
 
 // ListForInstructeur returns the dossiers of the procedures the instructeur
@@ -531,9 +544,7 @@ func (s *Service) ListForInstructeur(ctx context.Context, email string, f ListFi
 	default:
 		return nil, invalid([]FieldError{{Field: "tab", Code: "invalid_tab", Detail: "onglet attendu : a_suivre, suivis, traites ou tous"}})
 	}
-	if f.Limit == 0 {
-		f.Limit = 100
-	}
+	f.Limit = f.PageSize()
 	if f.Limit < 1 || f.Limit > MaxListLimit {
 		return nil, invalid([]FieldError{{Field: "limit", Code: "out_of_range", Detail: fmt.Sprintf("limit doit être entre 1 et %d", MaxListLimit)}})
 	}

@@ -165,12 +165,6 @@ func follow(ctx context.Context, q querier, dossierID, instID int64) error {
 	return nil
 }
 
-// AddDeliveryTx writes a pending e-mail to the delivery log and returns its
-// id. The caller enqueues a SendEmail task for it in the same transaction.
-func AddDeliveryTx(ctx context.Context, tx pgx.Tx, dossierID int64, kind, recipient string, params any, now time.Time) (int64, error) {
-	return addDelivery(ctx, tx, dossierID, kind, recipient, params, now)
-}
-
 func addDelivery(ctx context.Context, q querier, dossierID int64, kind, recipient string, params any, now time.Time) (int64, error) {
 	st, err := deliveryStmt(dossierID, kind, recipient, params, now)
 	if err != nil {

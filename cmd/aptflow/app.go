@@ -110,6 +110,20 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, workers bool) (*a
 	}
 	a := &app{cfg: cfg, log: log, pool: pool, reg: prometheus.NewRegistry()}
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	transitions := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "aptflow_transitions_total", Help: "Committed dossier transitions, by event.",
+	}, []string{"event"})
+	for _, e := range workflow.Events {
+		transitions.WithLabelValues(string(e))
+	}
+	a.reg.MustRegister(transitions)
+	// The workers write through the Service, so it comes first; its
+	// Enqueuer gets the River client once the client exists.
+	enq := jobs.NewEnqueuer(nil, jc)
+	a.service = workflow.NewService(pool, enq, workflow.Options{
+		PublicURL:    cfg.PublicURL,
+		OnTransition: func(e workflow.Event) { transitions.WithLabelValues(string(e)).Inc() },
+	})
 	var rw *river.Workers
 	if workers {
 		tpl, err := templates.Load()
@@ -134,6 +148,7 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, workers bool) (*a
 		}
 		deps := jobs.Deps{
 			Pool: pool, Mailer: m, Templates: tpl, Attestations: renderer, Metrics: jobs.NewMetrics(a.reg),
+			Service: a.service,
 		}
 		if cfg.Signer != nil {
 			deps.Signer = cfg.Signer
@@ -151,17 +166,7 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, workers bool) (*a
 		pool.Close()
 		return nil, err
 	}
-	transitions := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "aptflow_transitions_total", Help: "Committed dossier transitions, by event.",
-	}, []string{"event"})
-	for _, e := range workflow.Events {
-		transitions.WithLabelValues(string(e))
-	}
-	a.reg.MustRegister(transitions)
-	a.service = workflow.NewService(pool, jobs.NewEnqueuer(a.river, jc), workflow.Options{
-		PublicURL:    cfg.PublicURL,
-		OnTransition: func(e workflow.Event) { transitions.WithLabelValues(string(e)).Inc() },
-	})
+	enq.SetClient(a.river)
 	return a, nil
 }
 

@@ -39,7 +39,7 @@ func runOnce(ctx context.Context, cfg Config, log *slog.Logger, cmd string, now 
 	jc := jobsConfig(cfg, log)
 	switch cmd {
 	case "send-digests":
-		res, err := jobs.SendDigests(ctx, a.pool, a.river, jc, now)
+		res, err := jobs.SendDigests(ctx, a.service, a.river, jc, now)
 		if err != nil {
 			return err
 		}

@@ -14,7 +14,7 @@ import (
 // cron would run it. Its e-mails are queued with the app's insert-only River
 // client; the workers of `aptflow serve` or `aptflow work` send them.
 func scanStaleOnce(ctx context.Context, a *app, jc jobs.Config, now time.Time, stdout io.Writer) error {
-	res, err := jobs.ScanStale(ctx, a.pool, a.river, jc, now)
+	res, err := jobs.ScanStale(ctx, a.service, a.river, jc, now)
 	if errors.Is(err, jobs.ErrScanRunning) {
 		return fmt.Errorf("scan-stale: %w (the cron's, or another scan-stale): try again when it is done", err)
 	} else if err != nil {

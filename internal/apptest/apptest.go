@@ -133,6 +133,10 @@ func Start(t testing.TB, opts Options) *Stack {
 	jc.Logger = log
 	jc.Defaults()
 
+	// The workers write through the Service; its Enqueuer gets the River
+	// client once the client exists.
+	enq := jobs.NewEnqueuer(nil, jc)
+	s.Service = workflow.NewService(s.Pool, enq, workflow.Options{PublicURL: s.Server.URL, Now: opts.Now})
 	var workers *river.Workers
 	if !opts.NoWorkers {
 		tpl, err := templates.Load()
@@ -152,7 +156,7 @@ func Start(t testing.TB, opts Options) *Stack {
 			t.Fatalf("mailer: %v", err)
 		}
 		workers, err = jobs.NewWorkers(jc, jobs.Deps{Pool: s.Pool, Mailer: m, Templates: tpl,
-			Attestations: renderer, Signer: opts.Signer, Metrics: jobs.NewMetrics(s.Registry)})
+			Attestations: renderer, Signer: opts.Signer, Metrics: jobs.NewMetrics(s.Registry), Service: s.Service})
 		if err != nil {
 			t.Fatalf("workers: %v", err)
 		}
@@ -163,7 +167,7 @@ func Start(t testing.TB, opts Options) *Stack {
 	}
 	s.River = client
 	s.Jobs = jc
-	s.Service = workflow.NewService(s.Pool, jobs.NewEnqueuer(client, jc), workflow.Options{PublicURL: s.Server.URL, Now: opts.Now})
+	enq.SetClient(client)
 	handler = api.NewServer(api.Deps{Service: s.Service, Pool: s.Pool, Logger: log})
 	if !opts.NoWorkers {
 		if err := client.Start(ctx); err != nil {

@@ -9,11 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,6 +25,7 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivermigrate"
 
+	"github.com/aptflow/aptflow/internal/harness"
 	"github.com/aptflow/aptflow/migrations"
 )
 
@@ -125,7 +124,7 @@ func (s *server) newDatabase(t testing.TB, template string) string {
 	if err := createDatabase(ctx, s.admin, name, template); err != nil {
 		t.Fatalf("dbtest: create database %s: %v", name, err)
 	}
-	connString := withDatabase(s.adminURL, name)
+	connString := harness.WithDatabase(s.adminURL, name)
 	t.Cleanup(func() {
 		if t.Failed() && os.Getenv("TEST_DATABASE_KEEP") == "1" {
 			t.Logf("dbtest: kept the database of this failed test: %s", connString)
@@ -219,7 +218,7 @@ func (s *server) ensureTemplate(ctx context.Context) error {
 	if _, err := conn.Exec(ctx, "CREATE DATABASE "+ident(s.template)+" TEMPLATE template0 ENCODING 'UTF8'"); err != nil {
 		return fmt.Errorf("create: %w", err)
 	}
-	if err := migrate(ctx, withDatabase(s.adminURL, s.template)); err != nil {
+	if err := migrate(ctx, harness.WithDatabase(s.adminURL, s.template)); err != nil {
 		return err
 	}
 	// No connections from now on: a session on the template (someone's
@@ -343,17 +342,6 @@ func migrationsDir() (string, error) {
 		}
 	}
 	return "", errors.New("cannot find the migrations directory: run the tests from inside the aptflow module")
-}
-
-// withDatabase returns connString pointing at database name instead.
-func withDatabase(connString, name string) string {
-	if u, err := url.Parse(connString); err == nil && slices.Contains([]string{"postgres", "postgresql"}, u.Scheme) {
-		u.Path = "/" + name
-		u.RawPath = ""
-		return u.String()
-	}
-	// A key=value string: the last dbname wins.
-	return connString + " dbname=" + name
 }
 
 func ident(name string) string { return pgx.Identifier{name}.Sanitize() }

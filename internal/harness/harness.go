@@ -1,12 +1,21 @@
 // Package harness is what a program that drives a real aptflow from the
-// outside needs: child processes that die with it, free loopback ports, and
-// a description of the machine its figures come from. The fault suite
-// (chaos/) and the bench (bench/) use it.
+// outside needs, so that the fault suite (chaos/) and the bench (bench/)
+// start and judge the same stack the same way:
+//
+//   - child processes that die with it (Start, StartLogged) and free
+//     loopback ports (FreeAddr); mailpittest starts its mailpits with them;
+//   - a fresh database (CreateDatabase), the aptflow binary with a
+//     configuration of the caller's only (Aptflow: Prepare migrates and
+//     makes a token, Start waits for /readyz), and its HTTP API (API);
+//   - the command's main (Main), the machine its figures come from
+//     (MachineInfo), and the generated section of its page in docs/
+//     (WriteSection).
 package harness
 
 import (
 	"context"
 	"net"
+	"os"
 	"os/exec"
 	"syscall"
 	"time"
@@ -31,6 +40,18 @@ func Start(name string, cmd *exec.Cmd) (*Process, error) {
 		close(p.done)
 	}()
 	return p, nil
+}
+
+// StartLogged is Start with the process's output, stdout and stderr, in a
+// file at logPath, created or emptied.
+func StartLogged(name string, cmd *exec.Cmd, logPath string) (*Process, error) {
+	f, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close() // the child has its own descriptor
+	cmd.Stdout, cmd.Stderr = f, f
+	return Start(name, cmd)
 }
 
 // Done is closed when the process has exited.

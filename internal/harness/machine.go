@@ -9,11 +9,15 @@ import (
 
 // Machine is what a run ran on.
 type Machine struct {
-	CPU    string
-	Cores  int
-	Memory int64 // bytes
-	Kernel string
-	Go     string
+	CPU        string
+	Cores      int
+	GOMAXPROCS int
+	Memory     int64 // bytes
+	Kernel     string
+	Go         string
+	// Postgres and Mailpit are the versions of the servers of the run: the
+	// caller fills them in.
+	Postgres, Mailpit string
 	// LoadBefore and LoadAfter are the 1-minute load averages when the run
 	// started and ended: other work on the machine skews every figure.
 	LoadBefore, LoadAfter string
@@ -21,7 +25,7 @@ type Machine struct {
 
 // MachineInfo describes this machine, from /proc where there is one.
 func MachineInfo() Machine {
-	m := Machine{CPU: "unknown CPU", Cores: runtime.NumCPU(), Go: runtime.Version(), Kernel: runtime.GOOS}
+	m := Machine{CPU: "unknown CPU", Cores: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0), Go: runtime.Version(), Kernel: runtime.GOOS}
 	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
 		for line := range strings.Lines(string(b)) {
 			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {

@@ -15,6 +15,9 @@
 //
 // A test without mailpit fails, saying how to install it: it never skips.
 //
+// Launch is Start for a program rather than a test (the bench, the fault
+// suite): the same mailpit, on the same terms, stopped by its caller.
+//
 // Search queries use mailpit's syntax: words, "quoted phrases", and filters
 // such as to:, from:, subject:, message-id:, has:attachment, with - to negate
 // (https://mailpit.axllent.org/docs/usage/search-filters/).

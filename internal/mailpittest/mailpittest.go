@@ -2,7 +2,6 @@ package mailpittest
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -13,16 +12,19 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/aptflow/aptflow/internal/harness"
 )
 
 // Version is the mailpit release the project pins, installed with
 // `go install github.com/axllent/mailpit@` + Version.
 const Version = "v1.33.1"
 
-// Server is a running mailpit, owned by one test.
+// Server is a running mailpit, owned by one test (Start) or one program
+// (Launch).
 type Server struct {
 	// SMTPAddr is the SMTP server's address, 127.0.0.1:PORT.
 	SMTPAddr string
@@ -33,10 +35,9 @@ type Server struct {
 	client *http.Client
 }
 
-// Connect returns a client for a mailpit that something else started (the
-// bench command, which runs it for minutes, outside any test): its SMTP
-// server at smtpAddr and its API at apiURL (http://127.0.0.1:PORT).
-func Connect(smtpAddr, apiURL string) *Server {
+// connect returns a client for the mailpit whose SMTP server is at smtpAddr
+// and API at apiURL (http://127.0.0.1:PORT).
+func connect(smtpAddr, apiURL string) *Server {
 	return &Server{
 		SMTPAddr: smtpAddr,
 		APIURL:   strings.TrimRight(apiURL, "/"),
@@ -57,79 +58,66 @@ func Start(t testing.TB) *Server {
 	if err != nil {
 		t.Fatalf("mailpittest: %v", err)
 	}
-	// A free port found here may be taken by another process before mailpit
-	// binds it; mailpit then exits, and a second try picks other ports.
-	for attempt := 1; ; attempt++ {
-		s, err := start(t, bin)
-		if err == nil {
-			return s
-		}
-		if attempt == 3 {
-			t.Fatalf("mailpittest: start %s: %v", bin, err)
-		}
-	}
-}
-
-func start(t testing.TB, bin string) (*Server, error) {
-	smtpAddr, err := freeAddr()
+	dir := t.TempDir()
+	logPath := filepath.Join(dir, "mailpit.log")
+	p, s, err := Launch(bin, dir, logPath, "--enable-chaos")
 	if err != nil {
-		return nil, err
-	}
-	httpAddr, err := freeAddr()
-	if err != nil {
-		return nil, err
-	}
-	database := filepath.Join(t.TempDir(), "mailpit.db")
-	cmd := exec.Command(bin,
-		"--database", database,
-		"--smtp", smtpAddr,
-		"--listen", httpAddr,
-		"--max", "0", // keep every message: tests count them
-		"--smtp-auth-accept-any",
-		"--smtp-auth-allow-insecure", // AUTH PLAIN without TLS, as aptflow may try it
-		"--enable-chaos",
-		"--smtp-disable-rdns",     // no DNS lookup per connection
-		"--disable-version-check", // no network
-		"--quiet",                 // errors only: they are logged if the test fails
-	)
-	out := new(lockedBuffer)
-	cmd.Stdout, cmd.Stderr = out, out
-	dieWithParent(cmd)
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	exited := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(exited)
-	}()
-	stop := func() {
-		_ = cmd.Process.Kill()
-		<-exited
-	}
-
-	s := &Server{
-		SMTPAddr: smtpAddr,
-		APIURL:   "http://" + httpAddr,
-		client:   &http.Client{Timeout: 10 * time.Second},
-	}
-	if err := s.waitReady(exited, database); err != nil {
-		stop()
-		return nil, fmt.Errorf("%w\nmailpit output:\n%s", err, out.String())
+		out, _ := os.ReadFile(logPath)
+		t.Fatalf("mailpittest: %v\nmailpit output:\n%s", err, out)
 	}
 	t.Cleanup(func() {
-		stop()
-		if t.Failed() && out.Len() > 0 {
-			t.Logf("mailpit output:\n%s", out.String())
+		p.Stop(syscall.SIGKILL, 0)
+		if out, _ := os.ReadFile(logPath); t.Failed() && len(out) > 0 {
+			t.Logf("mailpit output:\n%s", out)
 		}
 	})
-	return s, nil
+	return s
 }
 
-// WaitReady is waitReady for a mailpit that something else started, with
-// its database at database, whose process closes exited when it ends.
-func (s *Server) WaitReady(exited <-chan struct{}, database string) error {
-	return s.waitReady(exited, database)
+// Launch starts the mailpit binary bin on free loopback ports, with its
+// database in dir and its output in logPath, keeping every message (--max
+// 0) and accepting any SMTP login; extra adds flags (--enable-chaos). It is
+// Start for a program that runs mailpit outside any test (bench, chaos):
+// the process dies with its parent, and the caller stops it. It returns
+// once this very mailpit answers: a port found free may be taken by another
+// program before mailpit binds it, so it tries three times, and it checks
+// the database path the API reports, so that a caller never empties another
+// program's mailpit.
+func Launch(bin, dir, logPath string, extra ...string) (*harness.Process, *Server, error) {
+	var last error
+	for range 3 {
+		smtpAddr, err := harness.FreeAddr()
+		if err != nil {
+			return nil, nil, err
+		}
+		httpAddr, err := harness.FreeAddr()
+		if err != nil {
+			return nil, nil, err
+		}
+		database := filepath.Join(dir, "mailpit.db")
+		_ = os.Remove(database) // a failed try's
+		cmd := exec.Command(bin, append([]string{
+			"--database", database,
+			"--smtp", smtpAddr,
+			"--listen", httpAddr,
+			"--max", "0", // keep every message: the callers count them
+			"--smtp-auth-accept-any",
+			"--smtp-auth-allow-insecure", // AUTH PLAIN without TLS, as aptflow may try it
+			"--smtp-disable-rdns",        // no DNS lookup per connection
+			"--disable-version-check",    // no network
+			"--quiet",                    // errors only
+		}, extra...)...)
+		p, err := harness.StartLogged("mailpit", cmd, logPath)
+		if err != nil {
+			return nil, nil, fmt.Errorf("start mailpit: %w", err)
+		}
+		s := connect(smtpAddr, "http://"+httpAddr)
+		if last = s.waitReady(p.Done(), database); last == nil {
+			return p, s, nil
+		}
+		p.Stop(syscall.SIGKILL, 0)
+	}
+	return nil, nil, fmt.Errorf("mailpit did not start (see %s): %w", logPath, last)
 }
 
 // waitReady polls until the API answers as this very mailpit (the database
@@ -217,39 +205,4 @@ func binary() (string, error) {
 	return "", fmt.Errorf("mailpit not found ($MAILPIT, $PATH, %s).\n"+
 		"\tRun the tests with `make test`, which installs it (scripts/ensure-mailpit.sh), or install it:\n"+
 		"\tgo install github.com/axllent/mailpit@%s", strings.Join(dirs, ", "), Version)
-}
-
-// freeAddr returns a loopback address with a port free right now.
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
-}
-
-// lockedBuffer collects mailpit's output, written by exec's copying
-// goroutine and read by the test.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func (b *lockedBuffer) Len() int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Len()
 }

@@ -80,7 +80,7 @@ func classify(ctx context.Context, err error, dialing bool) *SendError {
 	}
 	var tp *textproto.Error
 	if errors.As(err, &tp) {
-		se.Code, se.Reply = tp.Code, oneLine(fmt.Sprintf("%03d %s", tp.Code, tp.Msg))
+		se.Code, se.Reply = tp.Code, OneLine(fmt.Sprintf("%03d %s", tp.Code, tp.Msg))
 	}
 	return se
 }
@@ -112,12 +112,12 @@ func reply(gm *mail.SendError, code int) string {
 	s = s[i+len(prefix):]
 	if q, err := strconv.QuotedPrefix(s); err == nil {
 		text, _ := strconv.Unquote(q)
-		return oneLine(prefix + text)
+		return OneLine(prefix + text)
 	}
 	for _, tail := range []string{", affected recipient(s): ", ", affected message ID: "} {
 		if i := strings.Index(s, tail); i >= 0 {
 			s = s[:i]
 		}
 	}
-	return oneLine(prefix + s)
+	return OneLine(prefix + s)
 }

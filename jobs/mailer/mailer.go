@@ -114,7 +114,7 @@ func buildMsg(m Message) (*mail.Msg, error) {
 		date = time.Now()
 	}
 	msg.SetDateWithValue(date)
-	msg.Subject(oneLine(m.Subject))
+	msg.Subject(OneLine(m.Subject))
 	msg.SetUserAgent("aptflow")
 	// RFC 3834: an automatic message; a caller's own value below wins.
 	msg.SetGenHeader("Auto-Submitted", "auto-generated")
@@ -126,11 +126,11 @@ func buildMsg(m Message) (*mail.Msg, error) {
 	slices.Sort(names) // the same message gives the same bytes
 	for _, name := range names {
 		if !validFieldName(name) || slices.Contains(reservedHeaders, strings.ToLower(name)) {
-			return nil, invalid("header name %q", oneLine(name))
+			return nil, invalid("header name %q", OneLine(name))
 		}
 		// Canonical, so "auto-submitted" replaces the default instead of
 		// adding a second Auto-Submitted.
-		msg.SetGenHeader(mail.Header(textproto.CanonicalMIMEHeaderKey(name)), oneLine(m.Headers[name]))
+		msg.SetGenHeader(mail.Header(textproto.CanonicalMIMEHeaderKey(name)), OneLine(m.Headers[name]))
 	}
 
 	switch {
@@ -144,7 +144,7 @@ func buildMsg(m Message) (*mail.Msg, error) {
 	}
 
 	for i, a := range m.Attachments {
-		name := oneLine(a.Filename)
+		name := OneLine(a.Filename)
 		if name == "" {
 			return nil, invalid("attachment %d has no file name", i)
 		}
@@ -175,7 +175,7 @@ func parseAddress(field, s string) (*netmail.Address, error) {
 func checkMessageID(id string) error {
 	left, right, ok := strings.Cut(id, "@")
 	if !ok || len(id) > 250 || !dotAtom(left) || !dotAtom(right) {
-		return invalid("Message-ID %q", oneLine(id))
+		return invalid("Message-ID %q", OneLine(id))
 	}
 	return nil
 }
@@ -233,9 +233,12 @@ func contentType(ct, filename string) (string, error) {
 	return clean, nil
 }
 
-// oneLine makes s fit a header: control characters (CR, LF, tab, …) and
-// Unicode line separators become spaces, runs of spaces collapse.
-func oneLine(s string) string {
+// OneLine makes s fit on one line of a header: control characters (CR, LF,
+// tab, …) and Unicode line separators become spaces, runs of spaces collapse,
+// and invalid UTF-8 is replaced. A no-break space is kept: French
+// typography puts one before « : ». The templates fold subjects with it too,
+// so that what they promise (one line) is what the mailer sends.
+func OneLine(s string) string {
 	return strings.Join(strings.FieldsFunc(strings.ToValidUTF8(s, "\uFFFD"), func(r rune) bool {
 		return r == ' ' || unicode.IsControl(r) || r == '\u2028' || r == '\u2029'
 	}), " ")

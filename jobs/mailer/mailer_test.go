@@ -82,3 +82,18 @@ func TestNewSMTP(t *testing.T) {
 		t.Errorf("error %v must not show the password", err)
 	}
 }
+
+func TestOneLine(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		"Votre dossier\r\nBcc: x":  "Votre dossier Bcc: x",
+		"  a \t b\u2028c\u0085d  ": "a b c d",
+		"a\u2029b":                 "a b",
+		"bad \xff utf-8":           "bad \uFFFD utf-8",
+		"nº 42\u00a0:":             "nº 42\u00a0:",
+	} {
+		if got := OneLine(in); got != want {
+			t.Errorf("OneLine(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
