@@ -43,6 +43,7 @@ run: build ## Migrate and serve the API, workers and dashboard on a local Postgr
 test: lint ## Vet, check formatting, and run every test with -race against real PostgreSQL and mailpit
 	@TEST_DATABASE_URL=$$(./scripts/ensure-postgres.sh); export TEST_DATABASE_URL; \
 	MAILPIT=$$(./scripts/ensure-mailpit.sh); export MAILPIT; \
+	AXE_CORE_JS=$$(./scripts/ensure-axe.sh); export AXE_CORE_JS; \
 	echo "$(GO) test -race -count=1 -timeout 8m $(PKGS)"; \
 	$(GO) test -race -count=1 -timeout 8m $(PKGS)
 
