@@ -205,6 +205,8 @@ func TestUpgradeFromLastRelease(t *testing.T) {
 		var v struct {
 			DossierID int64  `json:"dossier_id"`
 			SHA256    string `json:"sha256"`
+			Status    string `json:"status"`
+			Signed    *bool  `json:"signed"`
 		}
 		req, _ := http.NewRequest("GET", base+"/attestations/"+a.code, nil)
 		req.Header.Set("Accept", "application/json")
@@ -216,6 +218,11 @@ func TestUpgradeFromLastRelease(t *testing.T) {
 		resp.Body.Close()
 		if err != nil || v.DossierID != a.dossier || v.SHA256 != a.sha {
 			t.Errorf("verification of dossier %d: %+v, %v; want its sha256 %s", a.dossier, v, err, a.sha)
+		}
+		// Migration 00005: an attestation rendered before was not signed,
+		// and says so; it has a status computed from its dates.
+		if v.Signed == nil || *v.Signed || v.Status == "" {
+			t.Errorf("verification of dossier %d after 00005: signed %v, status %q; want signed false and a status", a.dossier, v.Signed, v.Status)
 		}
 	}
 	// Every job the old release left pending completes: its e-mails go out.
