@@ -39,45 +39,16 @@ func handleAttestationPDF(d Deps) http.Handler {
 var verifyHTML string
 
 var verifyPage = template.Must(template.New("verify").Funcs(template.FuncMap{
-	"date": frenchDate,
-	"day":  frenchDay,
-	"dayAfter": func(s string) string {
-		t, err := time.Parse(workflow.DateLayout, s)
-		if err != nil {
-			return s
-		}
-		return frenchDate(t.AddDate(0, 0, 1))
-	},
-	"hours": func(h float64) string {
-		return strings.Replace(strconv.FormatFloat(h, 'f', -1, 64), ".", ",", 1) + " h"
-	},
-	"siret": func(s string) string {
-		if len(s) != 14 {
-			return s
-		}
-		return s[0:3] + " " + s[3:6] + " " + s[6:9] + " " + s[9:14]
-	},
+	// date: the day of an instant (the decision) in Paris.
+	"date": func(t time.Time) string { return templates.DateFR(workflow.DateOf(t, workflow.Paris())) },
+	// day: a calendar date (the period).
+	"day": templates.DateFR,
+	// dayAfter: the day after a calendar date, the first one an expired
+	// attestation no longer covers.
+	"dayAfter": func(d workflow.Date) string { return templates.DateFR(d.AddDays(1)) },
+	"hours":    templates.HoursFR,
+	"siret":    templates.SiretFR,
 }).Parse(verifyHTML))
-
-// frenchDate prints an instant's day in Paris, « 1er décembre 2026 ».
-func frenchDate(t time.Time) string { return templates.DateFR(t, paris) }
-
-// frenchDay prints a calendar date (YYYY-MM-DD) the French way.
-func frenchDay(s string) string {
-	t, err := time.Parse(workflow.DateLayout, s)
-	if err != nil {
-		return s
-	}
-	return templates.DateFR(t, time.UTC)
-}
-
-var paris = func() *time.Location {
-	loc, err := time.LoadLocation("Europe/Paris")
-	if err != nil {
-		return time.UTC
-	}
-	return loc
-}()
 
 // verifyView is what the verification page shows: the attestation (nil
 // for an unknown code), and after an upload whether the file matches.

@@ -19,10 +19,6 @@ import (
 
 // attestationData is an attestation like those of the seeded dossiers.
 func attestationData(id int64, publicURL string) attestation.Data {
-	day := func(s string) time.Time {
-		t, _ := time.Parse(time.DateOnly, s)
-		return t
-	}
 	code := fmt.Sprintf("bench%027d", id)
 	return attestation.Data{
 		DossierID:              id,
@@ -31,19 +27,19 @@ func attestationData(id int64, publicURL string) attestation.Data {
 		ProcedureLibelle:       "Autorisation provisoire de travail (APT) pour les étudiants",
 		Nom:                    "Dupré",
 		Prenom:                 "Élodie",
-		DateNaissance:          day("2003-04-12"),
+		DateNaissance:          workflow.Date{Year: 2003, Month: time.April, Day: 12},
 		LieuNaissance:          "Montréal (Canada)",
 		Nationalite:            "canadienne",
 		TitreSejourNumero:      "6912345678",
-		TitreSejourExpireLe:    day("2031-09-30"),
+		TitreSejourExpireLe:    workflow.Date{Year: 2031, Month: time.September, Day: 30},
 		Etablissement:          "Université Lumière Lyon 2",
 		EmployeurRaisonSociale: "Boulangerie Œuvre & Fils",
 		EmployeurSiret:         "73282932000074",
 		EmployeurAdresse:       "3 place Bellecour, 69002 Lyon",
 		Emploi:                 "vendeuse en boulangerie",
 		HeuresHebdo:            17.5,
-		DateDebut:              day("2030-12-01"),
-		DateFin:                day("2031-06-30"),
+		DateDebut:              workflow.Date{Year: 2030, Month: time.December, Day: 1},
+		DateFin:                workflow.Date{Year: 2031, Month: time.June, Day: 30},
 		DecidedAt:              time.Now().Truncate(time.Second),
 		SignataireNom:          "Claire Martin",
 		SignataireQualite:      "Pour le préfet et par délégation",

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/robfig/cron/v3"
+
+	"github.com/aptflow/aptflow/workflow"
 )
 
 func TestCronSlots(t *testing.T) {
@@ -14,10 +16,7 @@ func TestCronSlots(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	paris, err := time.LoadLocation("Europe/Paris")
-	if err != nil {
-		t.Fatal(err)
-	}
+	paris := workflow.Paris()
 	at := func(s string) time.Time {
 		tm, err := time.ParseInLocation("2006-01-02 15:04:05", s, paris)
 		if err != nil {

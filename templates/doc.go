@@ -12,10 +12,12 @@
 // lines whatever the data holds, and carry no personal data other than the
 // dossier number: they show up in notification previews and server logs.
 //
-// Dates are shown in French, in the Europe/Paris time zone (« 26 novembre
-// 2026 », « 26/11/2026 à 14:05 »). The zone database is embedded
-// (time/tzdata), so this does not depend on the host's tzdata.
+// Dates are shown in French (« 26 novembre 2026 »): a calendar date
+// (workflow.Date) as it is, an instant in the Europe/Paris time zone
+// (« 26/11/2026 à 14:05 »), workflow.Paris(), whose database is embedded.
 //
-// The kind names (KindAccepte, …) are a contract with the jobs that send the
+// The kinds (workflow.MailAccepte, …) are declared once, in workflow
+// (workflow.MailKinds); Load fails unless every kind has its templates and
+// every template a kind. They are a contract with the jobs that send the
 // e-mails: they are stored with each delivery and must never change.
 package templates

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"strings"
 	"time"
-	_ "time/tzdata" // « today » in Paris whatever the host's zone database
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
@@ -19,7 +18,7 @@ import (
 // AttestationPDF returns the rendered attestation of a dossier and its
 // sha256, or ENotFound while there is none.
 func (s *Service) AttestationPDF(ctx context.Context, dossierID int64) (pdf []byte, sha256 string, err error) {
-	err = s.pool.QueryRow(ctx, `
+	err = s.reader(ctx).QueryRow(ctx, `
 		SELECT pdf, sha256 FROM attestations WHERE dossier_id = $1 AND pdf IS NOT NULL`, dossierID).Scan(&pdf, &sha256)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, "", Errorf(ENotFound, "pas encore d'attestation pour le dossier %d", dossierID)
@@ -29,17 +28,35 @@ func (s *Service) AttestationPDF(ctx context.Context, dossierID int64) (pdf []by
 	return pdf, sha256, nil
 }
 
-// StoreAttestationTx stores the rendered attestation of a dossier in tx (the
-// render_attestation job's, which completes in it): the file, its sha256
-// and whether it is signed. An attestation once stored is never replaced:
-// a second call (a retried job that rendered and signed again, with
-// another signing time) keeps the first file, the one the applicant may
-// already hold, and reports stored false.
-func StoreAttestationTx(ctx context.Context, tx pgx.Tx, dossierID int64, pdf []byte, signed bool) (stored bool, err error) {
+// StoreAttestation stores pdf as the rendered attestation of an accepted
+// dossier, with its sha256 and whether it is signed, unless one is stored
+// already: a PDF once stored is never replaced, so the attestation the
+// applicant received stays the one the verification page vouches for. A
+// retried job that rendered and signed again (another signing time, other
+// bytes) keeps the first file. stored says whether pdf was stored.
+func (s *Service) StoreAttestation(ctx context.Context, dossierID int64, pdf []byte, signed bool) (stored bool, err error) {
+	err = s.inStatement(ctx, func(q querier) error {
+		stored, err = s.storeAttestation(ctx, q, dossierID, pdf, signed)
+		return err
+	})
+	return stored, err
+}
+
+// StoreAttestationTx is StoreAttestation in the caller's transaction: the
+// render_attestation job stores the PDF, enqueues the acceptance e-mail and
+// completes itself in one transaction.
+func (s *Service) StoreAttestationTx(ctx context.Context, tx pgx.Tx, dossierID int64, pdf []byte, signed bool) (stored bool, err error) {
+	return s.storeAttestation(ctx, tx, dossierID, pdf, signed)
+}
+
+func (s *Service) storeAttestation(ctx context.Context, q querier, dossierID int64, pdf []byte, signed bool) (bool, error) {
+	if len(pdf) == 0 {
+		return false, fmt.Errorf("store attestation of dossier %d: empty PDF", dossierID)
+	}
 	sum := sha256.Sum256(pdf)
-	tag, err := tx.Exec(ctx, `
-		UPDATE attestations SET pdf = $2, sha256 = $3, signed = $4, rendered_at = now()
-		WHERE dossier_id = $1 AND pdf IS NULL`, dossierID, pdf, hex.EncodeToString(sum[:]), signed)
+	tag, err := q.Exec(ctx, `
+		UPDATE attestations SET pdf = $2, sha256 = $3, signed = $4, rendered_at = $5
+		WHERE dossier_id = $1 AND pdf IS NULL`, dossierID, pdf, hex.EncodeToString(sum[:]), signed, s.opts.Now())
 	if err != nil {
 		return false, fmt.Errorf("store attestation of dossier %d: %w", dossierID, err)
 	}
@@ -51,12 +68,14 @@ const (
 	StatusValide          = "valide"
 	StatusPasEncoreValide = "pas_encore_valide"
 	StatusExpiree         = "expiree"
-	StatusSupprimee       = "supprimee"
+	// StatusSupprimee is the status of an attestation whose dossier was
+	// purged: nothing else about it is known any more.
+	StatusSupprimee = "supprimee"
 )
 
 // Verification is what the public verification page tells an employer
 // holding an attestation. Once the dossier is purged, only Status, Valid
-// and DossierID are known (and serialised).
+// and DossierID are known, and serialised.
 type Verification struct {
 	Status              string                `json:"status"`
 	Valid               bool                  `json:"valid"`
@@ -64,9 +83,9 @@ type Verification struct {
 	Nom                 string                `json:"nom"`
 	Prenom              string                `json:"prenom"`
 	DecidedAt           time.Time             `json:"decided_at"`
-	DateDebut           string                `json:"date_debut"`
-	DateFin             string                `json:"date_fin"`
-	TitreSejourExpireLe string                `json:"titre_sejour_expire_le"`
+	DateDebut           Date                  `json:"date_debut"`
+	DateFin             Date                  `json:"date_fin"`
+	TitreSejourExpireLe Date                  `json:"titre_sejour_expire_le"`
 	Employeur           VerificationEmployeur `json:"employeur"`
 	Emploi              string                `json:"emploi"`
 	HeuresHebdo         float64               `json:"heures_hebdo"`
@@ -76,7 +95,7 @@ type Verification struct {
 
 	// ValidUntil is the last valid day: the earlier of DateFin and
 	// TitreSejourExpireLe. The page says it in words; not in the JSON.
-	ValidUntil string `json:"-"`
+	ValidUntil Date `json:"-"`
 	// TitreSejourNumero is the residence permit's number masked but for its
 	// last four characters, for the page only: the employer compares it
 	// with the permit the student shows, nobody reads it whole from here.
@@ -123,36 +142,21 @@ func NormalizeCode(code string) string {
 	return b.String()
 }
 
-// paris is the one Europe/Paris location of the package: the procedure's
-// calendar (an attestation is valid from its first day to its last, in
-// France) whatever the zone of the machine.
-var paris = mustLoadParis()
-
-func mustLoadParis() *time.Location {
-	loc, err := time.LoadLocation("Europe/Paris")
-	if err != nil {
-		// time/tzdata is embedded: this cannot happen but in a broken build.
-		panic(fmt.Sprintf("workflow: load Europe/Paris: %v", err))
-	}
-	return loc
-}
-
-// ParisToday returns the calendar date in Paris at instant now, as
-// YYYY-MM-DD.
-func ParisToday(now time.Time) string { return now.In(paris).Format(DateLayout) }
+// ParisToday returns the calendar date in Paris at instant now: the day
+// the procedure's calendar reads, whatever the zone of the machine.
+func ParisToday(now time.Time) Date { return DateOf(now, Paris()) }
 
 // AttestationStatus is the status of an attestation on the calendar day
-// today (YYYY-MM-DD, in Paris): valide from dateDebut to the earlier of
-// dateFin and titreExpire included, pas_encore_valide before, expiree
-// after; supprimee once the dossier is purged, whatever the dates. Dates
-// are YYYY-MM-DD, which compare as strings in calendar order.
-func AttestationStatus(today, dateDebut, dateFin, titreExpire string, purged bool) string {
+// today (in Paris): valide from dateDebut to the earlier of dateFin and
+// titreExpire included, pas_encore_valide before, expiree after; supprimee
+// once the dossier is purged, whatever the dates.
+func AttestationStatus(today, dateDebut, dateFin, titreExpire Date, purged bool) string {
 	switch {
 	case purged:
 		return StatusSupprimee
-	case today < dateDebut:
+	case today.Before(dateDebut):
 		return StatusPasEncoreValide
-	case today > lastValidDay(dateFin, titreExpire):
+	case today.After(lastValidDay(dateFin, titreExpire)):
 		return StatusExpiree
 	default:
 		return StatusValide
@@ -160,9 +164,9 @@ func AttestationStatus(today, dateDebut, dateFin, titreExpire string, purged boo
 }
 
 // lastValidDay is the earlier of the end of the authorisation and the
-// expiry of the residence permit (an empty one does not count).
-func lastValidDay(dateFin, titreExpire string) string {
-	if titreExpire != "" && titreExpire < dateFin {
+// expiry of the residence permit (a zero one does not count).
+func lastValidDay(dateFin, titreExpire Date) Date {
+	if !titreExpire.IsZero() && titreExpire.Before(dateFin) {
 		return titreExpire
 	}
 	return dateFin
@@ -195,7 +199,7 @@ func (s *Service) VerifyAttestation(ctx context.Context, code string) (*Verifica
 		dem       Demandeur
 		decidedAt *time.Time
 	)
-	err := s.pool.QueryRow(ctx, `
+	err := s.reader(ctx).QueryRow(ctx, `
 		SELECT d.id, d.demandeur, d.decided_at, p.service_nom, a.sha256, a.signed
 		FROM attestations a
 		JOIN dossiers d ON d.id = a.dossier_id
@@ -208,10 +212,20 @@ func (s *Service) VerifyAttestation(ctx context.Context, code string) (*Verifica
 		return nil, fmt.Errorf("verify attestation: %w", err)
 	}
 	// A dossier with a rendered attestation is accepted, and a decision is
-	// final: its demandeur cannot change any more. The purge (RGPD) will
-	// tell purged here.
+	// final: its demandeur cannot change any more. The purge (RGPD, issue
+	// 15) will tell purged here.
 	const purged = false
-	v.Status = AttestationStatus(ParisToday(s.opts.Now()), dem.DateDebut, dem.DateFin, dem.TitreSejour.ExpireLe, purged)
+	return verification(v, dem, decidedAt, ParisToday(s.opts.Now()), purged), nil
+}
+
+// verification completes v (its dossier, service, signature and sha256
+// read) with what the demandeur says and the status on the day today. A
+// purged attestation keeps its status and dossier alone.
+func verification(v Verification, dem Demandeur, decidedAt *time.Time, today Date, purged bool) *Verification {
+	v.Status = AttestationStatus(today, dem.DateDebut, dem.DateFin, dem.TitreSejour.ExpireLe, purged)
+	if purged {
+		return &Verification{Status: v.Status, DossierID: v.DossierID}
+	}
 	v.Valid = v.Status == StatusValide
 	v.Nom, v.Prenom = dem.Nom, dem.Prenom
 	if decidedAt != nil {
@@ -223,7 +237,7 @@ func (s *Service) VerifyAttestation(ctx context.Context, code string) (*Verifica
 	v.TitreSejourNumero = maskTitre(dem.TitreSejour.Numero)
 	v.Employeur = VerificationEmployeur{RaisonSociale: dem.Employeur.RaisonSociale, Siret: dem.Employeur.Siret}
 	v.Emploi, v.HeuresHebdo = dem.Emploi, dem.HeuresHebdo
-	return &v, nil
+	return &v
 }
 
 // CompareAttestation tells whether pdf is, byte for byte, the attestation
@@ -234,7 +248,7 @@ func (s *Service) CompareAttestation(ctx context.Context, code string, pdf []byt
 		return false, Errorf(ENotFound, "code inconnu")
 	}
 	var stored []byte
-	err = s.pool.QueryRow(ctx, `SELECT pdf FROM attestations WHERE code = $1 AND pdf IS NOT NULL`, code).Scan(&stored)
+	err = s.reader(ctx).QueryRow(ctx, `SELECT pdf FROM attestations WHERE code = $1 AND pdf IS NOT NULL`, code).Scan(&stored)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return false, Errorf(ENotFound, "code inconnu")
 	} else if err != nil {

@@ -12,6 +12,13 @@ import (
 // and the last one ends at 22:00 UTC in summer.
 func TestAttestationStatus(t *testing.T) {
 	t.Parallel()
+	day := func(s string) Date {
+		d, err := ParseDate(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
 	const debut, fin, titre = "2026-12-01", "2027-06-30", "2027-09-30"
 	utc := func(s string) time.Time {
 		at, err := time.Parse(time.RFC3339, s)
@@ -34,12 +41,13 @@ func TestAttestationStatus(t *testing.T) {
 		{"TitreLastDay", "2027-03-31T21:59:59Z", "2027-03-31", false, StatusValide},
 		{"TitreExpired", "2027-03-31T22:00:00Z", "2027-03-31", false, StatusExpiree},
 		{"TitreSameDayAsFin", "2027-06-30T12:00:00Z", fin, false, StatusValide},
+		{"TitreSameDayAsFinAfter", "2027-06-30T22:00:00Z", fin, false, StatusExpiree},
 		{"Purged", "2027-01-15T12:00:00Z", titre, true, StatusSupprimee},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			today := ParisToday(utc(tc.at))
-			if got := AttestationStatus(today, debut, fin, tc.titre, tc.purged); got != tc.want {
+			if got := AttestationStatus(today, day(debut), day(fin), day(tc.titre), tc.purged); got != tc.want {
 				t.Errorf("at %s (Paris %s): %s, want %s", tc.at, today, got, tc.want)
 			}
 		})
@@ -81,5 +89,23 @@ func TestVerificationJSONPurged(t *testing.T) {
 	}
 	if got := string(b); got != `{"status":"supprimee","valid":false,"dossier_id":7}` {
 		t.Errorf("JSON %s", got)
+	}
+}
+
+// TestVerificationPurged: once the dossier is purged, the verification
+// keeps its status and dossier alone, whatever the demandeur still said.
+func TestVerificationPurged(t *testing.T) {
+	t.Parallel()
+	dem := Demandeur{Nom: "Dupré", Prenom: "Élodie", DateDebut: Date{2026, time.January, 1}, DateFin: Date{2026, time.June, 30}}
+	dem.TitreSejour.Numero = "6912345678"
+	today := Date{2026, time.March, 1}
+	got := verification(Verification{DossierID: 7, SHA256: "ab", Signed: true, Service: "Préfecture"}, dem, nil, today, true)
+	if want := (Verification{Status: StatusSupprimee, DossierID: 7}); *got != want {
+		t.Errorf("purged: %+v, want %+v", *got, want)
+	}
+	got = verification(Verification{DossierID: 7}, dem, nil, today, false)
+	if got.Status != StatusValide || !got.Valid || got.Nom != "Dupré" || got.TitreSejourNumero != "••••••5678" ||
+		got.ValidUntil != dem.DateFin {
+		t.Errorf("not purged: %+v", *got)
 	}
 }

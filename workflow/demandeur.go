@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"net/mail"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -17,7 +18,7 @@ import (
 type Demandeur struct {
 	Nom           string      `json:"nom"`
 	Prenom        string      `json:"prenom"`
-	DateNaissance string      `json:"date_naissance"`
+	DateNaissance Date        `json:"date_naissance"`
 	LieuNaissance string      `json:"lieu_naissance"`
 	Nationalite   string      `json:"nationalite"`
 	TitreSejour   TitreSejour `json:"titre_sejour"`
@@ -25,14 +26,18 @@ type Demandeur struct {
 	Employeur     Employeur   `json:"employeur"`
 	Emploi        string      `json:"emploi"`
 	HeuresHebdo   float64     `json:"heures_hebdo"`
-	DateDebut     string      `json:"date_debut"`
-	DateFin       string      `json:"date_fin"`
+	DateDebut     Date        `json:"date_debut"`
+	DateFin       Date        `json:"date_fin"`
+
+	// notDates are the paths of the dates DecodeDemandeur found written
+	// but not real dates (those dates are zero), for Validate to report.
+	notDates []string
 }
 
 // TitreSejour is the student's residence permit.
 type TitreSejour struct {
 	Numero   string `json:"numero"`
-	ExpireLe string `json:"expire_le"`
+	ExpireLe Date   `json:"expire_le"`
 }
 
 // Employeur is the company that offers the job.
@@ -49,26 +54,24 @@ const (
 	maxAddressLen = 500
 )
 
-// DateLayout is the layout of every date of the API: YYYY-MM-DD.
-const DateLayout = "2006-01-02"
-
 // Validate checks every field of d and returns an EInvalid *Error with one
 // FieldError per bad field, or nil. heuresMax is the procedure's weekly cap;
-// today bounds the birth date.
-func (d *Demandeur) Validate(heuresMax float64, today time.Time) error {
-	v := validator{prefix: "demandeur."}
+// now bounds the birth date, which must be before today in Paris.
+func (d *Demandeur) Validate(heuresMax float64, now time.Time) error {
+	today := DateOf(now, Paris())
+	v := validator{prefix: "demandeur.", notDates: d.notDates}
 	v.name("nom", d.Nom)
 	v.name("prenom", d.Prenom)
-	birth, okBirth := v.date("date_naissance", d.DateNaissance)
-	if okBirth && !birth.Before(today) {
+	birth := d.DateNaissance
+	if ok := v.date("date_naissance", birth); ok && !birth.Before(today) {
 		v.add("date_naissance", "out_of_range", "la date de naissance doit être dans le passé")
-	} else if okBirth && birth.Before(today.AddDate(-120, 0, 0)) {
+	} else if ok && birth.Before(today.AddYears(-120)) {
 		v.add("date_naissance", "out_of_range", "la date de naissance est invraisemblable")
 	}
 	v.text("lieu_naissance", d.LieuNaissance, maxTextLen)
 	v.text("nationalite", d.Nationalite, maxNameLen)
 	v.text("titre_sejour.numero", d.TitreSejour.Numero, 50)
-	expire, okExpire := v.date("titre_sejour.expire_le", d.TitreSejour.ExpireLe)
+	okExpire := v.date("titre_sejour.expire_le", d.TitreSejour.ExpireLe)
 	v.text("etablissement", d.Etablissement, maxTextLen)
 	v.text("employeur.raison_sociale", d.Employeur.RaisonSociale, maxTextLen)
 	if !ValidSIRET(d.Employeur.Siret) {
@@ -82,11 +85,11 @@ func (d *Demandeur) Validate(heuresMax float64, today time.Time) error {
 	case d.HeuresHebdo > heuresMax:
 		v.add("heures_hebdo", "out_of_range", fmt.Sprintf("le nombre d'heures hebdomadaires ne peut dépasser %g", heuresMax))
 	}
-	debut, okDebut := v.date("date_debut", d.DateDebut)
-	fin, okFin := v.date("date_fin", d.DateFin)
-	if okDebut && okFin && fin.Before(debut) {
+	okDebut := v.date("date_debut", d.DateDebut)
+	okFin := v.date("date_fin", d.DateFin)
+	if okDebut && okFin && d.DateFin.Before(d.DateDebut) {
 		v.add("date_fin", "before_date_debut", "la date de fin doit suivre la date de début")
-	} else if okFin && okExpire && fin.After(expire) {
+	} else if okFin && okExpire && d.DateFin.After(d.TitreSejour.ExpireLe) {
 		v.add("date_fin", "after_titre_sejour", "l'autorisation ne peut dépasser la validité du titre de séjour")
 	}
 	return invalid(v.errs)
@@ -94,8 +97,9 @@ func (d *Demandeur) Validate(heuresMax float64, today time.Time) error {
 
 // validator collects field errors.
 type validator struct {
-	prefix string
-	errs   []FieldError
+	prefix   string
+	notDates []string // see Demandeur.notDates
+	errs     []FieldError
 }
 
 func (v *validator) add(field, code, detail string) {
@@ -136,18 +140,17 @@ func (v *validator) name(field, s string) {
 	}
 }
 
-// date checks a required, real YYYY-MM-DD date.
-func (v *validator) date(field, s string) (time.Time, bool) {
-	if strings.TrimSpace(s) == "" {
-		v.add(field, "required", "ce champ est obligatoire")
-		return time.Time{}, false
-	}
-	t, err := time.Parse(DateLayout, s)
-	if err != nil {
+// date checks a required, real date.
+func (v *validator) date(field string, d Date) bool {
+	switch {
+	case slices.Contains(v.notDates, field) || !d.IsZero() && !d.IsValid():
 		v.add(field, "invalid_date", "date invalide : format attendu AAAA-MM-JJ, date réelle")
-		return time.Time{}, false
+	case d.IsZero():
+		v.add(field, "required", "ce champ est obligatoire")
+	default:
+		return true
 	}
-	return t, true
+	return false
 }
 
 // ValidSIRET reports whether s is 14 digits passing the Luhn check. La Poste's
@@ -205,10 +208,71 @@ func DecodeDemandeur(raw json.RawMessage) (Demandeur, error) {
 	if len(bytes.TrimSpace(raw)) == 0 || bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
 		return d, invalid([]FieldError{{Field: "demandeur", Code: "required", Detail: "le demandeur est obligatoire"}})
 	}
+	raw, notDates := setAsideNotDates(raw)
 	if err := DecodeJSON(raw, &d); err != nil {
 		return d, invalid([]FieldError{jsonFieldError("demandeur", err)})
 	}
+	d.notDates = notDates
 	return d, nil
+}
+
+// demandeurDates are the paths of the demandeur's dates in its JSON, which
+// are also the names of their field errors.
+var demandeurDates = []string{"date_naissance", "titre_sejour.expire_le", "date_debut", "date_fin"}
+
+// setAsideNotDates takes out of a demandeur object the dates written as
+// strings that are not real dates, and returns their paths. Left in, the
+// first would stop the decoding (Date refuses it) and hide every other bad
+// field; set aside, they are reported by Validate with the others. Anything
+// that is not an object is returned as it is, for the decoding to refuse.
+func setAsideNotDates(raw json.RawMessage) (json.RawMessage, []string) {
+	var obj map[string]json.RawMessage
+	if json.Unmarshal(raw, &obj) != nil {
+		return raw, nil
+	}
+	var notDates []string
+	for _, path := range demandeurDates {
+		if removeNotDate(obj, strings.Split(path, ".")) {
+			notDates = append(notDates, path)
+		}
+	}
+	if notDates == nil {
+		return raw, nil
+	}
+	out, err := json.Marshal(obj)
+	if err != nil {
+		return raw, nil
+	}
+	return out, notDates
+}
+
+// removeNotDate removes from obj the value at path if it is a string other
+// than "" and not a real date, and reports whether it did. Keys match
+// whatever their case, as encoding/json matches them to fields.
+func removeNotDate(obj map[string]json.RawMessage, path []string) bool {
+	removed := false
+	for k, v := range obj {
+		if !strings.EqualFold(k, path[0]) {
+			continue
+		}
+		if len(path) > 1 {
+			var sub map[string]json.RawMessage
+			if json.Unmarshal(v, &sub) == nil && removeNotDate(sub, path[1:]) {
+				obj[k], _ = json.Marshal(sub) // it was just unmarshalled
+				removed = true
+			}
+			continue
+		}
+		var s string
+		if json.Unmarshal(v, &s) != nil || s == "" {
+			continue // not a string (the decoding says so) or empty (Validate: required)
+		}
+		if _, err := ParseDate(s); err != nil {
+			delete(obj, k)
+			removed = true
+		}
+	}
+	return removed
 }
 
 // MergePatch applies an RFC 7396 JSON merge patch to a JSON object: the

@@ -2,6 +2,8 @@ package workflow
 
 import (
 	"encoding/json"
+	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -9,11 +11,11 @@ import (
 
 func validDemandeur() Demandeur {
 	return Demandeur{
-		Nom: "Dupré", Prenom: "Élodie", DateNaissance: "2003-04-12", LieuNaissance: "Montréal",
-		Nationalite: "canadienne", TitreSejour: TitreSejour{Numero: "6912345678", ExpireLe: "2027-09-30"},
+		Nom: "Dupré", Prenom: "Élodie", DateNaissance: Date{2003, time.April, 12}, LieuNaissance: "Montréal",
+		Nationalite: "canadienne", TitreSejour: TitreSejour{Numero: "6912345678", ExpireLe: Date{2027, time.September, 30}},
 		Etablissement: "Université Lyon 2",
 		Employeur:     Employeur{RaisonSociale: "Boulangerie", Siret: "73282932000074", Adresse: "3 place Bellecour"},
-		Emploi:        "vendeuse", HeuresHebdo: 17.5, DateDebut: "2026-12-01", DateFin: "2027-06-30",
+		Emploi:        "vendeuse", HeuresHebdo: 17.5, DateDebut: Date{2026, time.December, 1}, DateFin: Date{2027, time.June, 30},
 	}
 }
 
@@ -34,51 +36,98 @@ func TestValidSIRET(t *testing.T) {
 	}
 }
 
+// TestDemandeurValidate decodes a valid demandeur changed by a JSON merge
+// patch, as the API does, and validates it: every bad field has its entry.
 func TestDemandeurValidate(t *testing.T) {
 	t.Parallel()
-	today := time.Date(2026, 11, 26, 0, 0, 0, 0, time.UTC)
+	now := time.Date(2026, 11, 26, 0, 0, 0, 0, time.UTC) // 01:00 in Paris
 	tests := []struct {
 		name   string
-		change func(*Demandeur)
+		patch  string
+		now    time.Time // default: now
 		fields map[string]string
 	}{
-		{"OK", func(*Demandeur) {}, nil},
-		{"OKUnicode", func(d *Demandeur) { d.Nom, d.Prenom = "王", "Łukasz-Œdipe" }, nil},
-		{"ErrRequired", func(d *Demandeur) { d.Nom, d.Emploi = " ", "" }, map[string]string{"demandeur.nom": "required", "demandeur.emploi": "required"}},
-		{"ErrTooLong", func(d *Demandeur) { d.Prenom = strings.Repeat("é", 101) }, map[string]string{"demandeur.prenom": "too_long"}},
-		{"ErrControl", func(d *Demandeur) { d.Nom = "Du\npré" }, map[string]string{"demandeur.nom": "control_character"}},
-		{"ErrNoLetter", func(d *Demandeur) { d.Nom = "1234" }, map[string]string{"demandeur.nom": "invalid_name"}},
-		{"ErrDate", func(d *Demandeur) { d.DateNaissance, d.TitreSejour.ExpireLe = "2003-13-01", "31/12/2027" }, map[string]string{"demandeur.date_naissance": "invalid_date", "demandeur.titre_sejour.expire_le": "invalid_date"}},
-		{"ErrFutureBirth", func(d *Demandeur) { d.DateNaissance = "2030-01-01" }, map[string]string{"demandeur.date_naissance": "out_of_range"}},
-		{"ErrOrder", func(d *Demandeur) { d.DateDebut, d.DateFin = "2027-01-02", "2027-01-01" }, map[string]string{"demandeur.date_fin": "before_date_debut"}},
-		{"ErrBeyondPermit", func(d *Demandeur) { d.DateFin = "2027-10-01" }, map[string]string{"demandeur.date_fin": "after_titre_sejour"}},
-		{"ErrHours", func(d *Demandeur) { d.HeuresHebdo = 20.5 }, map[string]string{"demandeur.heures_hebdo": "out_of_range"}},
-		{"ErrHoursZero", func(d *Demandeur) { d.HeuresHebdo = 0 }, map[string]string{"demandeur.heures_hebdo": "out_of_range"}},
-		{"ErrSiret", func(d *Demandeur) { d.Employeur.Siret = "123 456 789 00012" }, map[string]string{"demandeur.employeur.siret": "invalid_siret"}},
+		{"OK", `{}`, time.Time{}, nil},
+		{"OKUnicode", `{"nom": "王", "prenom": "Łukasz-Œdipe"}`, time.Time{}, nil},
+		{"ErrRequired", `{"nom": " ", "emploi": ""}`, time.Time{}, map[string]string{"demandeur.nom": "required", "demandeur.emploi": "required"}},
+		{"ErrTooLong", `{"prenom": "` + strings.Repeat("é", 101) + `"}`, time.Time{}, map[string]string{"demandeur.prenom": "too_long"}},
+		{"ErrControl", `{"nom": "Du\npré"}`, time.Time{}, map[string]string{"demandeur.nom": "control_character"}},
+		{"ErrNoLetter", `{"nom": "1234"}`, time.Time{}, map[string]string{"demandeur.nom": "invalid_name"}},
+		{"ErrDate", `{"date_naissance": "2003-13-01", "titre_sejour": {"expire_le": "31/12/2027"}}`, time.Time{}, map[string]string{"demandeur.date_naissance": "invalid_date", "demandeur.titre_sejour.expire_le": "invalid_date"}},
+		{"ErrDateNotReal", `{"date_debut": "2027-02-29", "date_fin": "2026-12-1"}`, time.Time{}, map[string]string{"demandeur.date_debut": "invalid_date", "demandeur.date_fin": "invalid_date"}},
+		{"ErrDateAndName", `{"nom": "", "Date_Debut": "2026-12-01T00:00:00Z"}`, time.Time{}, map[string]string{"demandeur.nom": "required", "demandeur.date_debut": "invalid_date"}},
+		{"ErrDateRequired", `{"date_debut": "", "date_fin": null}`, time.Time{}, map[string]string{"demandeur.date_debut": "required", "demandeur.date_fin": "required"}},
+		{"ErrDateType", `{"date_debut": 20261201}`, time.Time{}, map[string]string{"demandeur.date_debut": "invalid_type"}},
+		{"ErrFutureBirth", `{"date_naissance": "2030-01-01"}`, time.Time{}, map[string]string{"demandeur.date_naissance": "out_of_range"}},
+		{"ErrBornToday", `{"date_naissance": "2026-11-26"}`, time.Time{}, map[string]string{"demandeur.date_naissance": "out_of_range"}},
+		// 23:30 UTC on the 25th is the 26th in Paris: born on the 25th is
+		// born yesterday, not today.
+		{"OKBornYesterdayInParis", `{"date_naissance": "2026-11-25"}`, time.Date(2026, 11, 25, 23, 30, 0, 0, time.UTC), nil},
+		{"OKOldest", `{"date_naissance": "1906-11-26"}`, time.Time{}, nil},
+		{"ErrTooOld", `{"date_naissance": "1906-11-25"}`, time.Time{}, map[string]string{"demandeur.date_naissance": "out_of_range"}},
+		{"OKOneDay", `{"date_debut": "2027-06-30"}`, time.Time{}, nil},
+		{"ErrOrder", `{"date_debut": "2027-01-02", "date_fin": "2027-01-01"}`, time.Time{}, map[string]string{"demandeur.date_fin": "before_date_debut"}},
+		{"OKLastDayOfPermit", `{"date_fin": "2027-09-30"}`, time.Time{}, nil},
+		{"ErrBeyondPermit", `{"date_fin": "2027-10-01"}`, time.Time{}, map[string]string{"demandeur.date_fin": "after_titre_sejour"}},
+		{"ErrHours", `{"heures_hebdo": 20.5}`, time.Time{}, map[string]string{"demandeur.heures_hebdo": "out_of_range"}},
+		{"ErrHoursZero", `{"heures_hebdo": 0}`, time.Time{}, map[string]string{"demandeur.heures_hebdo": "out_of_range"}},
+		{"ErrSiret", `{"employeur": {"siret": "123 456 789 00012"}}`, time.Time{}, map[string]string{"demandeur.employeur.siret": "invalid_siret"}},
+	}
+	valid, err := json.Marshal(validDemandeur())
+	if err != nil {
+		t.Fatal(err)
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			d := validDemandeur()
-			tt.change(&d)
-			err := d.Validate(20, today)
+			raw, err := MergePatch(valid, json.RawMessage(tt.patch))
+			if err != nil {
+				t.Fatal(err)
+			}
+			d, err := DecodeDemandeur(raw)
+			if err == nil {
+				at := now
+				if !tt.now.IsZero() {
+					at = tt.now
+				}
+				err = d.Validate(20, at)
+			}
 			got := map[string]string{}
 			if e, ok := err.(*Error); ok {
 				for _, f := range e.Fields {
+					if _, dup := got[f.Field]; dup {
+						t.Errorf("two entries for %s", f.Field)
+					}
 					got[f.Field] = f.Code
 				}
 			} else if err != nil {
 				t.Fatal(err)
 			}
-			if len(got) != len(tt.fields) {
+			if fmt.Sprint(got) != fmt.Sprint(tt.fields) {
 				t.Fatalf("fields %v, want %v", got, tt.fields)
 			}
-			for k, v := range tt.fields {
-				if got[k] != v {
-					t.Fatalf("fields %v, want %v", got, tt.fields)
-				}
-			}
 		})
+	}
+}
+
+// TestDemandeurJSON: the demandeur's JSON, dates included, is what it was
+// when the dates were strings: stored dossiers read back unchanged.
+func TestDemandeurJSON(t *testing.T) {
+	t.Parallel()
+	const stored = `{"nom":"Dupré","prenom":"Élodie","date_naissance":"2003-04-12","lieu_naissance":"Montréal",` +
+		`"nationalite":"canadienne","titre_sejour":{"numero":"6912345678","expire_le":"2027-09-30"},` +
+		`"etablissement":"Université Lyon 2","employeur":{"raison_sociale":"Boulangerie","siret":"73282932000074",` +
+		`"adresse":"3 place Bellecour"},"emploi":"vendeuse","heures_hebdo":17.5,"date_debut":"2026-12-01","date_fin":"2027-06-30"}`
+	d, err := DecodeDemandeur(json.RawMessage(stored))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := validDemandeur(); !reflect.DeepEqual(d, want) {
+		t.Fatalf("decoded %+v\nwant %+v", d, want)
+	}
+	out, err := json.Marshal(d)
+	if err != nil || string(out) != stored {
+		t.Fatalf("marshalled %s, %v\nwant %s", out, err, stored)
 	}
 }
 

@@ -14,6 +14,7 @@ func FuzzDemandeur(f *testing.F) {
 	f.Add(valid)
 	f.Add([]byte(`{"nom": "Dupré\u0000", "heures_hebdo": 1e308, "date_debut": "2026-02-29"}`))
 	f.Add([]byte(`{"employeur": {"siret": "٣٣٣٣٣٣٣٣٣٣٣٣٣٣"}}`))
+	f.Add([]byte(`{"nom": "", "Date_Fin": "2027-02-29", "titre_sejour": {"expire_le": 3, "EXPIRE_LE": "31/12/2027"}}`))
 	f.Add([]byte(`null`))
 	f.Add([]byte(`{"titre_sejour": []}`))
 	f.Fuzz(func(t *testing.T, raw []byte) {

@@ -117,13 +117,10 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, workers bool) (*a
 		transitions.WithLabelValues(string(e))
 	}
 	a.reg.MustRegister(transitions)
-	// The workers write through the Service, so it comes first; its
-	// Enqueuer gets the River client once the client exists.
-	enq := jobs.NewEnqueuer(nil, jc)
-	a.service = workflow.NewService(pool, enq, workflow.Options{
+	opts := workflow.Options{
 		PublicURL:    cfg.PublicURL,
 		OnTransition: func(e workflow.Event) { transitions.WithLabelValues(string(e)).Inc() },
-	})
+	}
 	var rw *river.Workers
 	if workers {
 		tpl, err := templates.Load()
@@ -146,10 +143,17 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, workers bool) (*a
 			pool.Close()
 			return nil, err
 		}
+		// The workers' Service inserts jobs with the client that runs
+		// them, which needs the workers first.
 		deps := jobs.Deps{
-			Pool: pool, Mailer: m, Templates: tpl, Attestations: renderer, Metrics: jobs.NewMetrics(a.reg),
-			Service: a.service,
+			Service:      workflow.NewService(pool, jobs.NewEnqueuer(nil, jc), opts),
+			Pool:         pool,
+			Mailer:       m,
+			Templates:    tpl,
+			Attestations: renderer,
+			Metrics:      jobs.NewMetrics(a.reg),
 		}
+		// A nil *Signer in the interface would not be a nil Signer.
 		if cfg.Signer != nil {
 			deps.Signer = cfg.Signer
 		} else {
@@ -166,7 +170,7 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, workers bool) (*a
 		pool.Close()
 		return nil, err
 	}
-	enq.SetClient(a.river)
+	a.service = workflow.NewService(pool, jobs.NewEnqueuer(a.river, jc), opts)
 	return a, nil
 }
 

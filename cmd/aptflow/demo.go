@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/aptflow/aptflow/api"
+	"github.com/aptflow/aptflow/workflow"
 )
 
 // The demo's people. Their addresses are under .example (RFC 2606), so
@@ -93,26 +94,25 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	camille, dominique := demoInstructeurs[0].email, demoInstructeurs[1].email
 
-	// Dates follow today, so that the demo stays valid whenever it runs.
-	today := time.Now()
-	day := func(d time.Time) string { return d.Format("2006-01-02") }
+	// Dates follow today in Paris, so that the demo stays valid whenever it runs.
+	today := workflow.DateOf(time.Now(), workflow.Paris())
 	ids := make([]int64, len(demoDemandeurs))
 	for i, p := range demoDemandeurs {
 		var d struct {
 			ID int64 `json:"id"`
 		}
-		debut := today.AddDate(0, 0, 14+7*i)
+		debut := today.AddDays(14 + 7*i)
 		if err := c.do(ctx, "POST", "/v1/dossiers", map[string]any{
 			"procedure_id": proc.ID,
 			"usager_email": demoEmail(p.prenom, p.nom),
 			"demandeur": map[string]any{
 				"nom": p.nom, "prenom": p.prenom, "date_naissance": p.naissance, "lieu_naissance": p.lieu,
 				"nationalite":   p.nationalite,
-				"titre_sejour":  map[string]any{"numero": fmt.Sprintf("69%08d", 1234567+i), "expire_le": day(today.AddDate(1, 6, 0))},
+				"titre_sejour":  map[string]any{"numero": fmt.Sprintf("69%08d", 1234567+i), "expire_le": today.AddMonths(18)},
 				"etablissement": p.etablissement,
 				"employeur":     map[string]any{"raison_sociale": p.employeur, "siret": p.siret, "adresse": p.adresse},
 				"emploi":        p.emploi, "heures_hebdo": p.heures,
-				"date_debut": day(debut), "date_fin": day(debut.AddDate(0, 6, 0)),
+				"date_debut": debut, "date_fin": debut.AddMonths(6),
 			},
 		}, &d); err != nil {
 			return err

@@ -12,7 +12,7 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
-	_ "time/tzdata" // dates in Europe/Paris without the system's tzdata
+	_ "time/tzdata" // the zones of CRON_TZ and workflow.Paris, never a silent UTC for want of the system's tzdata
 
 	"github.com/aptflow/aptflow/api"
 	"github.com/aptflow/aptflow/migrations"

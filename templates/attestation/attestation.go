@@ -6,28 +6,30 @@ import (
 	"fmt"
 	"strconv"
 	"time"
-	_ "time/tzdata" // French local time whatever the host's zone database.
 
 	"github.com/jung-kurt/gofpdf"
 	"golang.org/x/image/font/gofont/gobold"
 	"golang.org/x/image/font/gofont/goregular"
+
+	"github.com/aptflow/aptflow/workflow"
 )
 
 // Data is everything printed on the attestation. Strings are UTF-8; control
 // characters are dropped and over-long values are shortened with « … » so the
-// attestation always fits on one A4 page. Dates are printed in French, in the
-// Europe/Paris time zone.
+// attestation always fits on one A4 page. Dates are printed in French:
+// calendar dates as they are, the decision's instant in the Europe/Paris
+// time zone.
 type Data struct {
 	DossierID           int64
 	ServiceNom          string // e.g. « Préfecture du Rhône »
 	ServiceAdresse      string // multi-line allowed (\n)
 	ProcedureLibelle    string
 	Nom, Prenom         string
-	DateNaissance       time.Time
+	DateNaissance       workflow.Date
 	LieuNaissance       string
 	Nationalite         string
 	TitreSejourNumero   string
-	TitreSejourExpireLe time.Time
+	TitreSejourExpireLe workflow.Date
 	Etablissement       string
 
 	EmployeurRaisonSociale string
@@ -36,7 +38,7 @@ type Data struct {
 
 	Emploi             string
 	HeuresHebdo        float64 // printed with a decimal comma: 17.5 is « 17,5 h »
-	DateDebut, DateFin time.Time
+	DateDebut, DateFin workflow.Date
 
 	// DecidedAt is when the dossier was accepted. It is also the PDF's
 	// creation and modification date, which keeps the output deterministic.
@@ -56,29 +58,24 @@ type Data struct {
 	VerificationURL  string // encoded in the QR code
 }
 
-// Renderer renders attestations. It holds the parsed fonts and the time
-// zone; a Renderer is safe for concurrent use by several goroutines.
+// Renderer renders attestations. It holds the parsed fonts; a Renderer is
+// safe for concurrent use by several goroutines.
 type Renderer struct {
 	// regular and bold are the TrueType faces, parsed once and shared
 	// read-only by the documents (gofpdf's UTF8Font, a patch of ours:
 	// third_party/gofpdf).
 	regular, bold *gofpdf.UTF8Font
-	cov           *coverage // the runes the fonts can draw
-	loc           *time.Location
+	cov           *coverage // the runes both faces can draw
 }
 
-// NewRenderer parses the embedded fonts, loads the Europe/Paris zone, then
-// renders a sample attestation, so that a broken asset fails the start of
-// the process rather than the first accepted dossier.
+// NewRenderer parses the embedded fonts, then renders a sample attestation,
+// so that a broken asset fails the start of the process rather than the
+// first accepted dossier.
 func NewRenderer() (*Renderer, error) {
 	return newRenderer(goregular.TTF, gobold.TTF)
 }
 
 func newRenderer(regular, bold []byte) (*Renderer, error) {
-	loc, err := time.LoadLocation("Europe/Paris")
-	if err != nil {
-		return nil, fmt.Errorf("attestation: load time zone: %w", err)
-	}
 	// Parsing each face with sfnt first also checks that it is a font:
 	// gofpdf panics on some bad ones.
 	cov, err := newCoverage(regular)
@@ -90,7 +87,7 @@ func newRenderer(regular, bold []byte) (*Renderer, error) {
 		return nil, fmt.Errorf("attestation: bold face: %w", err)
 	}
 	cov.intersect(boldCov)
-	r := &Renderer{cov: cov, loc: loc}
+	r := &Renderer{cov: cov}
 	if r.regular, err = parseFont("", regular); err != nil {
 		return nil, err
 	}
@@ -156,13 +153,13 @@ func (r *Renderer) Render(d Data) (pdf []byte, err error) {
 
 	f.SetTitle("Autorisation provisoire de travail — dossier nº "+strconv.FormatInt(d.DossierID, 10), true)
 	f.SetAuthor(clean(d.ServiceNom, false), true)
-	f.SetSubject("Autorisation provisoire de travail (APT) pour un étudiant étranger, décision du "+dateFR(d.DecidedAt, r.loc), true)
+	f.SetSubject("Autorisation provisoire de travail (APT) pour un étudiant étranger, décision du "+dayFR(d.DecidedAt), true)
 	f.SetKeywords("APT, autorisation provisoire de travail, étudiant étranger, code du travail L. 5221-5", true)
 	f.SetCreator("aptflow", true)
 	f.SetLang("fr-FR")
 
 	f.AddPage()
-	l := &layout{f: f, loc: r.loc, cov: r.cov, scale: 1}
+	l := &layout{f: f, cov: r.cov, scale: 1}
 	l.draw(d, qr)
 	if err := l.err; err != nil {
 		return nil, fmt.Errorf("attestation %d: %w", d.DossierID, err)
@@ -189,19 +186,19 @@ func sampleData() Data {
 		ProcedureLibelle:       "Autorisation provisoire de travail (APT) pour les étudiants",
 		Nom:                    "Œdipe-Łukasiewicz",
 		Prenom:                 "Élodie Ørjan",
-		DateNaissance:          day.AddDate(-20, 0, 0),
+		DateNaissance:          workflow.Date{Year: 2006, Month: time.March, Day: 12},
 		LieuNaissance:          "Θεσσαλονίκη",
 		Nationalite:            "Україна",
 		TitreSejourNumero:      "0000000000",
-		TitreSejourExpireLe:    day.AddDate(1, 0, 0),
+		TitreSejourExpireLe:    workflow.Date{Year: 2027, Month: time.March, Day: 12},
 		Etablissement:          "Université",
 		EmployeurRaisonSociale: "Employeur",
 		EmployeurSiret:         "73282932000074",
 		EmployeurAdresse:       "1 place de l'Exemple\n69000 Lyon",
 		Emploi:                 "Employé",
 		HeuresHebdo:            17.5,
-		DateDebut:              day,
-		DateFin:                day.AddDate(0, 6, 0),
+		DateDebut:              workflow.Date{Year: 2026, Month: time.March, Day: 12},
+		DateFin:                workflow.Date{Year: 2026, Month: time.September, Day: 12},
 		DecidedAt:              day,
 		Motivation:             "Motivation.",
 		SignataireNom:          "Signataire",

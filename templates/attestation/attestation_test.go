@@ -16,6 +16,8 @@ import (
 	"golang.org/x/image/font/gofont/gobold"
 	"golang.org/x/image/font/gofont/goregular"
 	"rsc.io/qr/coding"
+
+	"github.com/aptflow/aptflow/workflow"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/golden.pdf from the current output")
@@ -44,10 +46,6 @@ func render(t testing.TB, r *Renderer, d Data) []byte {
 
 // testData is the attestation of the golden file.
 func testData() Data {
-	paris, err := time.LoadLocation("Europe/Paris")
-	if err != nil {
-		panic(err)
-	}
 	return Data{
 		DossierID:              42,
 		ServiceNom:             "Préfecture du Rhône",
@@ -55,20 +53,20 @@ func testData() Data {
 		ProcedureLibelle:       "Autorisation provisoire de travail (APT) pour les étudiants",
 		Nom:                    "Dupré",
 		Prenom:                 "Élodie",
-		DateNaissance:          time.Date(2003, time.March, 1, 0, 0, 0, 0, time.UTC),
+		DateNaissance:          workflow.Date{Year: 2003, Month: time.March, Day: 1},
 		LieuNaissance:          "Montréal (Canada)",
 		Nationalite:            "canadienne",
 		TitreSejourNumero:      "6912345678",
-		TitreSejourExpireLe:    time.Date(2026, time.September, 30, 0, 0, 0, 0, time.UTC),
+		TitreSejourExpireLe:    workflow.Date{Year: 2026, Month: time.September, Day: 30},
 		Etablissement:          "Université Claude Bernard Lyon 1",
 		EmployeurRaisonSociale: "Boulangerie Pâtisserie Les Délices de Fourvière",
 		EmployeurSiret:         "73282932000074",
 		EmployeurAdresse:       "12 montée Saint-Barthélemy\n69005 Lyon",
 		Emploi:                 "Vendeuse en boulangerie",
 		HeuresHebdo:            17.5,
-		DateDebut:              time.Date(2025, time.April, 1, 0, 0, 0, 0, time.UTC),
-		DateFin:                time.Date(2025, time.August, 31, 0, 0, 0, 0, time.UTC),
-		DecidedAt:              time.Date(2025, time.March, 12, 14, 5, 0, 0, paris),
+		DateDebut:              workflow.Date{Year: 2025, Month: time.April, Day: 1},
+		DateFin:                workflow.Date{Year: 2025, Month: time.August, Day: 31},
+		DecidedAt:              time.Date(2025, time.March, 12, 14, 5, 0, 0, workflow.Paris()),
 		SignataireNom:          "Claire Martin-Lefèvre",
 		SignataireQualite:      "Pour le préfet et par délégation, la cheffe du bureau des étrangers",
 		Motivation: "Le contrat de travail respecte la durée maximale autorisée pour un étudiant " +
@@ -573,6 +571,9 @@ func run(t *testing.T, pdf []byte, pkg, name string, args ...string) (stdout str
 	var out, errOut bytes.Buffer
 	cmd := exec.Command(bin, args...)
 	cmd.Dir = dir
+	// pdfinfo prints the PDF's dates in the local zone: the tests read them
+	// in UTC, whatever zone they run in (TestDatesInZones).
+	cmd.Env = append(os.Environ(), "TZ=UTC")
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	if err := cmd.Run(); err != nil || errOut.Len() > 0 {
 		t.Fatalf("%s %v: %v\n%s", name, args, err, errOut.String())

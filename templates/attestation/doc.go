@@ -16,8 +16,9 @@
 // (SIRET grouped « 732 829 320 00074 »), Emploi (weekly hours « 17,5 h »,
 // period) and Décision (dossier number, date, instructeur, motivation); a
 // verification block with the QR code of Data.VerificationURL, the URL and
-// the code in clear; a footer. Dates are French (« 1er mars 2025 ») in the
-// Europe/Paris zone, whose database is embedded (time/tzdata).
+// the code in clear; a footer. Dates are French (« 1er mars 2025 »): the
+// calendar dates (workflow.Date) as they are, the decision's instant in the
+// Europe/Paris zone (workflow.Paris).
 //
 // # One page, always
 //
@@ -45,8 +46,10 @@
 // control characters are dropped: gofpdf cannot encode the former and would
 // print the latter as boxes.
 //
-// gofpdf pads and rewrites the font bytes it is given, so the Renderer keeps
-// a pristine copy and hands each document its own.
+// The Renderer parses the font once (gofpdf.ParseUTF8Font, one of our patches
+// in third_party/gofpdf) and its documents share it, at once if need be:
+// subsetting reads the font's bytes and never writes to them, so no document
+// needs a copy of its own.
 //
 // # Deterministic output
 //

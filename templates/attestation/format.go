@@ -2,13 +2,12 @@ package attestation
 
 import (
 	"fmt"
-	"math"
-	"strconv"
 	"strings"
 	"time"
 	"unicode"
 
 	"github.com/aptflow/aptflow/templates"
+	"github.com/aptflow/aptflow/workflow"
 )
 
 // none stands for a missing value: an empty cell on an official form reads
@@ -17,47 +16,30 @@ const none = "—"
 
 // dateFR formats a calendar date the French way: « 1er mars 2001 »,
 // « 26 novembre 2026 ».
-func dateFR(t time.Time, loc *time.Location) string {
+func dateFR(d workflow.Date) string {
+	if d.IsZero() {
+		return none
+	}
+	return templates.DateFR(d)
+}
+
+// dayFR formats the day of an instant in Paris: « 12 mars 2025 ».
+func dayFR(t time.Time) string { return dateFR(workflow.DateOf(t, workflow.Paris())) }
+
+// dateTimeFR formats an instant in Paris: « 12 mars 2025 à 14 h 05 ».
+func dateTimeFR(t time.Time) string {
 	if t.IsZero() {
 		return none
 	}
-	return templates.DateFR(t, loc)
+	l := t.In(workflow.Paris())
+	return fmt.Sprintf("%s à %d h %02d", dayFR(t), l.Hour(), l.Minute())
 }
 
-// dateTimeFR formats an instant: « 12 mars 2025 à 14 h 05 ».
-func dateTimeFR(t time.Time, loc *time.Location) string {
-	if t.IsZero() {
-		return none
-	}
-	l := t.In(loc)
-	return fmt.Sprintf("%s à %d h %02d", dateFR(l, loc), l.Hour(), l.Minute())
-}
+// hoursFR formats a weekly duration (templates.HoursFR), or the dash.
+func hoursFR(h float64) string { return orNone(templates.HoursFR(h)) }
 
-// hoursFR formats a weekly duration with a decimal comma: 17.5 → « 17,5 h »,
-// 20 → « 20 h ». Two decimals at most: 17.333… is « 17,33 h ».
-func hoursFR(h float64) string {
-	if math.IsNaN(h) || math.IsInf(h, 0) || h <= 0 {
-		return none
-	}
-	s := strconv.FormatFloat(math.Round(h*100)/100, 'f', -1, 64)
-	return strings.Replace(s, ".", ",", 1) + " h"
-}
-
-// siretFR groups a 14-digit SIRET as the INSEE prints it, SIREN then NIC:
-// « 732 829 320 00074 ». Anything else is printed as given, so a bad value
-// is visible rather than silently reshaped.
-func siretFR(s string) string {
-	digits := strings.Map(func(r rune) rune {
-		if r == ' ' || r == '\u00a0' || r == '.' || r == '-' {
-			return -1
-		}
-		return r
-	}, s)
-	if len(digits) != 14 || strings.IndexFunc(digits, func(r rune) bool { return r < '0' || r > '9' }) >= 0 {
-		return s
-	}
-	return digits[0:3] + " " + digits[3:6] + " " + digits[6:9] + " " + digits[9:14]
-}
+// siretFR groups a SIRET as the INSEE prints it (templates.SiretFR).
+func siretFR(s string) string { return templates.SiretFR(s) }
 
 // clean makes a field printable by gofpdf: control and format characters
 // (tabs, bidi overrides, zero-width joiners) would print as missing glyphs or

@@ -4,22 +4,25 @@ import (
 	"math"
 	"testing"
 	"time"
+
+	"github.com/aptflow/aptflow/internal/zonetest"
+	"github.com/aptflow/aptflow/workflow"
 )
 
 func TestFormat(t *testing.T) {
 	t.Parallel()
-	paris, err := time.LoadLocation("Europe/Paris")
-	if err != nil {
-		t.Fatal(err)
-	}
 	for _, tc := range []struct{ name, got, want string }{
-		{"DateFirst", dateFR(time.Date(2003, 3, 1, 0, 0, 0, 0, time.UTC), paris), "1er mars 2003"},
-		{"Date", dateFR(time.Date(2026, 11, 26, 0, 0, 0, 0, time.UTC), paris), "26 novembre 2026"},
+		{"DateFirst", dateFR(workflow.Date{Year: 2003, Month: 3, Day: 1}), "1er mars 2003"},
+		{"Date", dateFR(workflow.Date{Year: 2026, Month: 11, Day: 26}), "26 novembre 2026"},
+		{"DateLast", dateFR(workflow.Date{Year: 2026, Month: 12, Day: 31}), "31 décembre 2026"},
+		{"DateZero", dateFR(workflow.Date{}), "—"},
+		{"DateNotReal", dateFR(workflow.Date{Year: 2027, Month: 2, Day: 29}), "2027-02-29"},
 		// 23:30 UTC on 31 December is already New Year's Day in Paris.
-		{"DateParis", dateFR(time.Date(2025, 12, 31, 23, 30, 0, 0, time.UTC), paris), "1er janvier 2026"},
-		{"DateZero", dateFR(time.Time{}, paris), "—"},
-		{"DateTime", dateTimeFR(time.Date(2025, 3, 12, 13, 5, 0, 0, time.UTC), paris), "12 mars 2025 à 14 h 05"},
-		{"DateTimeSummer", dateTimeFR(time.Date(2025, 8, 1, 6, 0, 0, 0, time.UTC), paris), "1er août 2025 à 8 h 00"},
+		{"DayParis", dayFR(time.Date(2025, 12, 31, 23, 30, 0, 0, time.UTC)), "1er janvier 2026"},
+		{"DayZero", dayFR(time.Time{}), "—"},
+		{"DateTime", dateTimeFR(time.Date(2025, 3, 12, 13, 5, 0, 0, time.UTC)), "12 mars 2025 à 14 h 05"},
+		{"DateTimeSummer", dateTimeFR(time.Date(2025, 8, 1, 6, 0, 0, 0, time.UTC)), "1er août 2025 à 8 h 00"},
+		{"DateTimeZero", dateTimeFR(time.Time{}), "—"},
 		{"HoursHalf", hoursFR(17.5), "17,5 h"},
 		{"HoursWhole", hoursFR(20), "20 h"},
 		{"HoursRounded", hoursFR(17.333333), "17,33 h"},
@@ -59,4 +62,11 @@ func TestCoverage(t *testing.T) {
 			t.Errorf("drawable(%q) = %v, want %v", s, got, want)
 		}
 	}
+}
+
+// TestDatesInZones renders the attestation again on machines set to the
+// zones at both ends of the clock: the golden bytes and the printed dates
+// stay the same.
+func TestDatesInZones(t *testing.T) {
+	zonetest.Run(t, []string{"TestFormat", "TestGolden", "TestText"}, zonetest.Extremes...)
 }

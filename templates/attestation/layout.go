@@ -5,7 +5,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/jung-kurt/gofpdf"
 	"rsc.io/qr/coding"
@@ -78,7 +77,6 @@ var errOverflow = errors.New("layout overflows the page")
 // draws nothing and only moves y: draw measures a scale that way first.
 type layout struct {
 	f     *gofpdf.Fpdf
-	loc   *time.Location
 	cov   *coverage
 	y     float64
 	scale float64 // of the type and line heights of the body
@@ -178,11 +176,11 @@ func (l *layout) body(d Data, motivation string, cut bool) bool {
 // sections wraps the rows of the holder, the permit, the employer, the job
 // and the decision.
 func (l *layout) sections(d Data) []section {
-	naissance := "le " + dateFR(d.DateNaissance, l.loc)
+	naissance := "le " + dateFR(d.DateNaissance)
 	if lieu := clean(d.LieuNaissance, false); lieu != "" {
 		naissance += " à " + lieu
 	}
-	decision := dateTimeFR(d.DecidedAt, l.loc) + " — autorisation accordée"
+	decision := dateTimeFR(d.DecidedAt) + " — autorisation accordée"
 	sections := []section{
 		{"Titulaire", []*row{
 			l.row("Nom", d.Nom, true),
@@ -193,7 +191,7 @@ func (l *layout) sections(d Data) []section {
 		}},
 		{"Titre de séjour", []*row{
 			l.row("Numéro", d.TitreSejourNumero, false),
-			l.row("Valable jusqu'au", dateFR(d.TitreSejourExpireLe, l.loc), false),
+			l.row("Valable jusqu'au", dateFR(d.TitreSejourExpireLe), false),
 		}},
 		{"Employeur", []*row{
 			l.row("Raison sociale", d.EmployeurRaisonSociale, true),
@@ -203,7 +201,7 @@ func (l *layout) sections(d Data) []section {
 		{"Emploi", []*row{
 			l.row("Emploi occupé", d.Emploi, false),
 			l.row("Durée hebdomadaire", hoursFR(d.HeuresHebdo), false),
-			l.row("Période", "du "+dateFR(d.DateDebut, l.loc)+" au "+dateFR(d.DateFin, l.loc), false),
+			l.row("Période", "du "+dateFR(d.DateDebut)+" au "+dateFR(d.DateFin), false),
 		}},
 		{"Décision", []*row{
 			l.row("Dossier nº", strconv.FormatInt(d.DossierID, 10), true),
@@ -414,7 +412,7 @@ func (l *layout) signatory(d Data, measure bool) float64 {
 	}
 	l.color(black)
 	l.font("", 9.5)
-	y = l.lines(signX, y, signW, 4.2, []string{"Fait le " + dateFR(d.DecidedAt, l.loc) + ","}, "C")
+	y = l.lines(signX, y, signW, 4.2, []string{"Fait le " + dayFR(d.DecidedAt) + ","}, "C")
 	if qualite != "" {
 		y = l.lines(signX, y, signW, 4.2, l.wrapField(qualite, signW, 3), "C")
 	}
@@ -497,7 +495,7 @@ func (l *layout) footer(d Data) {
 	l.font("", 7.5)
 	text := "Cette autorisation est personnelle. Elle ne vaut que pour l'employeur, l'emploi et la période " +
 		"indiqués et ne tient pas lieu de titre de séjour. Document établi électroniquement le " +
-		dateFR(d.DecidedAt, l.loc) + " (dossier nº " + strconv.FormatInt(d.DossierID, 10) + ")"
+		dayFR(d.DecidedAt) + " (dossier nº " + strconv.FormatInt(d.DossierID, 10) + ")"
 	if d.Signed {
 		text += ", signé électroniquement ; son authenticité se vérifie en ligne, à l'adresse ci-dessus."
 	} else {

@@ -46,49 +46,56 @@ func gensort(Len int, Less func(int, int) bool, Swap func(int, int)) {
 	sort.Sort(&sortType{length: Len, less: Less, swap: Swap})
 }
 
-func writeBytes(leadStr string, startPos int, sl []byte) {
+// aptflow: writeBytes and checkBytes write the hex dump of a difference
+// into w, which CompareBytes returns in its error; upstream printed it on
+// stdout, where a library has no business writing.
+func writeBytes(w io.Writer, leadStr string, startPos int, sl []byte) {
 	var pos, max int
 	var b byte
-	fmt.Printf("%s %07x", leadStr, startPos)
+	fmt.Fprintf(w, "%s %07x", leadStr, startPos)
 	max = len(sl)
 	for pos < max {
-		fmt.Printf(" ")
+		fmt.Fprintf(w, " ")
 		for k := 0; k < 8; k++ {
 			if pos < max {
-				fmt.Printf(" %02x", sl[pos])
+				fmt.Fprintf(w, " %02x", sl[pos])
 			} else {
-				fmt.Printf("   ")
+				fmt.Fprintf(w, "   ")
 			}
 			pos++
 		}
 	}
-	fmt.Printf("  |")
+	fmt.Fprintf(w, "  |")
 	pos = 0
 	for pos < max {
 		b = sl[pos]
 		if b < 32 || b >= 128 {
 			b = '.'
 		}
-		fmt.Printf("%c", b)
+		fmt.Fprintf(w, "%c", b)
 		pos++
 	}
-	fmt.Printf("|\n")
+	fmt.Fprintf(w, "|\n")
 }
 
-func checkBytes(pos int, sl1, sl2 []byte, printDiff bool) (eq bool) {
+func checkBytes(w io.Writer, pos int, sl1, sl2 []byte, printDiff bool) (eq bool) {
 	eq = bytes.Equal(sl1, sl2)
 	if !eq && printDiff {
-		writeBytes("<", pos, sl1)
-		writeBytes(">", pos, sl2)
+		writeBytes(w, "<", pos, sl1)
+		writeBytes(w, ">", pos, sl2)
 	}
 	return
 }
 
 // CompareBytes compares the bytes referred to by sl1 with those referred to by
-// sl2. Nil is returned if the buffers are equal, otherwise an error.
+// sl2. Nil is returned if the buffers are equal, otherwise an error. With
+// printDiff, the error holds a hex dump of each 16-byte row that differs, the
+// row of sl1 marked < and that of sl2 marked >, and the lengths if they
+// differ.
 func CompareBytes(sl1, sl2 []byte, printDiff bool) (err error) {
 	var posStart, posEnd, len1, len2, length int
 	var diffs bool
+	var dump bytes.Buffer
 
 	len1 = len(sl1)
 	len2 = len(sl2)
@@ -96,18 +103,30 @@ func CompareBytes(sl1, sl2 []byte, printDiff bool) (err error) {
 	if length > len2 {
 		length = len2
 	}
-	for posStart < length-1 {
+	// aptflow: up to the last byte (upstream stopped before it) and then the
+	// lengths (upstream found a document equal to any prefix of it).
+	for posStart < length {
 		posEnd = posStart + 16
 		if posEnd > length {
 			posEnd = length
 		}
-		if !checkBytes(posStart, sl1[posStart:posEnd], sl2[posStart:posEnd], printDiff) {
+		if !checkBytes(&dump, posStart, sl1[posStart:posEnd], sl2[posStart:posEnd], printDiff) {
 			diffs = true
 		}
 		posStart = posEnd
 	}
+	if len1 != len2 {
+		diffs = true
+		if printDiff {
+			fmt.Fprintf(&dump, "lengths differ: %d and %d bytes\n", len1, len2)
+		}
+	}
 	if diffs {
-		err = fmt.Errorf("documents are different")
+		if printDiff {
+			err = fmt.Errorf("documents are different:\n%s", dump.String())
+		} else {
+			err = fmt.Errorf("documents are different")
+		}
 	}
 	return
 }
@@ -116,7 +135,9 @@ func CompareBytes(sl1, sl2 []byte, printDiff bool) (err error) {
 // readers byte-for-byte. Nil is returned if the buffers are equal, otherwise
 // an error.
 func ComparePDFs(rdr1, rdr2 io.Reader, printDiff bool) (err error) {
-	var b1, b2 *bytes.Buffer
+	// aptflow: buffers, not nil pointers to buffers, which ReadFrom
+	// dereferenced: upstream's ComparePDFs always panicked.
+	var b1, b2 bytes.Buffer
 	_, err = b1.ReadFrom(rdr1)
 	if err == nil {
 		_, err = b2.ReadFrom(rdr2)

@@ -346,8 +346,6 @@ func makeDefinitionFile(fileStr, tpStr, encodingFileStr string, embed bool, encL
 	def.Ut = info.UnderlineThickness
 	def.Cw = info.Widths
 	def.Enc = baseNoExt(encodingFileStr)
-	// fmt.Printf("encodingFileStr [%s], def.Enc [%s]\n", encodingFileStr, def.Enc)
-	// fmt.Printf("reference [%s]\n", filepath.Join(filepath.Dir(encodingFileStr), "cp1252.map"))
 	def.Diff, err = makeFontEncoding(encList, filepath.Join(filepath.Dir(encodingFileStr), "cp1252.map"))
 	if err != nil {
 		return err
@@ -443,7 +441,6 @@ func MakeFont(fontFileStr, encodingFileStr, dstDirStr string, msgWriter io.Write
 		}
 	}
 	baseStr := baseNoExt(fontFileStr)
-	// fmt.Printf("Base [%s]\n", baseStr)
 	if embed {
 		var f *os.File
 		info.File = baseStr + ".z"

@@ -960,10 +960,11 @@ func (f *Fpdf) GetStringSymbolWidth(s string) int {
 	}
 	w := 0
 	if f.isCurrentUTF8 {
-		unicode := []rune(s)
-		for _, char := range unicode {
+		for _, char := range s {
 			intChar := int(char)
-			if len(f.currentFont.Cw) >= intChar && f.currentFont.Cw[intChar] > 0 {
+			// aptflow: > rather than upstream's >=, which read past the
+			// 65,536 widths for U+10000 and panicked.
+			if len(f.currentFont.Cw) > intChar && f.currentFont.Cw[intChar] > 0 {
 				if f.currentFont.Cw[intChar] != 65535 {
 					w += f.currentFont.Cw[intChar]
 				}
@@ -1945,7 +1946,9 @@ func (f *Fpdf) addFontFromBytes(familyStr, styleStr string, jsonFileBytes, zFile
 
 		err := utf8File.parseFile()
 		if err != nil {
-			fmt.Printf("get metrics Error: %e\n", err)
+			// aptflow: the document's error, where upstream printed it on
+			// stdout and went on without the font.
+			f.err = fmt.Errorf("font %s: %w", fontkey, err)
 			return
 		}
 		desc := FontDescType{
@@ -2318,7 +2321,7 @@ func (f *Fpdf) Text(x, y float64, txtStr string) {
 			x -= f.GetStringWidth(txtStr)
 		}
 		txt2 = f.escape(utf8toutf16(txtStr, false))
-		for _, uni := range []rune(txtStr) {
+		for _, uni := range txtStr {
 			f.currentFont.usedRunes[int(uni)] = int(uni)
 		}
 	} else {
@@ -2469,7 +2472,6 @@ func (f *Fpdf) CellFormat(w, h float64, txtStr, borderStr string, ln int,
 		s.printf("%.2f %.2f %.2f %.2f re %s ", f.x*k, (f.h-f.y)*k, w*k, -h*k, op)
 	}
 	if len(borderStr) > 0 && borderStr != "1" {
-		// fmt.Printf("border is '%s', no fill\n", borderStr)
 		x := f.x
 		y := f.y
 		left := x * k
@@ -2529,7 +2531,7 @@ func (f *Fpdf) CellFormat(w, h float64, txtStr, borderStr string, ln int,
 				txtStr = reverseText(txtStr)
 			}
 			wmax := int(math.Ceil((w - 2*f.cMargin) * 1000 / f.fontSize))
-			for _, uni := range []rune(txtStr) {
+			for _, uni := range txtStr {
 				f.currentFont.usedRunes[int(uni)] = int(uni)
 			}
 			space := f.escape(utf8toutf16(" ", false))
@@ -2554,7 +2556,7 @@ func (f *Fpdf) CellFormat(w, h float64, txtStr, borderStr string, ln int,
 					txtStr = reverseText(txtStr)
 				}
 				txt2 = f.escape(utf8toutf16(txtStr, false))
-				for _, uni := range []rune(txtStr) {
+				for _, uni := range txtStr {
 					f.currentFont.usedRunes[int(uni)] = int(uni)
 				}
 			} else {
@@ -3604,13 +3606,6 @@ func (f *Fpdf) GetPageSizeStr(sizeStr string) (size SizeType) {
 	return f.getpagesizestr(sizeStr)
 }
 
-func (f *Fpdf) _getpagesize(size SizeType) SizeType {
-	if size.Wd > size.Ht {
-		size.Wd, size.Ht = size.Ht, size.Wd
-	}
-	return size
-}
-
 func (f *Fpdf) beginpage(orientationStr string, size SizeType) {
 	if f.err != nil {
 		return
@@ -3735,14 +3730,6 @@ func (f *Fpdf) dostrikeout(x, y float64, txt string) string {
 	w := f.GetStringWidth(txt) + f.ws*float64(blankCount(txt))
 	return sprintf("%.2f %.2f %.2f %.2f re f", x*f.k,
 		(f.h-(y+4*up/1000*f.fontSize))*f.k, w*f.k, -ut/1000*f.fontSizePt)
-}
-
-func bufEqual(buf []byte, str string) bool {
-	return string(buf[0:len(str)]) == str
-}
-
-func be16(buf []byte) int {
-	return 256*int(buf[0]) + int(buf[1])
 }
 
 func (f *Fpdf) newImageInfo() *ImageInfoType {
@@ -4453,8 +4440,14 @@ func (f *Fpdf) putimages() {
 	}
 
 	// Sort the keyList []string by the corresponding image's width.
+	// aptflow: then by name. Upstream sorted by width alone, so images of the
+	// same width kept the random order of the map and the output changed from
+	// one run to the next, despite SetCatalogSort.
 	if f.catalogSort {
-		sort.SliceStable(keyList, func(i, j int) bool { return f.images[keyList[i]].w < f.images[keyList[j]].w })
+		sort.SliceStable(keyList, func(i, j int) bool {
+			wi, wj := f.images[keyList[i]].w, f.images[keyList[j]].w
+			return wi < wj || wi == wj && keyList[i] < keyList[j]
+		})
 	}
 
 	// Maintain a list of inserted image SHA-1 hashes, with their

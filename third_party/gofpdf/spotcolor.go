@@ -115,7 +115,10 @@ func (f *Fpdf) SetTextSpotColor(nameStr string, tint byte) {
 		f.color.text.mode = colorModeSpot
 		f.color.text.spotStr = nameStr
 		f.color.text.str = sprintf("/CS%d cs %.3f scn", clr.id, float64(byteBound(tint))/100)
-		f.colorFlag = f.color.text.str != f.color.text.str
+		// aptflow: compare with the fill colour, as SetTextColor does;
+		// upstream compared the text colour with itself, so text in a spot
+		// colour was drawn in the fill colour.
+		f.colorFlag = f.color.fill.str != f.color.text.str
 	}
 }
 

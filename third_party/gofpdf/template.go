@@ -205,7 +205,6 @@ func (f *Fpdf) putTemplates() {
 
 		//  Write the template's byte stream
 		buffer := t.Bytes()
-		// fmt.Println("Put template bytes", string(buffer[:]))
 		if f.compress {
 			buffer = sliceCompress(buffer)
 		}

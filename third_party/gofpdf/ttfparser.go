@@ -25,6 +25,7 @@ package gofpdf
 import (
 	"encoding/binary"
 	"fmt"
+	"io"
 	"os"
 	"regexp"
 	"strings"
@@ -203,7 +204,7 @@ func (t *ttfParser) ParseCmap() (err error) {
 	idDelta := make([]int16, 0, 8)
 	idRangeOffset := make([]uint16, 0, 8)
 	t.rec.Chars = make(map[uint16]uint16)
-	t.f.Seek(int64(t.tables["cmap"])+offset31, os.SEEK_SET)
+	t.f.Seek(int64(t.tables["cmap"])+offset31, io.SeekStart)
 	format := t.ReadUShort()
 	if format != 4 {
 		err = fmt.Errorf("unexpected subtable format: %d", format)
@@ -222,7 +223,7 @@ func (t *ttfParser) ParseCmap() (err error) {
 	for j := 0; j < segCount; j++ {
 		idDelta = append(idDelta, t.ReadShort())
 	}
-	offset, _ = t.f.Seek(int64(0), os.SEEK_CUR)
+	offset, _ = t.f.Seek(int64(0), io.SeekCurrent)
 	for j := 0; j < segCount; j++ {
 		idRangeOffset = append(idRangeOffset, t.ReadUShort())
 	}
@@ -232,7 +233,7 @@ func (t *ttfParser) ParseCmap() (err error) {
 		d := idDelta[j]
 		ro := idRangeOffset[j]
 		if ro > 0 {
-			t.f.Seek(offset+2*int64(j)+int64(ro), os.SEEK_SET)
+			t.f.Seek(offset+2*int64(j)+int64(ro), io.SeekStart)
 		}
 		for c := c1; c <= c2; c++ {
 			if c == 0xFFFF {
@@ -261,7 +262,7 @@ func (t *ttfParser) ParseCmap() (err error) {
 func (t *ttfParser) ParseName() (err error) {
 	err = t.Seek("name")
 	if err == nil {
-		tableOffset, _ := t.f.Seek(0, os.SEEK_CUR)
+		tableOffset, _ := t.f.Seek(0, io.SeekCurrent)
 		t.rec.PostScriptName = ""
 		t.Skip(2) // format
 		count := t.ReadUShort()
@@ -273,7 +274,7 @@ func (t *ttfParser) ParseName() (err error) {
 			offset := t.ReadUShort()
 			if nameID == 6 {
 				// PostScript name
-				t.f.Seek(int64(tableOffset)+int64(stringOffset)+int64(offset), os.SEEK_SET)
+				t.f.Seek(int64(tableOffset)+int64(stringOffset)+int64(offset), io.SeekStart)
 				var s string
 				s, err = t.ReadStr(int(length))
 				if err != nil {
@@ -333,7 +334,7 @@ func (t *ttfParser) ParsePost() (err error) {
 func (t *ttfParser) Seek(tag string) (err error) {
 	ofs, ok := t.tables[tag]
 	if ok {
-		t.f.Seek(int64(ofs), os.SEEK_SET)
+		t.f.Seek(int64(ofs), io.SeekStart)
 	} else {
 		err = fmt.Errorf("table not found: %s", tag)
 	}
@@ -341,7 +342,7 @@ func (t *ttfParser) Seek(tag string) (err error) {
 }
 
 func (t *ttfParser) Skip(n int) {
-	t.f.Seek(int64(n), os.SEEK_CUR)
+	t.f.Seek(int64(n), io.SeekCurrent)
 }
 
 func (t *ttfParser) ReadStr(length int) (str string, err error) {

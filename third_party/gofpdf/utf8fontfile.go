@@ -66,9 +66,7 @@ type utf8CutBase struct {
 	tableDescriptions    map[string]*tableDescription
 	charSymbolDictionary map[int]int
 	symbolPosition       []int
-	locaFormat           int
 	metricsCount         int
-	numSymbols           int
 }
 
 // aptflow: parseCutBase is the font-wide start of upstream's GenerateCutFont,
@@ -103,9 +101,7 @@ func (utf *utf8FontFile) parseCutBase() *utf8CutBase {
 		tableDescriptions:    utf.tableDescriptions,
 		charSymbolDictionary: utf.charSymbolDictionary,
 		symbolPosition:       utf.symbolPosition,
-		locaFormat:           locaFormat,
 		metricsCount:         metricsCount,
-		numSymbols:           numSymbols,
 	}
 }
 
@@ -154,18 +150,19 @@ func (utf *utf8FontFile) parseFile() error {
 	utf.Ascent = 0
 	utf.Descent = 0
 	codeType := uint32(utf.readUint32())
+	// aptflow: the errors say what is wrong, without upstream's trailing
+	// "\n ", now that parseTables returns errors too.
 	if codeType == 0x4F54544F {
-		return fmt.Errorf("not supported\n ")
+		return fmt.Errorf("OpenType font with CFF outlines (OTTO): not supported")
 	}
 	if codeType == 0x74746366 {
-		return fmt.Errorf("not supported\n ")
+		return fmt.Errorf("TrueType collection (ttcf): not supported")
 	}
 	if codeType != 0x00010000 && codeType != 0x74727565 {
-		return fmt.Errorf("Not a TrueType font: codeType=%v\n ", codeType)
+		return fmt.Errorf("not a TrueType font: codeType=%#08x", codeType)
 	}
 	utf.generateTableDescriptions()
-	utf.parseTables()
-	return nil
+	return utf.parseTables()
 }
 
 func (utf *utf8FontFile) generateTableDescriptions() {
@@ -335,8 +332,10 @@ func inArray(s int, arr []int) bool {
 func (utf *utf8FontFile) parseNAMETable() int {
 	namePosition := utf.SeekTable("name")
 	format := utf.readUint16()
+	// aptflow: nothing reads the names this loop collects, so a name table
+	// it cannot read is neither printed (upstream wrote to stdout) nor an
+	// error.
 	if format != 0 {
-		fmt.Printf("Illegal format %d\n", format)
 		return format
 	}
 	nameCount := utf.readUint16()
@@ -359,7 +358,6 @@ func (utf *utf8FontFile) parseNAMETable() int {
 			oldPos := utf.fileReader.readerPosition
 			utf.seek(stringDataPosition + position)
 			if size%2 != 0 {
-				fmt.Printf("name is not binar byte format\n")
 				return format
 			}
 			size /= 2
@@ -388,7 +386,11 @@ func (utf *utf8FontFile) parseNAMETable() int {
 	return format
 }
 
-func (utf *utf8FontFile) parseHEADTable() {
+// aptflow: the problems parseHEADTable, parseHHEATable, parseOS2Table and
+// parseCMAPTable find are errors that AddUTF8Font and ParseUTF8Font return;
+// upstream printed them on stdout and went on with a font it could not
+// subset or measure.
+func (utf *utf8FontFile) parseHEADTable() error {
 	utf.SeekTable("head")
 	utf.skip(18)
 	utf.fontElementSize = utf.readUint16()
@@ -400,15 +402,19 @@ func (utf *utf8FontFile) parseHEADTable() {
 	yMax := utf.readInt16()
 	utf.Bbox = fontBoxType{int(float64(xMin) * scale), int(float64(yMin) * scale), int(float64(xMax) * scale), int(float64(yMax) * scale)}
 	utf.skip(3 * 2)
-	_ = utf.readUint16()
+	// Checked here so that parseLOCATable, which runs when the font is
+	// subset, knows the format.
+	if locaFormat := utf.readUint16(); locaFormat != 0 && locaFormat != 1 {
+		return fmt.Errorf("unknown loca table format %d", locaFormat)
+	}
 	symbolDataFormat := utf.readUint16()
 	if symbolDataFormat != 0 {
-		fmt.Printf("Unknown symbol data format %d\n", symbolDataFormat)
-		return
+		return fmt.Errorf("unknown glyph data format %d", symbolDataFormat)
 	}
+	return nil
 }
 
-func (utf *utf8FontFile) parseHHEATable() int {
+func (utf *utf8FontFile) parseHHEATable() (int, error) {
 	metricsCount := 0
 	if _, OK := utf.tableDescriptions["hhea"]; OK {
 		scale := 1000.0 / float64(utf.fontElementSize)
@@ -421,19 +427,17 @@ func (utf *utf8FontFile) parseHHEATable() int {
 		utf.skip(24)
 		metricDataFormat := utf.readUint16()
 		if metricDataFormat != 0 {
-			fmt.Printf("Unknown horizontal metric data format %d\n", metricDataFormat)
-			return 0
+			return 0, fmt.Errorf("unknown horizontal metric data format %d", metricDataFormat)
 		}
 		metricsCount = utf.readUint16()
 		if metricsCount == 0 {
-			fmt.Printf("Number of horizontal metrics is 0\n")
-			return 0
+			return 0, fmt.Errorf("number of horizontal metrics is 0")
 		}
 	}
-	return metricsCount
+	return metricsCount, nil
 }
 
-func (utf *utf8FontFile) parseOS2Table() int {
+func (utf *utf8FontFile) parseOS2Table() (int, error) {
 	var weightType int
 	scale := 1000.0 / float64(utf.fontElementSize)
 	if _, OK := utf.tableDescriptions["OS/2"]; OK {
@@ -444,8 +448,7 @@ func (utf *utf8FontFile) parseOS2Table() int {
 		utf.skip(2)
 		fsType := utf.readUint16()
 		if fsType == 0x0002 || (fsType&0x0300) != 0 {
-			fmt.Printf("ERROR - copyright restrictions.\n")
-			return 0
+			return 0, fmt.Errorf("the font's licence does not allow embedding a subset of it (OS/2 fsType %#04x)", fsType)
 		}
 		utf.skip(20)
 		_ = utf.readInt16()
@@ -477,7 +480,7 @@ func (utf *utf8FontFile) parseOS2Table() int {
 		utf.CapHeight = utf.Ascent
 	}
 	utf.StemV = 50 + int(math.Pow(float64(weightType)/65.0, 2))
-	return weightType
+	return weightType, nil
 }
 
 func (utf *utf8FontFile) parsePOSTTable(weight int) {
@@ -502,7 +505,7 @@ func (utf *utf8FontFile) parsePOSTTable(weight int) {
 	}
 }
 
-func (utf *utf8FontFile) parseCMAPTable(format int) int {
+func (utf *utf8FontFile) parseCMAPTable() (int, error) {
 	cmapPosition := utf.SeekTable("cmap")
 	utf.skip(2)
 	cmapTableCount := utf.readUint16()
@@ -513,7 +516,7 @@ func (utf *utf8FontFile) parseCMAPTable(format int) int {
 		position := utf.readUint32()
 		oldReaderPosition := utf.fileReader.readerPosition
 		if (system == 3 && coded == 1) || system == 0 { // Microsoft, Unicode
-			format = utf.getUint16(cmapPosition + position)
+			format := utf.getUint16(cmapPosition + position)
 			if format == 4 {
 				if cidCMAPPosition == 0 {
 					cidCMAPPosition = cmapPosition + position
@@ -524,19 +527,29 @@ func (utf *utf8FontFile) parseCMAPTable(format int) int {
 		utf.seek(int(oldReaderPosition))
 	}
 	if cidCMAPPosition == 0 {
-		fmt.Printf("Font does not have cmap for Unicode\n")
-		return cidCMAPPosition
+		return 0, fmt.Errorf("no Unicode character map (cmap format 4 for platform 3 encoding 1, or platform 0)")
 	}
-	return cidCMAPPosition
+	return cidCMAPPosition, nil
 }
 
-func (utf *utf8FontFile) parseTables() {
-	f := utf.parseNAMETable()
-	utf.parseHEADTable()
-	n := utf.parseHHEATable()
-	w := utf.parseOS2Table()
+func (utf *utf8FontFile) parseTables() error {
+	utf.parseNAMETable()
+	if err := utf.parseHEADTable(); err != nil {
+		return err
+	}
+	n, err := utf.parseHHEATable()
+	if err != nil {
+		return err
+	}
+	w, err := utf.parseOS2Table()
+	if err != nil {
+		return err
+	}
 	utf.parsePOSTTable(w)
-	runeCMAPPosition := utf.parseCMAPTable(f)
+	runeCMAPPosition, err := utf.parseCMAPTable()
+	if err != nil {
+		return err
+	}
 
 	utf.SeekTable("maxp")
 	utf.skip(4)
@@ -548,6 +561,7 @@ func (utf *utf8FontFile) parseTables() {
 
 	scale := 1000.0 / float64(utf.fontElementSize)
 	utf.parseHMTXTable(n, numSymbols, symbolCharDictionary, scale)
+	return nil
 }
 
 func (utf *utf8FontFile) generateCMAP() map[int][]int {
@@ -570,8 +584,9 @@ func (utf *utf8FontFile) generateCMAP() map[int][]int {
 		utf.seek(int(oldPosition))
 	}
 
+	// aptflow: no message on stdout; the callers report the nil, and
+	// parseFile has refused a font without this map already.
 	if runeCmapPosition == 0 {
-		fmt.Printf("Font does not have cmap for Unicode\n")
 		return nil
 	}
 
@@ -709,15 +724,14 @@ func (utf *utf8FontFile) GenerateCutFont(usedRunes map[int]int) []byte {
 	utf.Ascent = 0
 	utf.Descent = 0
 	utf.LastRune = 0
-	LocaFormat := base.locaFormat
+	var LocaFormat int // of the subset: set when its glyph offsets are known
 	metricsCount := base.metricsCount
 	oldMetrics := metricsCount
-	numSymbols := base.numSymbols
 
 	cidSymbolPairCollection, symbolArray, symbolCollection, symbolCollectionKeys := utf.parseSymbols(usedRunes)
 
 	metricsCount = len(symbolCollection)
-	numSymbols = metricsCount
+	numSymbols := metricsCount
 
 	utf.setOutTable("name", utf.getTableData("name"))
 	utf.setOutTable("cvt ", utf.getTableData("cvt "))
@@ -959,10 +973,9 @@ func (utf *utf8FontFile) parseLOCATable(format, numSymbols int) {
 		for n := 0; n <= numSymbols; n++ {
 			utf.symbolPosition = append(utf.symbolPosition, arr[n+1])
 		}
-	} else {
-		fmt.Printf("Unknown loca table format %d\n", format)
-		return
 	}
+	// aptflow: parseHEADTable refused any other format, so there is nothing
+	// left to print here.
 }
 
 func (utf *utf8FontFile) generateSCCSDictionaries(runeCmapPosition int, symbolCharDictionary map[int][]int, charSymbolDictionary map[int]int) {

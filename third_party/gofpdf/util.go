@@ -69,19 +69,6 @@ func bufferFromReader(r io.Reader) (b *bytes.Buffer, err error) {
 	return
 }
 
-// slicesEqual returns true if the two specified float slices are equal
-func slicesEqual(a, b []float64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
 // sliceCompress returns a zlib-compressed copy of the specified byte array
 func sliceCompress(data []byte) []byte {
 	var buf bytes.Buffer
@@ -106,8 +93,11 @@ var zlibWriterPool = sync.Pool{New: func() interface{} {
 func sliceUncompress(data []byte) (outData []byte, err error) {
 	inBuf := bytes.NewReader(data)
 	r, err := zlib.NewReader(inBuf)
-	defer r.Close()
+	// aptflow: Close after the error check: r is nil when the stream does
+	// not start with a zlib header, and upstream's deferred r.Close() then
+	// panicked instead of returning the error.
 	if err == nil {
+		defer r.Close()
 		var outBuf bytes.Buffer
 		_, err = outBuf.ReadFrom(r)
 		if err == nil {
