@@ -7,9 +7,9 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/go-fonts/dejavu/dejavusanscondensed"
+	"github.com/go-fonts/dejavu/dejavusanscondensedbold"
 	"github.com/jung-kurt/gofpdf"
-	"golang.org/x/image/font/gofont/gobold"
-	"golang.org/x/image/font/gofont/goregular"
 
 	"github.com/aptflow/aptflow/workflow"
 )
@@ -71,8 +71,15 @@ type Renderer struct {
 // NewRenderer parses the embedded fonts, then renders a sample attestation,
 // so that a broken asset fails the start of the process rather than the
 // first accepted dossier.
+//
+// The fonts are DejaVu Sans and DejaVu Sans Bold (github.com/go-fonts/dejavu,
+// the DejaVu fonts' own licence): they draw every letter of the Latin
+// scripts, Vietnamese included (ễ, ị, ư), as well as Greek and Cyrillic,
+// and their « - » is a hyphen. The Go fonts lacked Latin Extended
+// Additional, so Vietnamese names printed as empty boxes, and drew « - »
+// as a minus sign.
 func NewRenderer() (*Renderer, error) {
-	return newRenderer(goregular.TTF, gobold.TTF)
+	return newRenderer(dejavusanscondensed.TTF, dejavusanscondensedbold.TTF)
 }
 
 func newRenderer(regular, bold []byte) (*Renderer, error) {
@@ -100,18 +107,11 @@ func newRenderer(regular, bold []byte) (*Renderer, error) {
 	return r, nil
 }
 
-// parseFont parses one face of the family. The Go fonts draw U+002D
-// HYPHEN-MINUS as a minus sign, as wide as a digit (they were made for
-// code): « ci-dessus » would print as « ci−dessus ». The face draws it with
-// its soft hyphen's glyph, a real hyphen, and the text layer still says
-// U+002D.
+// parseFont parses one face of the family, once for every document.
 func parseFont(style string, ttf []byte) (*gofpdf.UTF8Font, error) {
 	font, err := gofpdf.ParseUTF8Font(family, style, ttf)
 	if err != nil {
 		return nil, fmt.Errorf("attestation: parse font %q: %w", style, err)
-	}
-	if err := font.DrawRuneAs('-', '\u00ad'); err != nil {
-		return nil, fmt.Errorf("attestation: font %q: %w", style, err)
 	}
 	return font, nil
 }

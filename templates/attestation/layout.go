@@ -18,7 +18,7 @@ import (
 // blocks with room for a few lines of motivation; the motivation takes what
 // is left. Nothing is ever drawn below the footer.
 const (
-	family = "go"
+	family = "dejavu"
 	ptMM   = 25.4 / 72 // millimetres in a point
 
 	pageW     = 210.0

@@ -1875,28 +1875,6 @@ func ParseUTF8Font(familyStr, styleStr string, utf8Bytes []byte) (*UTF8Font, err
 	return &UTF8Font{key: key, ttf: ttf, def: def, file: file}, nil
 }
 
-// aptflow: DrawRuneAs makes documents draw r with the glyph (and width)
-// of like, while their text layer still says r: copying or searching the
-// text finds r. A font whose glyph for r is wrong for the text (the Go
-// fonts draw U+002D HYPHEN-MINUS as a minus sign, as wide as a digit, for
-// code) borrows a better one (their soft hyphen's). Call it before the
-// font is shared: it changes the font.
-func (font *UTF8Font) DrawRuneAs(r, like rune) error {
-	base := font.file.cutBase
-	glyph, ok := base.charSymbolDictionary[int(like)]
-	if !ok || glyph == 0 {
-		return fmt.Errorf("font %s has no glyph for %U", font.key, like)
-	}
-	if int(r) >= len(font.def.Cw) || int(like) >= len(font.def.Cw) {
-		return fmt.Errorf("font %s: %U or %U is out of its range", font.key, r, like)
-	}
-	base.charSymbolDictionary[int(r)] = glyph
-	font.def.Cw[r] = font.def.Cw[like]
-	var err error
-	font.def.i, err = generateFontID(font.def)
-	return err
-}
-
 // AddUTF8FontParsed adds font to the document, as AddUTF8FontFromBytes adds
 // the font it parses: the output is the same.
 func (f *Fpdf) AddUTF8FontParsed(font *UTF8Font) {
