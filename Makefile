@@ -41,7 +41,7 @@ run: build ## Migrate and serve the API, workers and dashboard on a local Postgr
 		DATABASE_URL=$$(./scripts/ensure-db.sh aptflow "$$admin"); \
 		export DATABASE_URL; \
 	fi; \
-	echo "DATABASE_URL=$$(sed -E 's#^([a-z]+://[^:/@]*):[^@]*@#\1:***@#' <<<"$$DATABASE_URL")"; \
+	echo "DATABASE_URL=$$(sed -E -e 's#^([a-z]+://[^:/@]*):[^@]*@#\1:***@#' -e "s#(password[[:space:]]*=[[:space:]]*)('[^']*'|[^[:space:]]*)#\1***#g" <<<"$$DATABASE_URL")"; \
 	bin/aptflow migrate; \
 	exec bin/aptflow serve
 

@@ -65,10 +65,16 @@ type verifyView struct {
 const MaxAttestationUpload = 5 << 20
 
 // handleVerify is the public page where an employer checks an attestation:
-// HTML for a person, JSON for a machine (Accept: application/json). With
-// compare (POST), it also says whether an uploaded PDF is, byte for byte,
-// the one issued.
-func handleVerify(d Deps, compare bool) http.Handler {
+// HTML for a person, JSON for a machine (Accept: application/json).
+func handleVerify(d Deps) http.Handler { return serveVerification(d, false) }
+
+// handleCompareAttestation is the page again after an upload (POST): it
+// also says whether the uploaded PDF is, byte for byte, the one issued.
+func handleCompareAttestation(d Deps) http.Handler { return serveVerification(d, true) }
+
+// serveVerification serves the verification page, and with compare the
+// comparison of an uploaded file.
+func serveVerification(d Deps, compare bool) http.Handler {
 	return handle(d.Logger, func(w http.ResponseWriter, r *http.Request) error {
 		wantsJSON := strings.Contains(r.Header.Get("Accept"), "application/json")
 		w.Header().Set("Cache-Control", "no-store")

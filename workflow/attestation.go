@@ -18,9 +18,11 @@ import (
 // AttestationPDF returns the rendered attestation of a dossier and its
 // sha256, or ENotFound while there is none.
 func (s *Service) AttestationPDF(ctx context.Context, dossierID int64) (pdf []byte, sha256 string, err error) {
+	var procedureID int64
 	err = s.reader(ctx).QueryRow(ctx, `
-		SELECT pdf, sha256 FROM attestations WHERE dossier_id = $1 AND pdf IS NOT NULL`, dossierID).Scan(&pdf, &sha256)
-	if errors.Is(err, pgx.ErrNoRows) {
+		SELECT d.procedure_id, a.pdf, a.sha256 FROM attestations a JOIN dossiers d ON d.id = a.dossier_id
+		WHERE a.dossier_id = $1 AND a.pdf IS NOT NULL`, dossierID).Scan(&procedureID, &pdf, &sha256)
+	if errors.Is(err, pgx.ErrNoRows) || (err == nil && !visible(ctx, procedureID)) {
 		return nil, "", Errorf(ENotFound, "pas encore d'attestation pour le dossier %d", dossierID)
 	} else if err != nil {
 		return nil, "", fmt.Errorf("attestation of dossier %d: %w", dossierID, err)
@@ -186,12 +188,20 @@ func maskTitre(numero string) string {
 // verificationCodeLen is the length of a stored code (newVerificationCode).
 const verificationCodeLen = 32
 
+// storedCode returns code as typed in its stored form (NormalizeCode), and
+// whether it can be a code at all: only then is it looked up, since any
+// bytes may come in a URL and PostgreSQL refuses a text that is not UTF-8.
+func storedCode(code string) (string, bool) {
+	code = NormalizeCode(code)
+	return code, len(code) == verificationCodeLen && strings.Trim(code, verificationAlphabet) == ""
+}
+
 // VerifyAttestation looks up an attestation by its verification code (as
 // typed: see NormalizeCode) and tells its status today in Paris. ENotFound
 // for an unknown code, or one whose PDF is not rendered yet.
 func (s *Service) VerifyAttestation(ctx context.Context, code string) (*Verification, error) {
-	code = NormalizeCode(code)
-	if len(code) != verificationCodeLen {
+	code, ok := storedCode(code)
+	if !ok {
 		return nil, Errorf(ENotFound, "code inconnu")
 	}
 	var (
@@ -243,8 +253,8 @@ func verification(v Verification, dem Demandeur, decidedAt *time.Time, today Dat
 // CompareAttestation tells whether pdf is, byte for byte, the attestation
 // issued under code. ENotFound for an unknown code.
 func (s *Service) CompareAttestation(ctx context.Context, code string, pdf []byte) (match bool, err error) {
-	code = NormalizeCode(code)
-	if len(code) != verificationCodeLen {
+	code, ok := storedCode(code)
+	if !ok {
 		return false, Errorf(ENotFound, "code inconnu")
 	}
 	var stored []byte

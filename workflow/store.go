@@ -31,7 +31,7 @@ func getProcedure(ctx context.Context, q querier, id int64) (*Procedure, error) 
 		FROM procedures WHERE id = $1`, id,
 	).Scan(&p.Libelle, &p.Service.Nom, &p.Service.Adresse, &p.StaleAfterDays, &p.HeuresHebdoMax, &p.CreatedAt,
 		&sigNom, &sigQualite)
-	if errors.Is(err, pgx.ErrNoRows) {
+	if errors.Is(err, pgx.ErrNoRows) || (err == nil && !visible(ctx, id)) {
 		return nil, Errorf(ENotFound, "procédure %d inconnue", id)
 	} else if err != nil {
 		return nil, fmt.Errorf("get procedure %d: %w", id, err)
@@ -56,7 +56,7 @@ func lockDossier(ctx context.Context, tx pgx.Tx, id int64) (*lockedDossier, erro
 	err := tx.QueryRow(ctx, `
 		SELECT procedure_id, state, usager_email, demandeur FROM dossiers WHERE id = $1 FOR UPDATE`, id,
 	).Scan(&d.procedureID, &d.state, &d.usagerEmail, &d.demandeur)
-	if errors.Is(err, pgx.ErrNoRows) {
+	if errors.Is(err, pgx.ErrNoRows) || (err == nil && !visible(ctx, d.procedureID)) {
 		return nil, Errorf(ENotFound, "dossier %d inconnu", id)
 	} else if err != nil {
 		return nil, fmt.Errorf("lock dossier %d: %w", id, err)
@@ -77,7 +77,7 @@ func lockDossierAs(ctx context.Context, tx pgx.Tx, id int64, email string) (*loc
 			          WHERE i.email = $2 AND pi.procedure_id = d.procedure_id), 0)
 		FROM dossiers d WHERE d.id = $1 FOR UPDATE OF d`, id, email,
 	).Scan(&d.procedureID, &d.state, &d.usagerEmail, &d.demandeur, &instID)
-	if errors.Is(err, pgx.ErrNoRows) {
+	if errors.Is(err, pgx.ErrNoRows) || (err == nil && !visible(ctx, d.procedureID)) {
 		return nil, 0, Errorf(ENotFound, "dossier %d inconnu", id)
 	} else if err != nil {
 		return nil, 0, fmt.Errorf("lock dossier %d: %w", id, err)
@@ -106,7 +106,7 @@ func instructeurOf(ctx context.Context, q querier, procedureID int64, email stri
 // email instructs its procedure (ENotInstructeur).
 func dossierAndInstructeur(ctx context.Context, q querier, dossierID int64, email string) (procedureID, instID int64, err error) {
 	err = q.QueryRow(ctx, `SELECT procedure_id FROM dossiers WHERE id = $1`, dossierID).Scan(&procedureID)
-	if errors.Is(err, pgx.ErrNoRows) {
+	if errors.Is(err, pgx.ErrNoRows) || (err == nil && !visible(ctx, procedureID)) {
 		return 0, 0, Errorf(ENotFound, "dossier %d inconnu", dossierID)
 	} else if err != nil {
 		return 0, 0, fmt.Errorf("get dossier %d: %w", dossierID, err)
@@ -209,7 +209,10 @@ func newVerificationCode() (string, error) {
 	return lowerBase32.EncodeToString(b), nil
 }
 
-var lowerBase32 = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+// verificationAlphabet is the alphabet of verification codes.
+const verificationAlphabet = "abcdefghijklmnopqrstuvwxyz234567"
+
+var lowerBase32 = base32.NewEncoding(verificationAlphabet).WithPadding(base32.NoPadding)
 
 // dossierColumns are the columns scanDossier reads, from alias d.
 const dossierColumns = `d.id, d.procedure_id, d.state, d.usager_email, d.demandeur, d.motivation,
@@ -265,7 +268,7 @@ func getDossier(ctx context.Context, q querier, id int64, publicURL string) (*Do
 	if err := q.SendBatch(ctx, b).Close(); err != nil {
 		return nil, fmt.Errorf("get dossier %d: %w", id, err)
 	}
-	if !found {
+	if !found || !visible(ctx, d.ProcedureID) {
 		return nil, Errorf(ENotFound, "dossier %d inconnu", id)
 	}
 	return d, nil

@@ -22,6 +22,7 @@ import (
 	"riverqueue.com/riverui"
 
 	"github.com/aptflow/aptflow/api"
+	"github.com/aptflow/aptflow/internal/redact"
 	"github.com/aptflow/aptflow/jobs"
 	"github.com/aptflow/aptflow/jobs/mailer"
 	"github.com/aptflow/aptflow/migrations"
@@ -32,12 +33,15 @@ import (
 
 // newLogger returns the process's logger, shared with River. Nothing logs
 // personal data: handlers and workers log ids only.
+// Every record goes through the configuration's redactor: no secret of
+// the configuration is written, whatever logs it.
 func newLogger(cfg Config, w io.Writer) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	var h slog.Handler = slog.NewJSONHandler(w, opts)
 	if cfg.LogFormat == "text" {
-		return slog.New(slog.NewTextHandler(w, opts))
+		h = slog.NewTextHandler(w, opts)
 	}
-	return slog.New(slog.NewJSONHandler(w, opts))
+	return slog.New(cfg.redactor().Handler(h))
 }
 
 // openPool connects to the database with a pool of size conns, unless
@@ -61,7 +65,7 @@ func openPool(ctx context.Context, cfg Config, conns int32) (*pgxpool.Pool, erro
 	defer cancel()
 	if err := pool.Ping(pingCtx); err != nil {
 		pool.Close()
-		return nil, fmt.Errorf("database unreachable at %s: %w", maskURL(cfg.DatabaseURL), err)
+		return nil, fmt.Errorf("database unreachable at %s: %w", redact.DSN(cfg.DatabaseURL), err)
 	}
 	return pool, nil
 }
@@ -214,10 +218,11 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, withAPI bool) erro
 			}
 			return nil
 		},
-		Metrics:      promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{Registry: a.reg}),
-		Profiler:     api.Profiler(),
-		OpsBasicAuth: cfg.OpsBasicAuth,
-		TrustProxy:   cfg.TrustProxy,
+		Metrics:        promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{Registry: a.reg}),
+		Profiler:       api.Profiler(),
+		OpsBasicAuth:   cfg.OpsBasicAuth,
+		TrustedProxies: cfg.TrustedProxies,
+		OpsHosts:       []string{cfg.PublicURL, cfg.HTTPAddr, cfg.MetricsAddr},
 	}
 
 	var servers []*http.Server

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"regexp"
 	"strings"
 	"testing"
@@ -65,11 +66,14 @@ func TestConfigErrors(t *testing.T) {
 		"LOG_FORMAT":      "xml",
 		"SMTP_URL":        "http://mail",
 		"OPS_BASIC_AUTH":  "admin",
+		"TRUST_PROXY":     "true",
+		"TRUSTED_PROXIES": "10.0.0.0/8, proxy.internal",
 	}))
 	if err == nil {
 		t.Fatal("bad configuration accepted")
 	}
-	for _, want := range []string{"DATABASE_URL", "NOTIFY_COALESCE", "STALE_SCAN_CRON", "RESCUE_AFTER", "LOG_FORMAT", "SMTP_URL", "OPS_BASIC_AUTH"} {
+	for _, want := range []string{"DATABASE_URL", "NOTIFY_COALESCE", "STALE_SCAN_CRON", "RESCUE_AFTER", "LOG_FORMAT", "SMTP_URL", "OPS_BASIC_AUTH",
+		"TRUST_PROXY is replaced by TRUSTED_PROXIES", `TRUSTED_PROXIES: "proxy.internal"`} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not name %s:\n%v", want, err)
 		}
@@ -82,6 +86,16 @@ func TestConfigErrors(t *testing.T) {
 		c.DigestCron != DefaultDigestCron || c.NotifyCoalesce.String() != "2m0s" || c.JobTimeout.String() != "1m0s" ||
 		c.RescueAfter.String() != "5m0s" || c.MailDir != "var/mail" || c.LogFormat != "json" {
 		t.Fatalf("defaults %+v", c)
+	}
+	if c.TrustedProxies != nil {
+		t.Errorf("TRUSTED_PROXIES unset: %v, want none", c.TrustedProxies)
+	}
+	c, err = loadConfig(getenvOf(map[string]string{"DATABASE_URL": "postgres://db/aptflow", "TRUSTED_PROXIES": "10.1.2.3/8,192.0.2.7 2001:db8::/32"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(c.TrustedProxies) != "[10.0.0.0/8 192.0.2.7/32 2001:db8::/32]" {
+		t.Errorf("TRUSTED_PROXIES: %v", c.TrustedProxies)
 	}
 }
 

@@ -5,13 +5,16 @@ import (
 	"fmt"
 	"log/slog"
 	"net/mail"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/robfig/cron/v3"
 
+	"github.com/aptflow/aptflow/internal/redact"
 	"github.com/aptflow/aptflow/templates/attestation"
 )
 
@@ -34,7 +37,7 @@ type Config struct {
 	EmailMaxAttempts int
 	EmailRetryMax    time.Duration
 	OpsBasicAuth     string
-	TrustProxy       bool
+	TrustedProxies   []netip.Prefix
 	LogFormat        string
 	LogLevel         slog.Level
 	// AttestationSignCert and AttestationSignKey are the PEM files that
@@ -107,7 +110,25 @@ func loadConfig(getenv func(string) string) (Config, error) {
 			c.EmailMaxAttempts = n
 		}
 	}
-	c.TrustProxy = getenv("TRUST_PROXY") == "true" || getenv("TRUST_PROXY") == "1"
+	if getenv("TRUST_PROXY") != "" {
+		// Refused rather than ignored: behind a proxy, every client would
+		// then share the proxy's address (and its rate limit).
+		errs = append(errs, errors.New("TRUST_PROXY is replaced by TRUSTED_PROXIES: set it to your proxies' addresses (CIDR list, e.g. 10.0.0.0/8,192.0.2.1)"))
+	}
+	if s := getenv("TRUSTED_PROXIES"); strings.TrimSpace(s) != "" {
+		for _, f := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' }) {
+			p, err := netip.ParsePrefix(f)
+			if err != nil {
+				ip, ierr := netip.ParseAddr(f)
+				if ierr != nil {
+					errs = append(errs, fmt.Errorf("TRUSTED_PROXIES: %q is neither a CIDR (10.0.0.0/8) nor an address", f))
+					continue
+				}
+				p = netip.PrefixFrom(ip.Unmap(), ip.Unmap().BitLen())
+			}
+			c.TrustedProxies = append(c.TrustedProxies, p.Masked())
+		}
+	}
 	if err := c.LogLevel.UnmarshalText([]byte(get("LOG_LEVEL", "info"))); err != nil {
 		errs = append(errs, fmt.Errorf("LOG_LEVEL: debug, info, warn or error expected"))
 	}
@@ -160,11 +181,11 @@ func loadConfig(getenv func(string) string) (Config, error) {
 // LogValue logs the configuration with its secrets masked.
 func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
-		slog.String("database_url", maskURL(c.DatabaseURL)),
+		slog.String("database_url", redact.DSN(c.DatabaseURL)),
 		slog.String("http_addr", c.HTTPAddr),
 		slog.String("metrics_addr", c.MetricsAddr),
 		slog.String("public_url", c.PublicURL),
-		slog.String("smtp_url", maskURL(c.SMTPURL)),
+		slog.String("smtp_url", redact.URL(c.SMTPURL)),
 		slog.String("mail_dir", c.MailDir),
 		slog.String("stale_scan_cron", c.StaleScanCron),
 		slog.String("digest_cron", c.DigestCron),
@@ -175,28 +196,23 @@ func (c Config) LogValue() slog.Value {
 		slog.Int("email_max_attempts", c.EmailMaxAttempts),
 		slog.String("email_retry_max", c.EmailRetryMax.String()),
 		slog.Bool("ops_basic_auth", c.OpsBasicAuth != ""),
+		slog.Any("trusted_proxies", c.TrustedProxies),
 		slog.String("log_format", c.LogFormat),
 		slog.String("attestation_sign_cert", c.AttestationSignCert),
 		slog.Bool("attestation_sign_key", c.AttestationSignKey != ""),
 	)
 }
 
-// maskURL hides the password of a URL.
-func maskURL(s string) string {
-	if s == "" {
-		return ""
+// redactor masks the configuration's secrets in every log line and error
+// of the process: the passwords of DATABASE_URL (either form, or from
+// PGPASSWORD), SMTP_URL and OPS_BASIC_AUTH.
+func (c Config) redactor() *redact.Redactor {
+	secrets := append(redact.Passwords(c.DatabaseURL), redact.Passwords(c.SMTPURL)...)
+	if pc, err := pgconn.ParseConfig(c.DatabaseURL); err == nil {
+		secrets = append(secrets, pc.Password)
 	}
-	u, err := url.Parse(s)
-	if err != nil {
-		return "(unparsable)"
+	if _, p, ok := strings.Cut(c.OpsBasicAuth, ":"); ok {
+		secrets = append(secrets, p)
 	}
-	if _, ok := u.User.Password(); ok {
-		u.User = url.UserPassword(u.User.Username(), "xxxxx")
-	}
-	q := u.Query()
-	if q.Has("password") {
-		q.Set("password", "xxxxx")
-		u.RawQuery = q.Encode()
-	}
-	return u.String()
+	return redact.New(secrets...)
 }

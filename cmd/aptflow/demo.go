@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/aptflow/aptflow/api"
+	"github.com/aptflow/aptflow/internal/redact"
 	"github.com/aptflow/aptflow/workflow"
 )
 
@@ -251,7 +252,7 @@ func demoMailbox(ctx context.Context, getenv func(string) string) string {
 			return ui + "/  (mailpit)"
 		}
 	}
-	return "the SMTP server " + maskURL(smtpURL) + " (SMTP_URL)"
+	return "the SMTP server " + redact.URL(smtpURL) + " (SMTP_URL)"
 }
 
 // demoClient calls the API with a token.

@@ -14,7 +14,6 @@ import (
 	"time"
 	_ "time/tzdata" // the zones of CRON_TZ and workflow.Paris, never a silent UTC for want of the system's tzdata
 
-	"github.com/aptflow/aptflow/api"
 	"github.com/aptflow/aptflow/migrations"
 )
 
@@ -43,7 +42,11 @@ Usage:
   aptflow serve                      API, workers and dashboard
   aptflow work                       workers only (to scale out)
   aptflow migrate                    apply the database migrations (idempotent)
-  aptflow token create NAME          create an API token; prints it alone on stdout
+  aptflow token create NAME [--scope admin|instruction|depot|lecture]
+                [--procedure ID]... [--expires DURATION]
+                                     create an API token; prints it alone on stdout
+  aptflow token list                 the tokens (never the tokens themselves)
+  aptflow token revoke ID|NAME       revoke a token: refused everywhere within 2 s
   aptflow scan-stale [--now RFC3339] flag stale dossiers now, as the cron would
   aptflow send-digests [--now RFC3339]
                                      send the due daily digests now
@@ -55,7 +58,7 @@ Configuration is read from the environment: see README.md.
 // run is the whole program, testable: it reads its arguments and
 // environment from parameters and returns when ctx is cancelled or the
 // command is done.
-func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) (err error) {
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
 		fmt.Fprint(stdout, usage)
 		if len(args) == 0 {
@@ -78,6 +81,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return fmt.Errorf("configuration:\n%w", err)
 	}
+	// An error names what failed, sometimes with the connection string:
+	// never with a secret of the configuration.
+	defer func() { err = cfg.redactor().Error(err) }()
 	log := newLogger(cfg, stderr)
 	switch cmd {
 	case "serve":
@@ -97,21 +103,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintf(stdout, "migrated: %d aptflow and %d River migrations applied\n", len(res.App), len(res.River))
 		return nil
 	case "token":
-		if len(rest) != 2 || rest[0] != "create" {
-			fmt.Fprint(stderr, "usage: aptflow token create NAME\n")
-			return errUsage
-		}
-		pool, err := openPool(ctx, cfg, 2)
-		if err != nil {
-			return err
-		}
-		defer pool.Close()
-		token, err := api.CreateToken(ctx, pool, rest[1])
-		if err != nil {
-			return err
-		}
-		fmt.Fprintln(stdout, token)
-		return nil
+		return runToken(ctx, cfg, rest, stdout, stderr)
 	case "scan-stale", "send-digests":
 		fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 		fs.SetOutput(stderr)

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -175,6 +176,22 @@ func TestUpgradeFromLastRelease(t *testing.T) {
 		t.Errorf("the second migrate changed the database:\nafter one:\n%s\nafter two:\n%s", once, twice)
 	}
 
+	// Migration 00004: the old token is admin on every procedure, never
+	// used as far as the database knows; the decided dossiers' decision and
+	// demandeur are final in the database now.
+	var scope string
+	var procs []int64
+	var lastUsed, expires *time.Time
+	if err := db.QueryRow(ctx, `SELECT scope, procedures, last_used_at, expires_at FROM api_tokens WHERE name = 'fixture-admin'`).Scan(
+		&scope, &procs, &lastUsed, &expires); err != nil || scope != "admin" || procs != nil || lastUsed != nil || expires != nil {
+		t.Errorf("the old token after the upgrade: %s %v %v %v (%v); want admin on every procedure", scope, procs, lastUsed, expires, err)
+	}
+	for _, set := range []string{`motivation = 'réécrite'`, `decided_at = now()`, `demandeur = jsonb_set(demandeur, '{nom}', '"Usurpé"')`} {
+		if _, err := db.Exec(ctx, `UPDATE dossiers SET `+set+` WHERE state = 'accepte'`); err == nil || !strings.Contains(err.Error(), "cannot change") {
+			t.Errorf("SQL on the old release's accepted dossiers (%s): %v", set, err)
+		}
+	}
+
 	// The attestations keep their bytes.
 	for _, a := range before {
 		var sha, pdf string
@@ -192,6 +209,10 @@ func TestUpgradeFromLastRelease(t *testing.T) {
 	base := "http://" + e["HTTP_ADDR"]
 	startRun(t, e, base, "serve")
 	c := &demoClient{base: base, token: releaseToken, http: &http.Client{Timeout: 30 * time.Second}}
+	var list bytes.Buffer
+	if err := run(ctx, []string{"token", "list"}, env, &list, &errb); err != nil || !regexp.MustCompile(`(?m)^1\s+fixture-admin\s+admin\s+all\s`).MatchString(list.String()) {
+		t.Errorf("token list after the upgrade: %v\n%s", err, list.String())
+	}
 	for _, s := range states {
 		var d struct{ State string }
 		if err := c.do(ctx, "GET", fmt.Sprintf("/v1/dossiers/%d", s.ID), nil, &d); err != nil {
@@ -225,6 +246,13 @@ func TestUpgradeFromLastRelease(t *testing.T) {
 			t.Errorf("verification of dossier %d after 00005: signed %v, status %q; want signed false and a status", a.dossier, v.Signed, v.Status)
 		}
 	}
+	// The old token, admin everywhere, may create a procedure; its use is
+	// recorded.
+	if err := c.do(ctx, "POST", "/v1/procedures", map[string]any{"libelle": "APT", "service": map[string]any{"nom": "Préfecture", "adresse": "Lyon"},
+		"stale_after_days": 30, "heures_hebdo_max": 20}, nil); err != nil {
+		t.Errorf("the old token creates a procedure: %v", err)
+	}
+	waitSQL(t, db, 10*time.Second, `SELECT last_used_at IS NOT NULL FROM api_tokens WHERE name = 'fixture-admin'`)
 	// Every job the old release left pending completes: its e-mails go out.
 	waitSQL(t, db, 2*time.Minute, `SELECT count(*) = 0 FROM river_job WHERE id = ANY($1) AND state <> 'completed'`, pending)
 	waitSQL(t, db, time.Minute, `SELECT count(*) = 0 FROM email_deliveries WHERE status = 'pending'`)
