@@ -166,7 +166,9 @@ func AttestationStatus(today, dateDebut, dateFin, titreExpire Date, purged bool)
 }
 
 // lastValidDay is the earlier of the end of the authorisation and the
-// expiry of the residence permit (a zero one does not count).
+// expiry of the residence permit (a zero one does not count), as DESIGN.md
+// defines it. Demandeur.Validate already refuses a date_fin after the
+// permit's expiry; the status does not rely on what wrote the row.
 func lastValidDay(dateFin, titreExpire Date) Date {
 	if !titreExpire.IsZero() && titreExpire.Before(dateFin) {
 		return titreExpire

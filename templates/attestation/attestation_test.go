@@ -309,6 +309,9 @@ func maxData() Data {
 	d.SignataireNom = fill("Marie-Hélène de La Tour d'Auvergne", 100)
 	d.SignataireQualite = fill("Pour le préfet et par délégation, la cheffe du bureau des étrangers", 200)
 	d.Motivation = fill("Le contrat de travail respecte la durée maximale autorisée.", 600)
+	// The widest letters of the code's alphabet.
+	d.VerificationCode = strings.Repeat("wm", 16)
+	d.VerificationURL = "https://aptflow.example.fr/attestations/" + d.VerificationCode
 	return d
 }
 
@@ -344,6 +347,9 @@ func TestMaxLength(t *testing.T) {
 	}
 	if !strings.Contains(flat, strings.Join(strings.Fields("son authenticité se vérifie en ligne, à l'adresse ci-dessus."), "")) {
 		t.Errorf("the footer is cut:\n%s", text)
+	}
+	if want := "Code de vérification : " + strings.Repeat("WMWM ", 7) + "WMWM\n"; !strings.Contains(text, want) {
+		t.Errorf("the code is not whole on its line, %q:\n%s", want, text)
 	}
 	if got := decodeQR(t, pdf); got != d.VerificationURL {
 		t.Errorf("QR code decodes to %q", got)

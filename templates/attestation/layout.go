@@ -462,9 +462,23 @@ func (l *layout) verification(d Data, qr *coding.Code, top float64) {
 	label := "Code de vérification : "
 	lw := f.GetStringWidth(label)
 	l.lines(x, y+1.5, lw, 5, []string{label}, "L")
-	l.font("B", 11)
-	l.lines(x+lw, y+1.5, w-lw, 5, l.wrap(orNone(groupCode(clean(d.VerificationCode, false))), w-lw, 1), "L")
+	// The code is typed from paper: it is printed whole, on one line, in
+	// the largest size that holds it (a code of wide letters, « WWWW MMMM
+	// … », needs a smaller one than most).
+	code := orNone(groupCode(clean(d.VerificationCode, false)))
+	size := 11.0
+	l.font("B", size)
+	for f.GetStringWidth(code) > w-lw && size > codeMinSize {
+		size -= 0.5
+		l.font("B", size)
+	}
+	l.lines(x+lw, y+1.5, w-lw, 5, l.wrap(code, w-lw, 1), "L")
 }
+
+// codeMinSize is the smallest type of the verification code: a stored
+// code (32 letters and digits, however wide) fits at it; a longer one is
+// cut with « … ».
+const codeMinSize = 8.0
 
 // groupCode prints a verification code in upper-case groups of four, as a
 // person reads it aloud or types it (« ABCD EFGH … »); the page takes it in
