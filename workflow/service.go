@@ -136,6 +136,8 @@ type ProcedureInput struct {
 	StaleAfterDays int              `json:"stale_after_days"`
 	HeuresHebdoMax float64          `json:"heures_hebdo_max"`
 	Signataire     *Signataire      `json:"signataire"`
+	Liens          Liens            `json:"liens"`
+	ReplyTo        string           `json:"reply_to"`
 }
 
 // Validate checks a procedure input, one FieldError per bad field.
@@ -154,6 +156,14 @@ func (in *ProcedureInput) Validate() error {
 		v.name("signataire.nom", in.Signataire.Nom)
 		v.text("signataire.qualite", in.Signataire.Qualite, maxTextLen)
 	}
+	in.Liens.validate(&v)
+	if in.ReplyTo != "" {
+		if email, ok := NormalizeEmail(in.ReplyTo); ok {
+			in.ReplyTo = email
+		} else {
+			v.add("reply_to", "invalid_email", "adresse e-mail invalide")
+		}
+	}
 	return invalid(v.errs)
 }
 
@@ -171,17 +181,18 @@ func (s *Service) CreateProcedureTx(ctx context.Context, tx pgx.Tx, in Procedure
 	if err := in.Validate(); err != nil {
 		return nil, err
 	}
-	p := &Procedure{Libelle: in.Libelle, Service: in.Service, StaleAfterDays: in.StaleAfterDays,
-		HeuresHebdoMax: in.HeuresHebdoMax, Signataire: in.Signataire}
+	p := &Procedure{Libelle: in.Libelle, Service: in.Service, StaleAfterDays: in.StaleAfterDays, HeuresHebdoMax: in.HeuresHebdoMax,
+		Signataire: in.Signataire, Liens: in.Liens, ReplyTo: in.ReplyTo}
 	var sigNom, sigQualite *string
 	if in.Signataire != nil {
 		sigNom, sigQualite = &in.Signataire.Nom, &in.Signataire.Qualite
 	}
 	if err := tx.QueryRow(ctx, `
 		INSERT INTO procedures (libelle, service_nom, service_adresse, stale_after_days, heures_hebdo_max,
-			signataire_nom, signataire_qualite)
-		VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id, created_at`,
+			signataire_nom, signataire_qualite, lien_usager, lien_instructeur, reply_to)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, nullif($8, ''), nullif($9, ''), nullif($10, '')) RETURNING id, created_at`,
 		in.Libelle, in.Service.Nom, in.Service.Adresse, in.StaleAfterDays, in.HeuresHebdoMax, sigNom, sigQualite,
+		in.Liens.Usager, in.Liens.Instructeur, in.ReplyTo,
 	).Scan(&p.ID, &p.CreatedAt); err != nil {
 		return nil, fmt.Errorf("create procedure: %w", err)
 	}
@@ -376,11 +387,8 @@ func (s *Service) TransitionTx(ctx context.Context, tx pgx.Tx, id int64, cmd Com
 		followStmt(id, instID).queue(b)
 	}
 	if out.Mail != "" {
-		st, err := deliveryStmt(id, out.Mail, cur.usagerEmail, nil, now)
-		if err != nil {
-			return nil, err
-		}
-		st.queue(b).QueryRow(func(row pgx.Row) error { return row.Scan(&deliveryID) })
+		transitionDeliveryStmt(id, out.Mail, cur.usagerEmail, now).queue(b).
+			QueryRow(func(row pgx.Row) error { return row.Scan(&deliveryID) })
 	}
 	if out.Attestation {
 		code, err := newVerificationCode()

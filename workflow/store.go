@@ -27,10 +27,11 @@ func getProcedure(ctx context.Context, q querier, id int64) (*Procedure, error) 
 	var sigNom, sigQualite *string
 	err := q.QueryRow(ctx, `
 		SELECT libelle, service_nom, service_adresse, stale_after_days, heures_hebdo_max::float8, created_at,
-			signataire_nom, signataire_qualite
+			signataire_nom, signataire_qualite,
+			coalesce(lien_usager, ''), coalesce(lien_instructeur, ''), coalesce(reply_to, '')
 		FROM procedures WHERE id = $1`, id,
 	).Scan(&p.Libelle, &p.Service.Nom, &p.Service.Adresse, &p.StaleAfterDays, &p.HeuresHebdoMax, &p.CreatedAt,
-		&sigNom, &sigQualite)
+		&sigNom, &sigQualite, &p.Liens.Usager, &p.Liens.Instructeur, &p.ReplyTo)
 	if errors.Is(err, pgx.ErrNoRows) || (err == nil && !visible(ctx, id)) {
 		return nil, Errorf(ENotFound, "procédure %d inconnue", id)
 	} else if err != nil {
@@ -197,6 +198,20 @@ func deliveryStmt(dossierID int64, kind, recipient string, params any, now time.
 	return stmt{`
 		INSERT INTO email_deliveries (dossier_id, kind, recipient, params, created_at)
 		VALUES ($1, $2, $3, $4, $5) RETURNING id`, []any{dossier, kind, recipient, p, now}}, nil
+}
+
+// transitionDeliveryStmt writes the pending e-mail of a transition to the
+// delivery log, queued after the transition's history row in the same
+// batch: under the dossier's row lock, that row is the dossier's latest,
+// whose id goes into the params as {"history_id"}, so that the e-mail shows
+// the transition's motivation (what to change, for
+// repasser_en_construction). It returns the delivery's id.
+func transitionDeliveryStmt(dossierID int64, kind, recipient string, now time.Time) stmt {
+	return stmt{`
+		INSERT INTO email_deliveries (dossier_id, kind, recipient, params, created_at)
+		SELECT $1, $2, $3, jsonb_build_object('history_id', max(h.id)), $4
+		FROM dossier_history h WHERE h.dossier_id = $1
+		RETURNING id`, []any{dossierID, kind, recipient, now}}
 }
 
 // newVerificationCode returns 160 random bits in lower-case base32 (32

@@ -137,7 +137,7 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, workers bool) (*a
 			pool.Close()
 			return nil, fmt.Errorf("attestation layout: %w", err)
 		}
-		m, err := mailer.New(cfg.SMTPURL, cfg.MailDir)
+		m, err := mailer.New(cfg.SMTPURL, cfg.MailDir, cfg.DKIM)
 		if err != nil {
 			pool.Close()
 			return nil, fmt.Errorf("mailer: %w", err)
@@ -190,6 +190,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, withAPI bool) erro
 		command = "serve"
 	}
 	log.Info("starting", "command", command, "config", cfg)
+	warnDKIM(cfg, log)
 	a, err := newApp(ctx, cfg, log, true)
 	if err != nil {
 		return err
@@ -285,6 +286,19 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, withAPI bool) erro
 	}
 	ready.Store(false)
 	return errors.Join(err, a.stop(servers))
+}
+
+// warnDKIM says at start what would make receivers junk the e-mails:
+// sent unsigned, or signed for a domain that DMARC does not align with the
+// sender's.
+func warnDKIM(cfg Config, log *slog.Logger) {
+	switch {
+	case cfg.DKIM == nil && cfg.SMTPURL != "":
+		log.Warn("e-mails are not DKIM-signed: a sender domain with a DMARC policy will have them rejected or junked; set DKIM_DOMAIN, DKIM_SELECTOR and DKIM_PRIVATE_KEY (aptflow dkim-record prints the DNS record)")
+	case cfg.DKIM != nil && !dkimAligned(cfg.DKIM.Domain(), cfg.MailFrom):
+		log.Warn("DKIM_DOMAIN does not align with the domain of MAIL_FROM: DMARC ignores a signature of another domain",
+			"dkim_domain", cfg.DKIM.Domain())
+	}
 }
 
 // stop shuts the HTTP servers down and stops the workers, both at once:

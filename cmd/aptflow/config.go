@@ -7,6 +7,7 @@ import (
 	"net/mail"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/robfig/cron/v3"
 
 	"github.com/aptflow/aptflow/internal/redact"
+	"github.com/aptflow/aptflow/jobs/mailer"
 	"github.com/aptflow/aptflow/templates/attestation"
 )
 
@@ -37,9 +39,13 @@ type Config struct {
 	EmailMaxAttempts int
 	EmailRetryMax    time.Duration
 	OpsBasicAuth     string
-	TrustedProxies   []netip.Prefix
-	LogFormat        string
-	LogLevel         slog.Level
+	// DKIM signs every e-mail, or is nil (DKIM_DOMAIN, DKIM_SELECTOR and
+	// DKIM_PRIVATE_KEY unset); DKIMKeyFile is the key's path, for the log.
+	DKIM           *mailer.DKIM
+	DKIMKeyFile    string
+	TrustedProxies []netip.Prefix
+	LogFormat      string
+	LogLevel       slog.Level
 	// AttestationSignCert and AttestationSignKey are the PEM files that
 	// sign attestations (the certificate file may hold the chain); both or
 	// neither. Signer is loaded from them at start.
@@ -147,6 +153,10 @@ func loadConfig(getenv func(string) string) (Config, error) {
 	if _, err := mail.ParseAddress(c.MailFrom); err != nil {
 		errs = append(errs, fmt.Errorf("MAIL_FROM: an address such as « Service <noreply@example.fr> » is expected: %v", err))
 	}
+	var err error
+	if c.DKIM, c.DKIMKeyFile, err = loadDKIM(getenv); err != nil {
+		errs = append(errs, err)
+	}
 	for k, spec := range map[string]string{"STALE_SCAN_CRON": c.StaleScanCron, "DIGEST_CRON": c.DigestCron} {
 		if _, err := cronParser.Parse(spec); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %v", k, err))
@@ -196,6 +206,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Int("email_max_attempts", c.EmailMaxAttempts),
 		slog.String("email_retry_max", c.EmailRetryMax.String()),
 		slog.Bool("ops_basic_auth", c.OpsBasicAuth != ""),
+		slog.String("dkim", c.dkimSummary()),
 		slog.Any("trusted_proxies", c.TrustedProxies),
 		slog.String("log_format", c.LogFormat),
 		slog.String("attestation_sign_cert", c.AttestationSignCert),
@@ -215,4 +226,54 @@ func (c Config) redactor() *redact.Redactor {
 		secrets = append(secrets, p)
 	}
 	return redact.New(secrets...)
+}
+
+// loadDKIM reads DKIM_DOMAIN, DKIM_SELECTOR and DKIM_PRIVATE_KEY (the path
+// of a PEM key): all three set give the signer of every e-mail, whose key
+// is loaded and tried now, so that a bad key stops the start; none gives
+// nil (unsigned e-mails); some but not all is an error.
+func loadDKIM(getenv func(string) string) (d *mailer.DKIM, keyFile string, err error) {
+	domain := strings.TrimSpace(getenv("DKIM_DOMAIN"))
+	selector := strings.TrimSpace(getenv("DKIM_SELECTOR"))
+	keyFile = strings.TrimSpace(getenv("DKIM_PRIVATE_KEY"))
+	var missing []string
+	for name, v := range map[string]string{"DKIM_DOMAIN": domain, "DKIM_SELECTOR": selector, "DKIM_PRIVATE_KEY": keyFile} {
+		if v == "" {
+			missing = append(missing, name)
+		}
+	}
+	switch len(missing) {
+	case 3:
+		return nil, "", nil
+	case 0:
+	default:
+		slices.Sort(missing)
+		return nil, "", fmt.Errorf("DKIM: DKIM_DOMAIN, DKIM_SELECTOR and DKIM_PRIVATE_KEY go together; %s unset", strings.Join(missing, " and "))
+	}
+	if d, err = mailer.LoadDKIM(domain, selector, keyFile); err != nil {
+		return nil, "", fmt.Errorf("DKIM: %w", err)
+	}
+	return d, keyFile, nil
+}
+
+// dkimSummary says how e-mails are signed, for the start-up log: the
+// record name, the algorithm and the key's path (never the key).
+func (c Config) dkimSummary() string {
+	if c.DKIM == nil {
+		return "off"
+	}
+	return fmt.Sprintf("%s (%s, key %s)", c.DKIM.RecordName(), c.DKIM.Algorithm(), c.DKIMKeyFile)
+}
+
+// dkimAligned reports whether the DKIM domain aligns with the domain of
+// MAIL_FROM the way DMARC's relaxed alignment asks: the same domain, or
+// one a subdomain of the other. Without the public suffix list this is
+// a warning, not an error.
+func dkimAligned(dkimDomain, mailFrom string) bool {
+	a, err := mail.ParseAddress(mailFrom)
+	if err != nil {
+		return false
+	}
+	_, from, _ := strings.Cut(strings.ToLower(a.Address), "@")
+	return from == dkimDomain || strings.HasSuffix(from, "."+dkimDomain) || strings.HasSuffix(dkimDomain, "."+from)
 }

@@ -20,7 +20,12 @@ func TestDemo(t *testing.T) {
 	t.Parallel()
 	mp := mailpittest.Start(t)
 	dbURL := dbtest.URL(t)
+	// Signed, as a préfecture's domain needs: every e-mail of the demo
+	// must verify with the record dkim-record prints.
 	e := baseEnv(t, dbURL, mp.SMTPURL())
+	for k, v := range dkimEnv(t) {
+		e[k] = v
+	}
 	base := e["PUBLIC_URL"]
 	startRun(t, e, base, "serve")
 	db := openDB(t, dbURL)
@@ -82,6 +87,9 @@ func TestDemo(t *testing.T) {
 			t.Errorf("the applicant got %d attachments, want the attestation", withPDF)
 		}
 		mp.WaitFor(t, `to:joel.nkoulou-boeuf@etudiant.example subject:refusé`, 1, 20*time.Second)
+		// The acceptance with its PDF, the refusal, the notifications: all
+		// signed, as received.
+		checkMailpitSigned(t, mp, e)
 	})
 
 	t.Run("Verification", func(t *testing.T) {

@@ -51,9 +51,30 @@ Usage:
   aptflow send-digests [--now RFC3339]
                                      send the due daily digests now
   aptflow demo [--url URL --token T] create demo data through the real API
+  aptflow dkim-record                print the DNS record of the DKIM key
+                                     (DKIM_DOMAIN, DKIM_SELECTOR, DKIM_PRIVATE_KEY)
 
 Configuration is read from the environment: see README.md.
 `
+
+// runDKIMRecord prints the TXT record that publishes the DKIM public key,
+// as a zone-file line, from the DKIM variables alone (no database): ops
+// publish it before they turn signing on.
+func runDKIMRecord(args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) != 0 {
+		fmt.Fprint(stderr, "usage: aptflow dkim-record (reads DKIM_DOMAIN, DKIM_SELECTOR, DKIM_PRIVATE_KEY)\n")
+		return errUsage
+	}
+	d, _, err := loadDKIM(getenv)
+	if err != nil {
+		return err
+	}
+	if d == nil {
+		return errors.New("dkim-record: set DKIM_DOMAIN, DKIM_SELECTOR and DKIM_PRIVATE_KEY (a PEM key, e.g. from `openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048`)")
+	}
+	fmt.Fprintln(stdout, d.ZoneRecord())
+	return nil
+}
 
 // run is the whole program, testable: it reads its arguments and
 // environment from parameters and returns when ctx is cancelled or the
@@ -70,6 +91,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	switch cmd {
 	case "demo":
 		return runDemo(ctx, rest, getenv, stdout, stderr)
+	case "dkim-record":
+		return runDKIMRecord(rest, getenv, stdout, stderr)
 	case "serve", "work", "migrate", "token", "scan-stale", "send-digests":
 	default:
 		// Before the configuration: a typo must not read as a missing

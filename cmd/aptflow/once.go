@@ -43,7 +43,8 @@ func runOnce(ctx context.Context, cfg Config, log *slog.Logger, cmd string, now 
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "enqueued %d digests listing %d activities (sent by the workers of serve/work)\n", res.Digests, res.Activities)
+		fmt.Fprintf(stdout, "enqueued %s listing %s (sent by the workers of serve/work)\n",
+			plural(res.Digests, "digest"), pluralIrregular(res.Activities, "activity", "activities"))
 		return nil
 	case "scan-stale":
 		return scanStaleOnce(ctx, a, jc, now, stdout)

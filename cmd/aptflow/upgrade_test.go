@@ -305,4 +305,32 @@ func TestUpgradeFromLastRelease(t *testing.T) {
 	if got := hex.EncodeToString(sum[:]); got != before[1].sha {
 		t.Errorf("the attached PDF's sha256 is %s, the stored attestation's %s", got, before[1].sha)
 	}
+
+	// Migration 00008 (e-mail links): the old procedures have no liens and
+	// no reply_to, and the e-mails the old release left pending go out as
+	// the new ones do without them: no link, no Reply-To, signed by the
+	// service alone; the acceptance, whose delivery names no history row,
+	// shows the decision's motivation.
+	var withLinks int
+	if err := db.QueryRow(ctx, `SELECT count(*) FROM procedures
+		WHERE lien_usager IS NOT NULL OR lien_instructeur IS NOT NULL OR reply_to IS NOT NULL`).Scan(&withLinks); err != nil || withLinks != 0 {
+		t.Errorf("%d old procedures with links (%v)", withLinks, err)
+	}
+	for _, m := range msgs {
+		full, err := mp.Message(ctx, m.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, body := range []string{full.Text, full.HTML} {
+			if strings.Contains(body, "{id}") || strings.Contains(strings.ToLower(body), "aptflow") || !strings.Contains(body, "ne pas y répondre") {
+				t.Errorf("%s after the upgrade:\n%s", m.Subject, body)
+			}
+		}
+		if len(full.ReplyTo) != 0 {
+			t.Errorf("%s: Reply-To %v", m.Subject, full.ReplyTo)
+		}
+	}
+	if !strings.Contains(msg.Text, "Dossier complet.") {
+		t.Errorf("the acceptance lost its motivation:\n%s", msg.Text)
+	}
 }

@@ -148,7 +148,7 @@ func Start(t testing.TB, opts Options) *Stack {
 		if opts.WrapRenderer != nil {
 			renderer = opts.WrapRenderer(renderer)
 		}
-		m, err := mailer.New(smtpURL, t.TempDir())
+		m, err := mailer.New(smtpURL, t.TempDir(), nil)
 		if err != nil {
 			t.Fatalf("mailer: %v", err)
 		}
@@ -263,12 +263,23 @@ func (s *Stack) Must(want int, method, path string, body any, headers ...string)
 // Procedure creates a procedure and returns its id.
 func (s *Stack) Procedure() int64 {
 	s.T.Helper()
-	p := s.Must(201, "POST", "/v1/procedures", map[string]any{
+	return s.ProcedureWith(nil)
+}
+
+// ProcedureWith creates a procedure with extra fields of the request
+// (liens, reply_to, …), which replace the defaults, and returns its id.
+func (s *Stack) ProcedureWith(extra map[string]any) int64 {
+	s.T.Helper()
+	body := map[string]any{
 		"libelle":          "Autorisation provisoire de travail (APT) pour les étudiants",
 		"service":          map[string]any{"nom": "Préfecture du Rhône", "adresse": "18 rue de Bonnel\n69003 Lyon"},
 		"stale_after_days": 30,
 		"heures_hebdo_max": 20,
-	})
+	}
+	for k, v := range extra {
+		body[k] = v
+	}
+	p := s.Must(201, "POST", "/v1/procedures", body)
 	return int64(p["id"].(float64))
 }
 
