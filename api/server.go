@@ -45,8 +45,8 @@ type Deps struct {
 	OpsHosts []string
 	// tokens authenticates the bearer tokens; NewServer sets it.
 	tokens *tokenAuth
-	// OnRequest, if set, observes each request (for metrics).
-	OnRequest func(route string, status int)
+	// HTTPMetrics, if set, counts the requests by route.
+	HTTPMetrics *HTTPMetrics
 }
 
 // NewServer returns the HTTP handler of aptflow.
@@ -56,8 +56,8 @@ func NewServer(deps Deps) http.Handler {
 	}
 	deps.tokens = newTokenAuth(deps.Pool, deps.Logger)
 	mux := http.NewServeMux()
-	addRoutes(mux, deps)
-	return recoverPanics(deps.Logger, problemErrors(mux))
+	addRoutes(deps.HTTPMetrics.router(mux), deps)
+	return deps.HTTPMetrics.instrument(recoverPanics(deps.Logger, problemErrors(mux)))
 }
 
 // NewOpsServer returns the handler of the ops endpoints alone: /healthz,
@@ -68,8 +68,8 @@ func NewOpsServer(deps Deps) http.Handler {
 		deps.Logger = slog.Default()
 	}
 	mux := http.NewServeMux()
-	addOpsRoutes(mux, deps)
-	return recoverPanics(deps.Logger, problemErrors(mux))
+	addOpsRoutes(deps.HTTPMetrics.router(mux), deps)
+	return deps.HTTPMetrics.instrument(recoverPanics(deps.Logger, problemErrors(mux)))
 }
 
 // problemErrors answers the mux's own 404 and 405 (no route for the path,

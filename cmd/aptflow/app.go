@@ -56,6 +56,15 @@ func openPool(ctx context.Context, cfg Config, conns int32) (*pgxpool.Pool, erro
 	if !strings.Contains(cfg.DatabaseURL, "pool_max_conns") {
 		pc.MaxConns = conns
 	}
+	// Behind a pooler in transaction mode, a statement prepared on one
+	// server connection is unknown to the next: pgx's default caches named
+	// prepared statements. Caching only their descriptions keeps the
+	// parameter types of that mode (River's JSON arguments rely on them)
+	// and prepares on the unnamed statement, which each execution re-parses
+	// in the same round trip. A mode set in DATABASE_URL wins.
+	if cfg.DatabasePooler == PoolerTransaction && !strings.Contains(cfg.DatabaseURL, "default_query_exec_mode") {
+		pc.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeCacheDescribe
+	}
 	pc.ConnConfig.ConnectTimeout = 10 * time.Second
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
@@ -80,6 +89,7 @@ func jobsConfig(cfg Config, log *slog.Logger) jobs.Config {
 		RetryMax:         cfg.EmailRetryMax,
 		MailFrom:         cfg.MailFrom,
 		PublicURL:        cfg.PublicURL,
+		PollOnly:         cfg.DatabasePooler == PoolerTransaction,
 		Logger:           log,
 	}
 	jc.Defaults()
@@ -94,6 +104,7 @@ type app struct {
 	river   *river.Client[pgx.Tx]
 	service *workflow.Service
 	reg     *prometheus.Registry
+	crons   []jobs.Cron // the cron jobs this process's River runs, if any
 }
 
 // newApp connects and builds everything; with workers false, the River
@@ -142,7 +153,7 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, workers bool) (*a
 			pool.Close()
 			return nil, fmt.Errorf("mailer: %w", err)
 		}
-		jc.PeriodicJobs, err = periodicJobs(cfg)
+		jc.PeriodicJobs, a.crons, err = crons(cfg)
 		if err != nil {
 			pool.Close()
 			return nil, err
@@ -196,7 +207,10 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, withAPI bool) erro
 		return err
 	}
 	defer a.pool.Close()
-	a.reg.MustRegister(jobs.NewQueueCollector(a.pool, jobs.DefaultStatsTTL, log))
+	if err := jobs.RegisterCrons(ctx, a.pool, a.crons); err != nil {
+		return err
+	}
+	a.reg.MustRegister(jobs.NewQueueCollector(a.pool, jobs.DefaultStatsTTL, log).WithCrons(a.crons))
 	jobs.NewJobMetrics(a.reg).Observe(a.river) // before Start: no event missed
 
 	// River runs on its own context: a signal must not cancel running jobs
@@ -206,24 +220,36 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, withAPI bool) erro
 	}
 	var ready atomic.Bool
 	ready.Store(true)
+	readiness := func(ctx context.Context) error {
+		if !ready.Load() {
+			return errors.New("workers not running")
+		}
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		if err := a.pool.Ping(pctx); err != nil {
+			return errors.New("database unreachable")
+		}
+		return nil
+	}
+	// What /readyz answers, for Prometheus, which scrapes /metrics only.
+	a.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "aptflow_ready",
+		Help: "1 when this process is ready (/readyz answers 200: database reachable, workers running), else 0.",
+	}, func() float64 {
+		if readiness(context.Background()) != nil {
+			return 0
+		}
+		return 1
+	}))
 	deps := api.Deps{
 		Service: a.service, Pool: a.pool, Logger: log,
-		Ready: func(r *http.Request) error {
-			if !ready.Load() {
-				return errors.New("workers not running")
-			}
-			pctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-			defer cancel()
-			if err := a.pool.Ping(pctx); err != nil {
-				return errors.New("database unreachable")
-			}
-			return nil
-		},
+		Ready:          func(r *http.Request) error { return readiness(r.Context()) },
 		Metrics:        promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{Registry: a.reg}),
 		Profiler:       api.Profiler(),
 		OpsBasicAuth:   cfg.OpsBasicAuth,
 		TrustedProxies: cfg.TrustedProxies,
 		OpsHosts:       []string{cfg.PublicURL, cfg.HTTPAddr, cfg.MetricsAddr},
+		HTTPMetrics:    api.NewHTTPMetrics(a.reg),
 	}
 
 	var servers []*http.Server

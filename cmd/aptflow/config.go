@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/mail"
 	"net/netip"
 	"net/url"
@@ -24,6 +25,7 @@ import (
 // start and validated before anything runs.
 type Config struct {
 	DatabaseURL      string
+	DatabasePooler   string // "" (a server, or a pooler in session mode) or PoolerTransaction
 	HTTPAddr         string
 	MetricsAddr      string // optional second listener with the ops endpoints only
 	PublicURL        string
@@ -53,6 +55,12 @@ type Config struct {
 	AttestationSignKey  string
 	Signer              *attestation.Signer
 }
+
+// PoolerTransaction is DATABASE_POOLER for a DATABASE_URL that points at a
+// pooler in transaction mode (PgBouncer's pool_mode = transaction), which
+// gives a client's server connection to others between its transactions:
+// no LISTEN (River polls instead), no named prepared statements.
+const PoolerTransaction = "transaction"
 
 // Default cron schedules (robfig/cron syntax with a time zone).
 const (
@@ -88,6 +96,7 @@ func loadConfig(getenv func(string) string) (Config, error) {
 	}
 	c := Config{
 		DatabaseURL:     get("DATABASE_URL", ""),
+		DatabasePooler:  get("DATABASE_POOLER", ""),
 		HTTPAddr:        get("HTTP_ADDR", "127.0.0.1:8080"),
 		MetricsAddr:     get("METRICS_ADDR", ""),
 		SMTPURL:         get("SMTP_URL", ""),
@@ -139,11 +148,17 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		errs = append(errs, fmt.Errorf("LOG_LEVEL: debug, info, warn or error expected"))
 	}
 
+	if c.DatabasePooler != "" && c.DatabasePooler != PoolerTransaction && c.DatabasePooler != "session" {
+		errs = append(errs, fmt.Errorf("DATABASE_POOLER: %q (PgBouncer's pool_mode = transaction) or session expected, got %q", PoolerTransaction, c.DatabasePooler))
+	}
 	if c.DatabaseURL == "" {
 		errs = append(errs, errors.New("DATABASE_URL is required (e.g. postgres://postgres@127.0.0.1:5432/aptflow?sslmode=disable; `make run` finds or starts a PostgreSQL for you)"))
 	}
-	if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		errs = append(errs, fmt.Errorf("PUBLIC_URL: an http(s) URL is expected, got %q", c.PublicURL))
+	if err := checkPublicURL(c.PublicURL); err != nil {
+		if getenv("PUBLIC_URL") == "" {
+			err = fmt.Errorf("%w; it defaults to http://HTTP_ADDR: set PUBLIC_URL to the URL people open (e.g. http://localhost:8080 or https://apt.example.fr)", err)
+		}
+		errs = append(errs, err)
 	}
 	if c.SMTPURL != "" {
 		if u, err := url.Parse(c.SMTPURL); err != nil || (u.Scheme != "smtp" && u.Scheme != "smtps") || u.Host == "" {
@@ -188,10 +203,27 @@ func loadConfig(getenv func(string) string) (Config, error) {
 	return c, errors.Join(errs...)
 }
 
+// checkPublicURL refuses a PUBLIC_URL that no one could open: it is the
+// base of the links in e-mails and of the attestation's QR code, read on
+// another machine. A listening address such as 0.0.0.0 or [::] means every
+// interface, not a place to go; an empty host means nowhere.
+func checkPublicURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("PUBLIC_URL: an http(s) URL is expected, got %q", s)
+	}
+	host := u.Hostname()
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		return fmt.Errorf("PUBLIC_URL: %q is an address to listen on, not one a person can open (its host is empty, 0.0.0.0 or ::)", s)
+	}
+	return nil
+}
+
 // LogValue logs the configuration with its secrets masked.
 func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("database_url", redact.DSN(c.DatabaseURL)),
+		slog.String("database_pooler", c.DatabasePooler),
 		slog.String("http_addr", c.HTTPAddr),
 		slog.String("metrics_addr", c.MetricsAddr),
 		slog.String("public_url", c.PublicURL),

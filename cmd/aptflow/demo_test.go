@@ -122,6 +122,17 @@ func TestDemo(t *testing.T) {
 		}
 	})
 
+	t.Run("NothingListens", func(t *testing.T) {
+		// The newcomer's mistake: the server listens elsewhere. The demo
+		// says at once where it looks, then gives up saying what to do.
+		var out, errb bytes.Buffer
+		nowhere := "http://" + freeAddr(t)
+		err := run(context.Background(), []string{"demo", "--url", nowhere}, procEnv{"APTFLOW_TOKEN": token}.getenv, &out, &errb)
+		if err == nil || !strings.Contains(err.Error(), "make run") || !strings.Contains(out.String(), "waiting for aptflow at "+nowhere) {
+			t.Errorf("demo against nothing: %v\n%s", err, out.String())
+		}
+	})
+
 	t.Run("NoToken", func(t *testing.T) {
 		var out, errb bytes.Buffer
 		err := run(context.Background(), []string{"demo", "--url", base}, procEnv{}.getenv, &out, &errb)

@@ -55,7 +55,72 @@ Usage:
                                      (DKIM_DOMAIN, DKIM_SELECTOR, DKIM_PRIVATE_KEY)
 
 Configuration is read from the environment: see README.md.
-`
+` + "`aptflow COMMAND --help` says more of each command.\n"
+
+// commandHelp is each command's help, which `aptflow COMMAND --help` (or
+// `aptflow help COMMAND`) prints before reading the configuration: help
+// needs no database.
+var commandHelp = map[string]string{
+	"serve": `usage: aptflow serve
+
+The API, the workers, River UI (/riverui/) and the metrics (/metrics), on
+HTTP_ADDR, until SIGTERM or SIGINT (then running jobs get SHUTDOWN_TIMEOUT
+to finish). Needs DATABASE_URL, migrated (aptflow migrate).
+`,
+	"work": `usage: aptflow work
+
+The workers only, to add capacity beside serve on the same database; with
+METRICS_ADDR, /healthz, /readyz and /metrics there. Needs DATABASE_URL.
+`,
+	"migrate": `usage: aptflow migrate
+
+Applies aptflow's and River's migrations to DATABASE_URL. Idempotent, safe
+to run from several processes at once, and while older processes still run.
+`,
+	"token": `usage: aptflow token create NAME [--scope admin|instruction|depot|lecture] [--procedure ID]... [--expires DURATION]
+       aptflow token list
+       aptflow token revoke ID|NAME
+
+create makes an API token and prints it alone on stdout (only its hash is
+stored): admin on every procedure unless --scope and --procedure narrow it.
+list shows the tokens, never the tokens themselves; revoke refuses one
+everywhere within 2 seconds. Needs DATABASE_URL.
+`,
+	"scan-stale": `usage: aptflow scan-stale [--now RFC3339]
+
+One stale scan as of --now (default: now), as STALE_SCAN_CRON runs it; its
+e-mails are queued for the workers of serve or work. Needs DATABASE_URL.
+`,
+	"send-digests": `usage: aptflow send-digests [--now RFC3339]
+
+The daily digests due as of --now (default: now), as DIGEST_CRON sends them;
+queued for the workers of serve or work. Needs DATABASE_URL.
+`,
+	"demo": `usage: aptflow demo [--url URL] [--token TOKEN]
+
+Creates a demo through the API of a running aptflow: a procedure, two
+instructeurs, four dossiers; then prints where to look. The server is --url,
+else PUBLIC_URL, else http://HTTP_ADDR (the environment of the server:
+` + "`make run`" + ` prints the command to copy); the token is --token, else
+APTFLOW_TOKEN, else one created in DATABASE_URL.
+`,
+	"dkim-record": `usage: aptflow dkim-record
+
+Prints the DNS TXT record that publishes the DKIM public key, as a zone-file
+line, from DKIM_DOMAIN, DKIM_SELECTOR and DKIM_PRIVATE_KEY alone (no
+database): publish it before turning signing on.
+`,
+}
+
+// wantsHelp reports whether a command's arguments ask for its help.
+func wantsHelp(args []string) bool {
+	for _, a := range args {
+		if a == "-h" || a == "-help" || a == "--help" {
+			return true
+		}
+	}
+	return false
+}
 
 // runDKIMRecord prints the TXT record that publishes the DKIM public key,
 // as a zone-file line, from the DKIM variables alone (no database): ops
@@ -80,6 +145,9 @@ func runDKIMRecord(args []string, getenv func(string) string, stdout, stderr io.
 // environment from parameters and returns when ctx is cancelled or the
 // command is done.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) (err error) {
+	if len(args) == 2 && args[0] == "help" && commandHelp[args[1]] != "" {
+		args = []string{args[1], "--help"}
+	}
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
 		fmt.Fprint(stdout, usage)
 		if len(args) == 0 {
@@ -88,17 +156,21 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return nil
 	}
 	cmd, rest := args[0], args[1:]
+	// Before the configuration: a typo must not read as a missing
+	// DATABASE_URL, nor must a question.
+	if commandHelp[cmd] == "" {
+		fmt.Fprintf(stderr, "aptflow: unknown command %q\n\n%s", cmd, usage)
+		return errUsage
+	}
+	if wantsHelp(rest) {
+		fmt.Fprint(stdout, commandHelp[cmd])
+		return nil
+	}
 	switch cmd {
 	case "demo":
 		return runDemo(ctx, rest, getenv, stdout, stderr)
 	case "dkim-record":
 		return runDKIMRecord(rest, getenv, stdout, stderr)
-	case "serve", "work", "migrate", "token", "scan-stale", "send-digests":
-	default:
-		// Before the configuration: a typo must not read as a missing
-		// DATABASE_URL.
-		fmt.Fprintf(stderr, "aptflow: unknown command %q\n\n%s", cmd, usage)
-		return errUsage
 	}
 	cfg, err := loadConfig(getenv)
 	if err != nil {

@@ -163,7 +163,7 @@ func TestServeOps(t *testing.T) {
 		// their first sample.
 		for _, name := range []string{
 			"aptflow_jobs", "aptflow_job_oldest_available_age_seconds", "aptflow_dossiers_stale", "aptflow_stats_up",
-			"aptflow_transitions_total",
+			"aptflow_transitions_total", "aptflow_http_request_duration_seconds",
 		} {
 			if help[name] == "" {
 				t.Errorf("%s: not exposed, or without help text", name)
@@ -178,8 +178,12 @@ func TestServeOps(t *testing.T) {
 			oldest      = `aptflow_job_oldest_available_age_seconds{queue="email"}`
 			stale       = `aptflow_dossiers_stale`
 			up          = `aptflow_stats_up`
+			// The API's requests, by route pattern: the dossier's id is not
+			// in the labels.
+			events = `aptflow_http_requests_total{code="200",method="POST",route="/v1/dossiers/{id}/events"}`
+			timed  = `aptflow_http_request_duration_seconds_count{route="/v1/dossiers/{id}/events"}`
 		)
-		for _, k := range []string{transitions, sent, completed, oldest, stale} {
+		for _, k := range []string{transitions, sent, completed, oldest, stale, timed} {
 			if v, ok := before[k]; !ok || v != 0 {
 				t.Errorf("before: %s = %v (present %v), want 0", k, v, ok)
 			}
@@ -197,7 +201,7 @@ func TestServeOps(t *testing.T) {
 			t.Fatal(err)
 		}
 
-		want := map[string]float64{transitions: 1, sent: 1, completed: 1, waited: 1, ran: 1, stale: 1, up: 1}
+		want := map[string]float64{transitions: 1, sent: 1, completed: 1, waited: 1, ran: 1, stale: 1, up: 1, events: 1, timed: 1}
 		var after map[string]float64
 		// The database gauges are read at most every few seconds.
 		deadline := time.Now().Add(20 * time.Second)
@@ -220,7 +224,7 @@ func TestServeOps(t *testing.T) {
 		if _, ok := after[oldest]; !ok {
 			t.Errorf("%s missing", oldest)
 		}
-		for _, name := range []string{"aptflow_emails_total", "aptflow_job_queue_wait_seconds", "aptflow_job_run_seconds"} {
+		for _, name := range []string{"aptflow_emails_total", "aptflow_job_queue_wait_seconds", "aptflow_job_run_seconds", "aptflow_http_requests_total"} {
 			if help[name] == "" {
 				t.Errorf("%s: no help text", name)
 			}

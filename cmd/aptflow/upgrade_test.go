@@ -176,6 +176,22 @@ func TestUpgradeFromLastRelease(t *testing.T) {
 		t.Errorf("the second migrate changed the database:\nafter one:\n%s\nafter two:\n%s", once, twice)
 	}
 
+	// Migration 00010: the cron jobs' runs start from what the release
+	// did: its last finished stale scan, its last digests (a completed job
+	// River still keeps), so that the first scrape knows them.
+	for cron, query := range map[string]string{
+		"scan_stale":   `SELECT max(scanned_at) FROM stale_scans WHERE finished_at IS NOT NULL`,
+		"send_digests": `SELECT max((args->>'at')::timestamptz) FROM river_job WHERE kind = 'send_digests' AND state = 'completed'`,
+	} {
+		var want, recorded *time.Time
+		if err := db.QueryRow(ctx, query).Scan(&want); err != nil || want == nil {
+			t.Fatalf("fixture: no run of %s (%v)", cron, err)
+		}
+		if err := db.QueryRow(ctx, `SELECT last_run_at FROM cron_runs WHERE name = $1`, cron).Scan(&recorded); err != nil || recorded == nil || !recorded.Equal(*want) {
+			t.Errorf("cron_runs of %s after the upgrade: %v (%v), want the release's last run %v", cron, recorded, err, *want)
+		}
+	}
+
 	// Migration 00004: the old token is admin on every procedure, never
 	// used as far as the database knows; the decided dossiers' decision and
 	// demandeur are final in the database now.
@@ -269,6 +285,22 @@ func TestUpgradeFromLastRelease(t *testing.T) {
 	var withSignataire int
 	if err := db.QueryRow(ctx, `SELECT count(*) FROM procedures WHERE signataire_nom IS NOT NULL OR signataire_qualite IS NOT NULL`).Scan(&withSignataire); err != nil || withSignataire != 0 {
 		t.Errorf("procedures with a signataire after 00005: %d, %v", withSignataire, err)
+	}
+	// No cron job is overdue: the release ran the last ones, or the new
+	// leader runs them on start (when this test runs on a later day).
+	deadline := time.Now().Add(time.Minute)
+	for {
+		m, _ := scrape(t, base+"/metrics", "")
+		if m[`aptflow_cron_overdue_seconds{cron="scan_stale"}`] == 0 && m[`aptflow_cron_overdue_seconds{cron="send_digests"}`] == 0 &&
+			m[`aptflow_cron_last_success_timestamp_seconds{cron="scan_stale"}`] > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("cron metrics after the upgrade: scan_stale overdue %v, last %v; send_digests overdue %v",
+				m[`aptflow_cron_overdue_seconds{cron="scan_stale"}`], m[`aptflow_cron_last_success_timestamp_seconds{cron="scan_stale"}`],
+				m[`aptflow_cron_overdue_seconds{cron="send_digests"}`])
+		}
+		time.Sleep(250 * time.Millisecond)
 	}
 	// The old token, admin everywhere, may create a procedure; its use is
 	// recorded.

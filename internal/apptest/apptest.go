@@ -28,6 +28,7 @@ import (
 	"github.com/aptflow/aptflow/api"
 	"github.com/aptflow/aptflow/internal/dbtest"
 	"github.com/aptflow/aptflow/internal/mailpittest"
+	"github.com/aptflow/aptflow/internal/openapitest"
 	"github.com/aptflow/aptflow/jobs"
 	"github.com/aptflow/aptflow/jobs/mailer"
 	"github.com/aptflow/aptflow/templates"
@@ -53,15 +54,20 @@ type Options struct {
 	WrapRenderer func(jobs.AttestationRenderer) jobs.AttestationRenderer
 	// Signer signs the attestations (nil: unsigned).
 	Signer jobs.AttestationSigner
+	// WrapHandler wraps the API's handler, to inject faults.
+	WrapHandler func(http.Handler) http.Handler
 }
 
 // Stack is a running aptflow.
 type Stack struct {
-	T        testing.TB
-	Pool     *pgxpool.Pool
-	River    *river.Client[pgx.Tx]
-	Service  *workflow.Service
-	Server   *httptest.Server
+	T       testing.TB
+	Pool    *pgxpool.Pool
+	River   *river.Client[pgx.Tx]
+	Service *workflow.Service
+	Server  *httptest.Server
+	// Client sends the test's requests: every response of Server is
+	// checked against api/openapi.yaml (internal/openapitest).
+	Client   *http.Client
 	Token    string
 	Mailpit  *mailpittest.Server // nil when Options.SMTPURL was given
 	Jobs     jobs.Config
@@ -128,6 +134,7 @@ func Start(t testing.TB, opts Options) *Stack {
 	var handler http.Handler = http.NotFoundHandler()
 	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
 	t.Cleanup(s.Server.Close)
+	s.Client = openapitest.Client(t, s.Server.URL)
 	jc.PublicURL = s.Server.URL
 	jc.MailFrom = "Autorisation provisoire de travail <ne-pas-repondre@aptflow.test>"
 	jc.Logger = log
@@ -167,7 +174,10 @@ func Start(t testing.TB, opts Options) *Stack {
 	s.River = client
 	s.Jobs = jc
 	s.Service = workflow.NewService(s.Pool, jobs.NewEnqueuer(client, jc), svcOpts)
-	handler = api.NewServer(api.Deps{Service: s.Service, Pool: s.Pool, Logger: log})
+	handler = api.NewServer(api.Deps{Service: s.Service, Pool: s.Pool, Logger: log, HTTPMetrics: api.NewHTTPMetrics(s.Registry)})
+	if opts.WrapHandler != nil {
+		handler = opts.WrapHandler(handler)
+	}
 	if !opts.NoWorkers {
 		if err := client.Start(ctx); err != nil {
 			t.Fatalf("start river: %v", err)
@@ -234,7 +244,7 @@ func (s *Stack) Do(method, path string, body any, headers ...string) *Response {
 			req.Header.Set(headers[i], headers[i+1])
 		}
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := s.Client.Do(req)
 	if err != nil {
 		s.T.Fatalf("%s %s: %v", method, path, err)
 	}
