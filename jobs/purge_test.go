@@ -507,7 +507,7 @@ func TestPurgeErasesPersonalData(t *testing.T) {
 			t.Errorf("JSON: %d %s, want status supprimee, valid false and the dossier's id only", status, body)
 		}
 		status, body = get("text/html")
-		if status != 200 || !strings.Contains(body, "Attestation supprimée") {
+		if status != 200 || !strings.Contains(body, "Dossier supprimé") {
 			t.Errorf("HTML: %d %s", status, body)
 		}
 		for _, n := range target.needles {
