@@ -29,8 +29,9 @@
 //   - purge (PurgeArgs): the RGPD purge as of a cron run time (PURGE_CRON,
 //     NewPurgePeriodicJob): forgets the idempotency keys older than
 //     IDEMPOTENCY_TTL, tells the applicants of the dossiers about to expire
-//     (their send_email jobs enqueued with their e-mails), and erases the
-//     personal data of the expired dossiers, leaving tombstones; see Purge
+//     or already expired (their send_email jobs enqueued with their
+//     e-mails), and erases the personal data of the expired dossiers whose
+//     applicant was told RETENTION_NOTICE ahead, leaving tombstones; see Purge
 //     and docs/DATA.md. In short batches, idempotent: a rerun does what a
 //     killed run left.
 //

@@ -95,11 +95,16 @@ const purgeLockKey int64 = 0x61707470
 //
 //   - the idempotency keys older than cfg.IdempotencyTTL are forgotten,
 //     with the responses they stored;
-//   - the applicants of the dossiers that expire after now and within the
-//     Service's RetentionNotice are told once (expiration_usager), their
-//     send_email jobs enqueued in the transaction of their e-mails;
-//   - the dossiers whose expiry is at or before now lose their personal
-//     data, and keep their tombstone (workflow.Service.PurgeExpiredTx).
+//   - the applicants of the dossiers that expire within the Service's
+//     RetentionNotice of now, or expired already, are told once
+//     (expiration_usager), their send_email jobs enqueued in the
+//     transaction of their e-mails; a dossier told less than
+//     RetentionNotice ahead of its expiry has its expiry moved to
+//     RetentionNotice after the notice (workflow.Service.NoticeExpiringTx);
+//   - the dossiers told and whose expiry is at or before now lose their
+//     personal data, and keep their tombstone
+//     (workflow.Service.PurgeExpiredTx). So no dossier is purged less than
+//     RetentionNotice after its applicant's notice.
 //
 // No job it enqueues carries more than a delivery id. Every step is
 // idempotent: a purge killed half-way has committed its batches, and a

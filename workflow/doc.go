@@ -34,7 +34,8 @@
 //     extension of a dossier's conservation, its tombstone once purged
 //     (EDossierSupprime), and the purge's batches (notices, erasure,
 //     forgotten idempotency keys). The expiry itself is one SQL function,
-//     kept on every write by a trigger (migrations/00006).
+//     kept on every write by a trigger (migrations/00006), never earlier
+//     than RETENTION_NOTICE after the applicant's notice (00011).
 //
 // The package never imports River's workers or the jobs package: it declares
 // what it needs (Enqueuer, Task) and the jobs package implements it.

@@ -165,8 +165,9 @@ func (s *Service) ExtendConservationTx(ctx context.Context, tx pgx.Tx, id int64,
 		return nil, Errorf(ENotInstructeur, "cet instructeur n'instruit pas la procédure de ce dossier")
 	}
 	now := s.opts.Now()
-	// The trigger dossiers_set_expires_at moves expires_at and, with it,
-	// clears expiry_notice_at: the new expiry will be announced in turn.
+	// The trigger dossiers_set_expires_at moves expires_at (never before
+	// the purge_not_before of an earlier notice) and, if it moved, clears
+	// expiry_notice_at: the new expiry will be announced in turn.
 	if _, err := tx.Exec(ctx, `
 		UPDATE dossiers SET conservation_extension_mois = conservation_extension_mois + $2, updated_at = $3
 		WHERE id = $1`, id, in.Mois, now); err != nil {

@@ -3,7 +3,6 @@ package workflow
 import (
 	"context"
 	"fmt"
-	"math"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -15,9 +14,9 @@ import (
 // so a run needs no bookkeeping table: a rerun as of the same time, or the
 // next night's, does what a killed run left.
 type PurgeRun struct {
-	// At is the time the run is as of (UTC, microseconds): the dossiers
-	// whose expiry is at or before it are purged, those expiring after it
-	// and at or before At + RetentionNotice are announced.
+	// At is the time the run is as of (UTC, microseconds): the noticed
+	// dossiers whose expiry is at or before it are purged, those not told
+	// yet whose expiry is at or before At + RetentionNotice are announced.
 	At time.Time
 
 	// The keyset cursors of the two walks, on (expires_at, id): a row
@@ -29,12 +28,12 @@ type PurgeRun struct {
 
 // NewPurgeRun returns a run as of at.
 func NewPurgeRun(at time.Time) *PurgeRun {
-	at = at.UTC().Truncate(time.Microsecond)
-	// The notices' walk starts after the dossiers expiring at At, which
-	// this run purges: it is too late to announce them (a dossier that
-	// expired before anyone could be told, such as one already past its
-	// conservation when this version was installed, goes without notice).
-	return &PurgeRun{At: at, noticeAt: at, noticeID: math.MaxInt64}
+	// Both walks start from the earliest expiry: the notices' too, so that
+	// a dossier already past its expiry when the purge first sees it (an
+	// old decided dossier right after an upgrade from the release before
+	// migration 00006, one whose conservation was shortened) is announced,
+	// RETENTION_NOTICE ahead of its purge, instead of purged unannounced.
+	return &PurgeRun{At: at.UTC().Truncate(time.Microsecond)}
 }
 
 // RetentionNotice returns how long before its expiry a dossier is
@@ -42,16 +41,28 @@ func NewPurgeRun(at time.Time) *PurgeRun {
 func (s *Service) RetentionNotice() time.Duration { return s.opts.RetentionNotice }
 
 // NoticeExpiringTx writes, in tx, the expiry notices (expiration_usager) of
-// the next batch of dossiers that expire after run.At and within
-// RetentionNotice of it, and have not been told yet: it marks them told (expiry_notice_at) and
-// writes one delivery to each applicant. Dossiers locked by a transaction
-// at that moment are left for the next run. It returns the deliveries'
-// ids, for the caller to enqueue in tx, and more = false once the walk is
-// over.
+// the next batch of dossiers that expire at or before run.At +
+// RetentionNotice, those already expired included, and have not been told
+// yet: it marks them told (expiry_notice_at) and writes one delivery to
+// each applicant. It also sets their purge_not_before to RetentionNotice
+// after the notice (after run.At, or after now if the run is late), which
+// the trigger dossiers_set_expires_at folds into expires_at: a dossier told
+// late is purged RetentionNotice after its notice, not on its rule's date,
+// and the e-mail, which reads expires_at when it is sent, gives that day.
+// Dossiers locked by a transaction at that moment are left for the next
+// run. It returns the deliveries' ids, for the caller to enqueue in tx,
+// and more = false once the walk is over.
 func (s *Service) NoticeExpiringTx(ctx context.Context, tx pgx.Tx, run *PurgeRun, batch int) (deliveries []int64, more bool, err error) {
 	// One statement: the candidates come from dossiers_expiry_notice_idx,
 	// locked as they are read; the dossier's expires_at is read when the
 	// e-mail is sent, so an extension in between shows its new date.
+	// purge_not_before never moves back (greatest), and its move keeps the
+	// notice that the trigger would clear for any other move of the expiry.
+	now := s.opts.Now()
+	notBefore := now
+	if run.At.After(notBefore) {
+		notBefore = run.At
+	}
 	rows, err := tx.Query(ctx, `
 		WITH due AS (
 			SELECT id, usager_email, expires_at FROM dossiers
@@ -60,7 +71,8 @@ func (s *Service) NoticeExpiringTx(ctx context.Context, tx pgx.Tx, run *PurgeRun
 			ORDER BY expires_at, id LIMIT $4
 			FOR UPDATE SKIP LOCKED
 		), noticed AS (
-			UPDATE dossiers d SET expiry_notice_at = $5 FROM due WHERE d.id = due.id
+			UPDATE dossiers d SET expiry_notice_at = $5, purge_not_before = greatest(d.purge_not_before, $7)
+			FROM due WHERE d.id = due.id
 		), sent AS (
 			INSERT INTO email_deliveries (dossier_id, kind, recipient, created_at)
 			SELECT id, $6, usager_email, $5 FROM due ORDER BY id
@@ -69,7 +81,8 @@ func (s *Service) NoticeExpiringTx(ctx context.Context, tx pgx.Tx, run *PurgeRun
 		SELECT 0, NULL::timestamptz, id FROM sent
 		UNION ALL
 		(SELECT 1, expires_at, id FROM due ORDER BY expires_at DESC, id DESC LIMIT 1)`,
-		run.At.Add(s.opts.RetentionNotice), run.noticeAt, run.noticeID, batch, s.opts.Now(), MailExpirationUsager)
+		run.At.Add(s.opts.RetentionNotice), run.noticeAt, run.noticeID, batch, now, MailExpirationUsager,
+		notBefore.Add(s.opts.RetentionNotice))
 	if err != nil {
 		return nil, false, fmt.Errorf("expiry notices: %w", err)
 	}
@@ -99,7 +112,8 @@ type cursorRow struct {
 }
 
 // PurgeExpiredTx purges, in tx, the next batch of dossiers whose expiry is
-// at or before run.At (never one en instruction) and returns how many, with
+// at or before run.At and whose applicant was told (expiry_notice_at; never
+// one en instruction) and returns how many, with
 // more = false once there are none left. Dossiers locked by a transaction
 // at that moment are left for the next run.
 //
@@ -131,7 +145,7 @@ func (s *Service) PurgeExpiredTx(ctx context.Context, tx pgx.Tx, run *PurgeRun, 
 		WITH expired AS (
 			SELECT id, expires_at FROM dossiers
 			WHERE deleted_at IS NULL AND expires_at IS NOT NULL AND state <> 'en_instruction'
-				AND expires_at <= $1 AND (expires_at, id) > ($2, $3)
+				AND expiry_notice_at IS NOT NULL AND expires_at <= $1 AND (expires_at, id) > ($2, $3)
 			ORDER BY expires_at, id LIMIT $4
 			FOR UPDATE SKIP LOCKED
 		), history AS (
