@@ -191,6 +191,127 @@ func TestExtendConservation(t *testing.T) {
 	})
 }
 
+// TestPurgeAfterNotice: no dossier is purged less than RETENTION_NOTICE
+// after its applicant was told. A dossier already past its expiry when the
+// purge first sees it (an old one right after an upgrade) is told, not
+// purged, and its expiry, everywhere (API, tab, e-mail, purge), becomes
+// RETENTION_NOTICE after the notice; an extension after such a notice
+// still moves it; a dossier told on time keeps its rule's day.
+func TestPurgeAfterNotice(t *testing.T) {
+	t.Parallel()
+	t.Run("ExpiredAtFirstSight", func(t *testing.T) {
+		t.Parallel()
+		s, c, proc, inst := staleSetup(t)
+		id, usager := s.Dossier(proc)
+		rule := *expiresAt(t, s, id)
+		first := rule.AddDate(1, 0, 0) // the first purge, a year too late
+		c.Set(first)
+		if res := purgeAt(t, s, first); res.Notices != 1 || res.Purged != 0 {
+			t.Fatalf("first purge of an expired dossier: %+v, want its notice and no purge", res)
+		}
+		told := first.Add(notice)
+		if got := expiresAt(t, s, id); got == nil || !got.Equal(told) {
+			t.Fatalf("expires_at = %v, want RETENTION_NOTICE after the notice, %v", got, told)
+		}
+		if !has(tab(t, s, inst, workflow.TabExpirant), id) {
+			t.Error("not in the tab expirant once told")
+		}
+		msgs := s.Mailpit.WaitFor(t, "to:"+usager+` subject:"sera supprimé"`, 1, 20*time.Second)
+		want := fmt.Sprintf("Votre dossier nº %d sera supprimé le %s", id, templates.DateFR(workflow.DateOf(told, workflow.Paris())))
+		if msgs[0].Subject != want {
+			t.Errorf("subject %q, want %q", msgs[0].Subject, want)
+		}
+		for _, at := range []time.Time{first, first.Add(day), told.Add(-time.Microsecond)} {
+			if res := purgeAt(t, s, at); res.Notices != 0 || res.Purged != 0 {
+				t.Fatalf("purge as of %s, before RETENTION_NOTICE after the notice: %+v", at, res)
+			}
+		}
+		if n := deliveries(t, s, workflow.MailExpirationUsager); n != 1 {
+			t.Fatalf("%d notices, want 1", n)
+		}
+		if res := purgeAt(t, s, told); res.Purged != 1 {
+			t.Fatalf("purge RETENTION_NOTICE after the notice: %+v", res)
+		}
+		s.Must(410, "GET", fmt.Sprintf("/v1/dossiers/%d", id), nil)
+	})
+	t.Run("LateRun", func(t *testing.T) {
+		t.Parallel()
+		// The job of a run time starts an hour late: the notice goes out
+		// then, and counts from then.
+		s, c, proc, _ := staleSetup(t)
+		id, _ := s.Dossier(proc)
+		rule := *expiresAt(t, s, id)
+		c.Set(rule.Add(time.Hour))
+		if res := purgeAt(t, s, rule); res.Notices != 1 || res.Purged != 0 {
+			t.Fatalf("late run on the expiry: %+v", res)
+		}
+		if got, want := expiresAt(t, s, id), rule.Add(time.Hour+notice); got == nil || !got.Equal(want) {
+			t.Fatalf("expires_at = %v, want RETENTION_NOTICE after the late run, %v", got, want)
+		}
+	})
+	t.Run("ExtensionAfterNotice", func(t *testing.T) {
+		t.Parallel()
+		s, c, proc, inst := staleSetup(t)
+		id, _ := s.Dossier(proc)
+		rule := *expiresAt(t, s, id)
+		first := rule.Add(10 * day)
+		c.Set(first)
+		if res := purgeAt(t, s, first); res.Notices != 1 || res.Purged != 0 {
+			t.Fatalf("first purge: %+v", res)
+		}
+		told := first.Add(notice)
+		path := fmt.Sprintf("/v1/dossiers/%d/conservation", id)
+		// A month more ends before the notice's day: the announced day
+		// stands, and is not announced again.
+		s.Must(200, "POST", path, map[string]any{"instructeur": inst, "mois": 1})
+		if got := expiresAt(t, s, id); got == nil || !got.Equal(told) {
+			t.Fatalf("after a month more: expires_at = %v, want the announced %v", got, told)
+		}
+		if res := purgeAt(t, s, first.Add(day)); res.Notices != 0 || res.Purged != 0 {
+			t.Fatalf("the announced day announced again: %+v", res)
+		}
+		// Two more end after it: the expiry moves there, announced in turn.
+		s.Must(200, "POST", path, map[string]any{"instructeur": inst, "mois": 2})
+		newExp := rule.In(workflow.Paris()).AddDate(0, 3, 0)
+		if got := expiresAt(t, s, id); got == nil || !got.Equal(newExp) {
+			t.Fatalf("after three months more: expires_at = %v, want %v", got, newExp)
+		}
+		if res := purgeAt(t, s, told); res.Purged != 0 || res.Notices != 0 {
+			t.Fatalf("purge on the day announced before the extension: %+v", res)
+		}
+		if res := purgeAt(t, s, newExp.Add(-notice)); res.Notices != 1 {
+			t.Fatalf("the new expiry's notice: %+v", res)
+		}
+		if n := deliveries(t, s, workflow.MailExpirationUsager); n != 2 {
+			t.Fatalf("%d notices, want one for each expiry", n)
+		}
+		if res := purgeAt(t, s, newExp.Add(-time.Microsecond)); res.Purged != 0 {
+			t.Fatalf("purged before the new day: %+v", res)
+		}
+		if res := purgeAt(t, s, newExp); res.Purged != 1 {
+			t.Fatalf("purge on the new day: %+v", res)
+		}
+	})
+	t.Run("OnTime", func(t *testing.T) {
+		t.Parallel()
+		s, _, proc, _ := staleSetup(t)
+		id, _ := s.Dossier(proc)
+		rule := *expiresAt(t, s, id)
+		if res := purgeAt(t, s, rule.Add(-notice)); res.Notices != 1 {
+			t.Fatalf("notice RETENTION_NOTICE ahead: %+v", res)
+		}
+		if got := expiresAt(t, s, id); got == nil || !got.Equal(rule) {
+			t.Fatalf("expires_at = %v after a notice on time, want the rule's %v", got, rule)
+		}
+		if res := purgeAt(t, s, rule.Add(-time.Microsecond)); res.Purged != 0 {
+			t.Fatalf("purged a microsecond early: %+v", res)
+		}
+		if res := purgeAt(t, s, rule); res.Purged != 1 {
+			t.Fatalf("purge on the rule's day: %+v", res)
+		}
+	})
+}
+
 // TestPurgeDay: a dossier en construction is purged conservation_mois after
 // its applicant's last activity, a decided one after its decision, not a
 // microsecond earlier; one en instruction never. The API then answers 410
@@ -221,6 +342,11 @@ func TestPurgeDay(t *testing.T) {
 		t.Fatalf("dossier en instruction: expires_at %v, want null", got)
 	}
 
+	// Both applicants told on time, RETENTION_NOTICE ahead: their expiry
+	// stays their rule's (TestPurgeAfterNotice has the late notices).
+	if res := purgeAt(t, s, exp.Add(-notice)); res.Notices != 1 {
+		t.Fatalf("notice of the dossier en construction: %+v", res)
+	}
 	t.Run("NotBefore", func(t *testing.T) {
 		if res := purgeAt(t, s, exp.Add(-time.Microsecond)); res.Purged != 0 {
 			t.Fatalf("purge a microsecond early: %+v", res)
@@ -275,6 +401,9 @@ func TestPurgeDay(t *testing.T) {
 	})
 	later := t0.AddDate(10, 0, 0)
 	t.Run("DecidedAndNeverInInstruction", func(t *testing.T) {
+		if res := purgeAt(t, s, decidedAt.AddDate(1, 0, 0).Add(-notice)); res.Notices != 1 || res.Purged != 0 {
+			t.Fatalf("notice of the decided dossier: %+v", res)
+		}
 		if res := purgeAt(t, s, decidedAt.AddDate(1, 0, 0).Add(-time.Microsecond)); res.Purged != 0 {
 			t.Fatalf("decided dossier purged before a year after its decision: %+v", res)
 		}
@@ -611,6 +740,7 @@ func TestPurgeWorker(t *testing.T) {
 	s, _, proc, _ := staleSetup(t)
 	id, _ := s.Dossier(proc)
 	exp := *expiresAt(t, s, id)
+	purgeAt(t, s, exp.Add(-notice))
 
 	if res, err := jobs.PurgeStoppingBy(t.Context(), s.Service, s.River, s.Jobs, exp, time.Now().Add(-time.Second)); !errors.Is(err, jobs.ErrPurgePaused) || res.Purged != 0 {
 		t.Fatalf("purge out of time: %+v, %v", res, err)
