@@ -18,6 +18,7 @@ import (
 
 	"github.com/aptflow/aptflow/internal/dbtest"
 	"github.com/aptflow/aptflow/internal/mailpittest"
+	"github.com/aptflow/aptflow/templates"
 	"github.com/aptflow/aptflow/workflow"
 )
 
@@ -159,6 +160,13 @@ func TestUpgradeFromLastRelease(t *testing.T) {
 		t.Fatal("fixture: no pending job")
 	}
 
+	// A database in service for years holds dossiers decided long ago: the
+	// fixture's refused one (2) was decided three years before this test.
+	const old = 2
+	if _, err := db.Exec(ctx, `UPDATE dossiers SET decided_at = now() - interval '3 years' WHERE id = $1 AND state = 'refuse'`, old); err != nil {
+		t.Fatal(err)
+	}
+
 	env := getenvOf(map[string]string{"DATABASE_URL": url})
 	var out, errb bytes.Buffer
 	if err := run(ctx, []string{"migrate"}, env, &out, &errb); err != nil {
@@ -257,11 +265,26 @@ func TestUpgradeFromLastRelease(t *testing.T) {
 		t.Errorf("%d old idempotency keys tied to a dossier (%v), want 0", keyed, err)
 	}
 	// serve runs the purge when it starts, as of the real clock: from
-	// November 2027 on, it would purge the fixture's dossiers that the
-	// rest of this test reads. A long extension keeps them, whatever the
-	// year this test runs in.
-	if _, err := db.Exec(ctx, `UPDATE dossiers SET conservation_extension_mois = 1200`); err != nil {
+	// November 2027 on, it would announce the expiry of the fixture's
+	// dossiers that the rest of this test reads. A long extension keeps
+	// them, whatever the year this test runs in; all but the old one.
+	if _, err := db.Exec(ctx, `UPDATE dossiers SET conservation_extension_mois = 1200 WHERE id <> $1`, old); err != nil {
 		t.Fatal(err)
+	}
+	// Migration 00011: the first purge after the upgrade does not erase
+	// the old dossier, two years past its expiry: it tells its applicant,
+	// and its expiry becomes RETENTION_NOTICE after the notice.
+	out.Reset()
+	if err := run(ctx, []string{"purge"}, env, &out, &errb); err != nil ||
+		!strings.HasPrefix(out.String(), "purged 0 dossiers (tombstones kept); 1 expiry notice queued") {
+		t.Fatalf("first purge after the upgrade: %v, %q", err, out.String())
+	}
+	var told, noticed time.Time
+	if err := db.QueryRow(ctx, `SELECT expires_at, expiry_notice_at FROM dossiers WHERE id = $1 AND deleted_at IS NULL`, old).Scan(&told, &noticed); err != nil {
+		t.Fatalf("the old dossier after the first purge: %v", err)
+	}
+	if told.Before(noticed.Add(workflow.DefaultRetentionNotice)) {
+		t.Fatalf("the old dossier expires at %v, less than RETENTION_NOTICE after its notice at %v", told, noticed)
 	}
 
 	// The new code serves what the old one wrote, and runs its jobs.
@@ -409,5 +432,25 @@ func TestUpgradeFromLastRelease(t *testing.T) {
 	}
 	if !strings.Contains(msg.Text, "Dossier complet.") {
 		t.Errorf("the acceptance lost its motivation:\n%s", msg.Text)
+	}
+
+	// The old dossier's notice went out, with the day of its purge; the
+	// purge erases it on that day, not a microsecond before.
+	notices := mp.WaitFor(t, `to:joel.nkoulou-boeuf@etudiant.example subject:"sera supprimé"`, 1, time.Minute)
+	if want := templates.DateFR(workflow.DateOf(told, workflow.Paris())); !strings.HasSuffix(notices[0].Subject, want) {
+		t.Errorf("the old dossier's notice %q, want its day %s", notices[0].Subject, want)
+	}
+	for _, p := range []struct {
+		at   time.Time
+		want string
+	}{{told.Add(-time.Microsecond), "purged 0 dossiers"}, {told, "purged 1 dossier "}} {
+		out.Reset()
+		if err := run(ctx, []string{"purge", "--now", p.at.Format(time.RFC3339Nano)}, env, &out, &errb); err != nil || !strings.HasPrefix(out.String(), p.want) {
+			t.Errorf("purge as of %s: %v, %q, want %q", p.at, err, out.String(), p.want)
+		}
+	}
+	var gone bool
+	if err := db.QueryRow(ctx, `SELECT deleted_at IS NOT NULL FROM dossiers WHERE id = $1`, old).Scan(&gone); err != nil || !gone {
+		t.Errorf("the old dossier after its purge day: purged %v (%v)", gone, err)
 	}
 }
