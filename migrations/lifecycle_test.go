@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
@@ -77,5 +78,91 @@ func TestLifecycleBackfill(t *testing.T) {
 	}
 	if want := time.Date(2026, 2, 28, 10, 0, 0, 0, time.UTC); !feb.Equal(want) {
 		t.Errorf("31 January + 1 month = %v, want %v", feb, want)
+	}
+}
+
+// TestPurgeAfterNoticeMigration: migration 11 keeps the notices that the
+// release before it gave, over more rows than one of its batches (5000)
+// holds: a dossier told keeps its notice, and its expiry becomes no
+// earlier than 720h (RETENTION_NOTICE's default) after it; a dossier not
+// told, one en instruction and a tombstone keep theirs.
+func TestPurgeAfterNoticeMigration(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	pool, err := pgxpool.New(ctx, dbtest.EmptyURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	db := stdlib.OpenDBFromPool(pool)
+	t.Cleanup(func() { db.Close() })
+	before, err := goose.NewProvider(goose.DialectPostgres, db, os.DirFS("."), goose.WithTableName("aptflow_schema_migrations"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := before.UpTo(ctx, 8); err != nil {
+		t.Fatal(err)
+	}
+	// i % 4: 0 told late (its notice's 720h end after its rule's expiry),
+	// 1 told on time, 2 not told, 3 en instruction; the last one purged.
+	const n = 10_000 // the last one, told late, purged
+	at := time.Date(2026, 1, 31, 10, 0, 0, 0, time.UTC)
+	if _, err := pool.Exec(ctx, `
+		WITH p AS (
+			INSERT INTO procedures (libelle, service_nom, service_adresse, stale_after_days, heures_hebdo_max)
+			VALUES ('APT', 'Préfecture', 'Lyon', 30, 20) RETURNING id
+		)
+		INSERT INTO dossiers (id, procedure_id, state, usager_email, demandeur, last_activity_at)
+		OVERRIDING SYSTEM VALUE
+		SELECT i, p.id, CASE WHEN i % 4 = 3 THEN 'en_instruction' ELSE 'en_construction' END, 'u' || i || '@etudiant.test', '{}',
+			$1::timestamptz - i * interval '1 minute'
+		FROM p, generate_series(1, $2::int) i`, at, n); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, `
+		UPDATE dossiers SET expiry_notice_at = CASE id % 4
+			WHEN 0 THEN expires_at - interval '1 day' WHEN 1 THEN expires_at - interval '720 hours' END
+		WHERE id % 4 IN (0, 1)`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, `UPDATE dossiers SET deleted_at = $1, deletion_reason = 'expire', demandeur = '{}' WHERE id = $2`, at, n); err != nil {
+		t.Fatal(err)
+	}
+	rows, _ := pool.Query(ctx, `SELECT id, expires_at, expiry_notice_at FROM dossiers ORDER BY id`)
+	type row struct {
+		ID        int64
+		ExpiresAt *time.Time
+		NoticeAt  *time.Time
+	}
+	old, err := pgx.CollectRows(rows, pgx.RowToStructByPos[row])
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	if _, err := migrations.Up(ctx, pool); err != nil {
+		t.Fatal(err)
+	}
+	rows, _ = pool.Query(ctx, `SELECT id, expires_at, expiry_notice_at FROM dossiers ORDER BY id`)
+	now, err := pgx.CollectRows(rows, pgx.RowToStructByPos[row])
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrong := 0
+	for i, d := range now {
+		o := old[i]
+		want := o.ExpiresAt
+		if o.ID%4 == 0 && o.ID != n {
+			told := o.NoticeAt.Add(720 * time.Hour)
+			want = &told
+		}
+		if (d.ExpiresAt == nil) != (want == nil) || (want != nil && !d.ExpiresAt.Equal(*want)) ||
+			(d.NoticeAt == nil) != (o.NoticeAt == nil) || (o.NoticeAt != nil && !d.NoticeAt.Equal(*o.NoticeAt)) {
+			if wrong++; wrong <= 5 {
+				t.Errorf("dossier %d: expires_at %v, notice %v; before %v, %v; want expires_at %v and the notice kept", d.ID, d.ExpiresAt, d.NoticeAt, o.ExpiresAt, o.NoticeAt, want)
+			}
+		}
+	}
+	if wrong != 0 {
+		t.Errorf("%d dossiers of %d wrong after migration 11", wrong, n)
 	}
 }
