@@ -116,12 +116,17 @@ func TestEveryMethodUnderWithTx(t *testing.T) {
 	}
 	// The purge's runs: ten days before the dossiers' conservation (12
 	// months) ends, every dossier but the one en instruction is to be
-	// announced; a month after, to be purged. An idempotency key to forget.
+	// announced; a month after, to be purged once announced (the notice's
+	// RETENTION_NOTICE, 30 days, ends 20 days after the expiry). An
+	// idempotency key to forget.
 	noticeRun := func() *workflow.PurgeRun { return workflow.NewPurgeRun(time.Now().AddDate(1, 0, -10)) }
 	purgeRun := func() *workflow.PurgeRun { return workflow.NewPurgeRun(time.Now().AddDate(1, 1, 0)) }
 	s.Must(201, "POST", "/v1/procedures", newProcedure, "Idempotency-Key", "withtx")
 	extend := workflow.ConservationInput{Instructeur: instA, Mois: 1}
 	purged := func(ctx context.Context, tx pgx.Tx) error {
+		if _, _, err := svc.NoticeExpiringTx(ctx, tx, noticeRun(), 100); err != nil {
+			return err
+		}
 		n, _, err := svc.PurgeExpiredTx(ctx, tx, purgeRun(), 100)
 		if err == nil && n == 0 {
 			err = errors.New("no dossier purged")
