@@ -31,7 +31,8 @@ import (
 //
 // The data, loaded with INSERT ... SELECT: 10 procedures kept 12 months,
 // 5 instructeurs each; a tenth of the dossiers expired (half en
-// construction inactive for 13 to 23 months, half decided as long ago), 1%
+// construction inactive for 13 to 23 months, half decided as long ago,
+// each told RETENTION_NOTICE ahead of its expiry), 1%
 // to be announced, the others recent, en instruction (never purged) or
 // decided recently. Every dossier has one e-mail in the delivery log, the
 // decided and en instruction ones a history row, a fifth a message, 3% a
@@ -245,6 +246,10 @@ func loadExpiring(b *testing.B, pool *pgxpool.Pool, total int, now time.Time, ag
 				LATERAL (SELECT CASE WHEN st.s IN ('accepte', 'refuse', 'sans_suite') THEN d.da - interval '20 days'
 					WHEN n % 10 BETWEEN 5 AND 6 THEN $3::timestamptz - interval '5 years' ELSE d.da END AS la) l`,
 			args: []any{dem, total, now}},
+		// The expired ones were told when RETENTION_NOTICE was left, by
+		// the nights before (the purge purges told dossiers only).
+		{sql: `UPDATE dossiers SET expiry_notice_at = expires_at - interval '720 hours', purge_not_before = expires_at
+			WHERE expires_at <= $1`, args: []any{now}},
 		{sql: `INSERT INTO dossier_history (dossier_id, event, from_state, to_state, instructeur_email, motivation, at)
 			SELECT id, 'passer_en_instruction', 'en_construction', 'en_instruction', 'instructeur' || procedure_id || '@prefecture.test',
 				'Motivation du dossier ' || id, updated_at
