@@ -36,7 +36,7 @@ func statusOf(code string) int {
 		return http.StatusNotFound
 	case workflow.EInvalid, workflow.EMotivationRequired, workflow.EUnknownEvent, workflow.EInstructeurRequired, codeIdempotencyReused:
 		return http.StatusUnprocessableEntity
-	case workflow.EInvalidTransition, workflow.ENotEditable, workflow.EConflict:
+	case workflow.EInvalidTransition, workflow.ENotEditable, workflow.EConflict, workflow.EWebhookDisabled:
 		return http.StatusConflict
 	case workflow.ENotInstructeur, codeForbidden:
 		return http.StatusForbidden
@@ -50,7 +50,7 @@ func statusOf(code string) int {
 		return http.StatusUnsupportedMediaType
 	case codeRateLimited:
 		return http.StatusTooManyRequests
-	case codeUnavailable:
+	case codeUnavailable, workflow.EWebhooksNotConfigured:
 		return http.StatusServiceUnavailable
 	default:
 		return http.StatusInternalServerError

@@ -29,6 +29,12 @@ func addRoutes(mux router, d Deps) {
 	mux.Handle("GET /v1/dossiers/{id}/attestation.pdf", v1(handleAttestationPDF(d)))
 	mux.Handle("GET /v1/instructeurs/{email}/dossiers", v1(handleListDossiers(d)))
 	mux.Handle("PUT /v1/instructeurs/{email}/preferences", v1(handlePreferences(d)))
+	mux.Handle("POST /v1/procedures/{id}/webhooks", post(handleCreateWebhook(d)))
+	mux.Handle("GET /v1/procedures/{id}/webhooks", v1(handleListWebhooks(d)))
+	mux.Handle("DELETE /v1/procedures/{id}/webhooks/{wid}", v1(handleDeleteWebhook(d)))
+	mux.Handle("POST /v1/procedures/{id}/webhooks/{wid}/secret/rotate", post(handleRotateWebhookSecret(d)))
+	mux.Handle("GET /v1/procedures/{id}/webhooks/{wid}/deliveries", v1(handleListWebhookDeliveries(d)))
+	mux.Handle("POST /v1/procedures/{id}/webhooks/{wid}/deliveries/{did}/retry", post(handleRetryWebhookDelivery(d)))
 	mux.Handle("/v1/", v1(handle(log, func(w http.ResponseWriter, r *http.Request) error {
 		return errf(codeNotFound, "route inconnue")
 	})))

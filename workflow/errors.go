@@ -17,6 +17,11 @@ const (
 	EConflict            = "conflict"
 	EUnknownEvent        = "unknown_event"
 	EInstructeurRequired = "instructeur_required"
+	// EWebhooksNotConfigured: the server has no WEBHOOK_SECRET_KEY.
+	EWebhooksNotConfigured = "webhooks_not_configured"
+	// EWebhookDisabled: the subscription was disabled (its receiver
+	// answered 410 Gone).
+	EWebhookDisabled = "webhook_disabled"
 )
 
 // Error is the one error type of the domain. Code says what kind of failure it

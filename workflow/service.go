@@ -24,6 +24,14 @@ type Options struct {
 	// metrics); under WithTx, once the caller's transaction has committed.
 	// It must not block.
 	OnTransition func(event Event)
+	// WebhookSecrets seals the webhooks' secrets and WebhookTargets checks
+	// their URLs; without both, no webhook can be created
+	// (EWebhooksNotConfigured).
+	WebhookSecrets SecretBox
+	WebhookTargets TargetChecker
+	// SecretRotationGrace is how long a webhook's previous secret still
+	// signs after a rotation; DefaultSecretRotationGrace when 0.
+	SecretRotationGrace time.Duration
 }
 
 // Service runs the procedure's rules. Each mutating method exists twice: M
@@ -41,6 +49,9 @@ type Service struct {
 func NewService(pool *pgxpool.Pool, enq Enqueuer, opts Options) *Service {
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.SecretRotationGrace == 0 {
+		opts.SecretRotationGrace = DefaultSecretRotationGrace
 	}
 	opts.PublicURL = strings.TrimRight(opts.PublicURL, "/")
 	return &Service{pool: pool, enq: enq, opts: opts}
@@ -252,6 +263,9 @@ func (s *Service) CreateDossierTx(ctx context.Context, tx pgx.Tx, in DossierInpu
 	).Scan(&id); err != nil {
 		return nil, fmt.Errorf("create dossier: %w", err)
 	}
+	if err := s.emitTx(ctx, tx, now, dossierEvent(WebhookDossierCreated, in.ProcedureID, id, "state", EnConstruction)); err != nil {
+		return nil, err
+	}
 	return getDossier(ctx, tx, id, s.opts.PublicURL)
 }
 
@@ -336,10 +350,17 @@ func (s *Service) TransitionTx(ctx context.Context, tx pgx.Tx, id int64, cmd Com
 		}
 		b.Queue(`INSERT INTO attestations (dossier_id, code, created_at) VALUES ($1, $2, $3)`, id, code, now)
 	}
+	// The webhook event, for the subscriptions that want it.
+	emit, err := emitStmt(now, dossierEvent(WebhookDossierStateChanged, cur.procedureID, id,
+		"state", out.To, "previous_state", out.From, "event", cmd.Event))
+	if err != nil {
+		return nil, err
+	}
+	emit.queue(b)
 	// No attestation query: a dossier in transition has no rendered one (an
 	// accepted dossier never moves again; its PDF is rendered after commit).
 	queueDossierLists(b, id)
-	d, deliveryID, err := s.sendTransition(tx.SendBatch(ctx, b), id, out)
+	d, deliveryID, webhooks, err := s.sendTransition(tx.SendBatch(ctx, b), id, out)
 	if err != nil {
 		return nil, err
 	}
@@ -351,6 +372,8 @@ func (s *Service) TransitionTx(ctx context.Context, tx pgx.Tx, id int64, cmd Com
 	case out.Mail != "":
 		tasks = append(tasks, SendEmail{DeliveryID: deliveryID})
 	}
+	// One enqueue for the e-mail's job and the webhooks': one round trip.
+	tasks = append(tasks, webhookTasks(webhooks)...)
 	if len(tasks) > 0 {
 		if err := s.enq.EnqueueTx(ctx, tx, tasks...); err != nil {
 			return nil, fmt.Errorf("enqueue jobs of dossier %d: %w", id, err)
@@ -361,8 +384,9 @@ func (s *Service) TransitionTx(ctx context.Context, tx pgx.Tx, id int64, cmd Com
 
 // sendTransition reads the results of the batch TransitionTx queued: the
 // writes, the first of which returns the dossier's row, then its lists. It
-// returns the dossier and the id of the delivery row, if one was written.
-func (s *Service) sendTransition(br pgx.BatchResults, id int64, out Outcome) (d *Dossier, deliveryID int64, err error) {
+// returns the dossier, the id of the delivery row, if one was written, and
+// those of the webhook deliveries.
+func (s *Service) sendTransition(br pgx.BatchResults, id int64, out Outcome) (d *Dossier, deliveryID int64, webhooks []int64, err error) {
 	defer func() {
 		if cerr := br.Close(); err == nil && cerr != nil {
 			err = fmt.Errorf("transition dossier %d: %w", id, cerr)
@@ -371,31 +395,35 @@ func (s *Service) sendTransition(br pgx.BatchResults, id int64, out Outcome) (d 
 	rows, _ := br.Query()
 	sum, err := pgx.CollectExactlyOneRow(rows, scanDossier)
 	if err != nil {
-		return nil, 0, fmt.Errorf("transition dossier %d: %w", id, err)
+		return nil, 0, nil, fmt.Errorf("transition dossier %d: %w", id, err)
 	}
 	d = &Dossier{DossierSummary: sum}
 	if _, err := br.Exec(); err != nil {
-		return nil, 0, fmt.Errorf("history of dossier %d: %w", id, err)
+		return nil, 0, nil, fmt.Errorf("history of dossier %d: %w", id, err)
 	}
 	if out.Follow {
 		if _, err := br.Exec(); err != nil {
-			return nil, 0, fmt.Errorf("follow dossier %d: %w", id, err)
+			return nil, 0, nil, fmt.Errorf("follow dossier %d: %w", id, err)
 		}
 	}
 	if out.Mail != "" {
 		if err := br.QueryRow().Scan(&deliveryID); err != nil {
-			return nil, 0, fmt.Errorf("delivery log: %w", err)
+			return nil, 0, nil, fmt.Errorf("delivery log: %w", err)
 		}
 	}
 	if out.Attestation {
 		if _, err := br.Exec(); err != nil {
-			return nil, 0, fmt.Errorf("create attestation of dossier %d: %w", id, err)
+			return nil, 0, nil, fmt.Errorf("create attestation of dossier %d: %w", id, err)
 		}
 	}
-	if err := readDossierLists(br, d); err != nil {
-		return nil, 0, err
+	rows, _ = br.Query()
+	if webhooks, err = pgx.CollectRows(rows, pgx.RowTo[int64]); err != nil {
+		return nil, 0, nil, fmt.Errorf("webhook event of dossier %d: %w", id, err)
 	}
-	return d, deliveryID, nil
+	if err := readDossierLists(br, d); err != nil {
+		return nil, 0, nil, err
+	}
+	return d, deliveryID, webhooks, nil
 }
 
 // UpdateDemandeur applies a partial demandeur (JSON merge patch) from the
@@ -449,6 +477,9 @@ func (s *Service) UpdateDemandeurTx(ctx context.Context, tx pgx.Tx, id int64, pa
 		return nil, fmt.Errorf("update dossier %d: %w", id, err)
 	}
 	if _, err := s.recordActivity(ctx, tx, id, ActivityModification, "usager", 0, "", now); err != nil {
+		return nil, err
+	}
+	if err := s.emitTx(ctx, tx, now, dossierEvent(WebhookDossierModified, cur.procedureID, id, "state", cur.state)); err != nil {
 		return nil, err
 	}
 	return getDossier(ctx, tx, id, s.opts.PublicURL)

@@ -24,6 +24,7 @@ import (
 	"github.com/aptflow/aptflow/api"
 	"github.com/aptflow/aptflow/jobs"
 	"github.com/aptflow/aptflow/jobs/mailer"
+	"github.com/aptflow/aptflow/jobs/webhook"
 	"github.com/aptflow/aptflow/migrations"
 	"github.com/aptflow/aptflow/templates"
 	"github.com/aptflow/aptflow/templates/attestation"
@@ -69,14 +70,15 @@ func openPool(ctx context.Context, cfg Config, conns int32) (*pgxpool.Pool, erro
 // jobsConfig derives the workers' configuration.
 func jobsConfig(cfg Config, log *slog.Logger) jobs.Config {
 	jc := jobs.Config{
-		JobTimeout:       cfg.JobTimeout,
-		RescueAfter:      cfg.RescueAfter,
-		NotifyCoalesce:   cfg.NotifyCoalesce,
-		EmailMaxAttempts: cfg.EmailMaxAttempts,
-		RetryMax:         cfg.EmailRetryMax,
-		MailFrom:         cfg.MailFrom,
-		PublicURL:        cfg.PublicURL,
-		Logger:           log,
+		JobTimeout:         cfg.JobTimeout,
+		RescueAfter:        cfg.RescueAfter,
+		NotifyCoalesce:     cfg.NotifyCoalesce,
+		EmailMaxAttempts:   cfg.EmailMaxAttempts,
+		WebhookMaxAttempts: cfg.WebhookMaxAttempts,
+		RetryMax:           cfg.EmailRetryMax,
+		MailFrom:           cfg.MailFrom,
+		PublicURL:          cfg.PublicURL,
+		Logger:             log,
 	}
 	jc.Defaults()
 	return jc
@@ -120,10 +122,16 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, workers bool) (*a
 	// The workers write through the Service, so it comes first; its
 	// Enqueuer gets the River client once the client exists.
 	enq := jobs.NewEnqueuer(nil, jc)
-	a.service = workflow.NewService(pool, enq, workflow.Options{
-		PublicURL:    cfg.PublicURL,
-		OnTransition: func(e workflow.Event) { transitions.WithLabelValues(string(e)).Inc() },
-	})
+	targets := &webhook.Policy{Allowed: cfg.WebhookAllowedNetworks}
+	opts := workflow.Options{
+		PublicURL:      cfg.PublicURL,
+		OnTransition:   func(e workflow.Event) { transitions.WithLabelValues(string(e)).Inc() },
+		WebhookTargets: targets,
+	}
+	if cfg.WebhookKeys != nil {
+		opts.WebhookSecrets = cfg.WebhookKeys
+	}
+	a.service = workflow.NewService(pool, enq, opts)
 	var rw *river.Workers
 	if workers {
 		tpl, err := templates.Load()
@@ -148,7 +156,8 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, workers bool) (*a
 		}
 		rw, err = jobs.NewWorkers(jc, jobs.Deps{
 			Pool: pool, Mailer: m, Templates: tpl, Attestations: renderer, Metrics: jobs.NewMetrics(a.reg),
-			Service: a.service,
+			Service:  a.service,
+			Webhooks: webhook.NewSender(webhook.SenderOptions{Policy: targets, UserAgent: "aptflow-webhooks/1"}),
 		})
 		if err != nil {
 			pool.Close()
@@ -176,6 +185,9 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, withAPI bool) erro
 		command = "serve"
 	}
 	log.Info("starting", "command", command, "config", cfg)
+	if cfg.WebhookKeys == nil {
+		log.Warn("webhooks disabled: WEBHOOK_SECRET_KEY is not set (openssl rand -base64 32); creating one answers 503 webhooks_not_configured")
+	}
 	a, err := newApp(ctx, cfg, log, true)
 	if err != nil {
 		return err

@@ -5,12 +5,16 @@ import (
 	"fmt"
 	"log/slog"
 	"net/mail"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/robfig/cron/v3"
+
+	"github.com/aptflow/aptflow/jobs"
+	"github.com/aptflow/aptflow/jobs/webhook"
 )
 
 // Config is aptflow's configuration, read from the environment once at
@@ -33,8 +37,16 @@ type Config struct {
 	EmailRetryMax    time.Duration
 	OpsBasicAuth     string
 	TrustProxy       bool
-	LogFormat        string
-	LogLevel         slog.Level
+	// WebhookMaxAttempts (WEBHOOK_MAX_ATTEMPTS) bounds the tries of one
+	// webhook delivery; WebhookAllowedNetworks (WEBHOOK_ALLOWED_NETWORKS)
+	// may be called although not public, over http:// too; WebhookKeys
+	// (WEBHOOK_SECRET_KEY) seal the webhooks' secrets, nil when unset (no
+	// webhook can then be created).
+	WebhookMaxAttempts     int
+	WebhookAllowedNetworks []netip.Prefix
+	WebhookKeys            *webhook.Keyring
+	LogFormat              string
+	LogLevel               slog.Level
 }
 
 // Default cron schedules (robfig/cron syntax with a time zone).
@@ -96,6 +108,25 @@ func loadConfig(getenv func(string) string) (Config, error) {
 			c.EmailMaxAttempts = n
 		}
 	}
+	c.WebhookMaxAttempts = jobs.DefaultWebhookMaxAttempts
+	if s := getenv("WEBHOOK_MAX_ATTEMPTS"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > 100 {
+			errs = append(errs, fmt.Errorf("WEBHOOK_MAX_ATTEMPTS: 1 to 100 expected, got %q", s))
+		} else {
+			c.WebhookMaxAttempts = n
+		}
+	}
+	var err error
+	if c.WebhookAllowedNetworks, err = webhook.ParseNetworks(getenv("WEBHOOK_ALLOWED_NETWORKS")); err != nil {
+		errs = append(errs, fmt.Errorf("WEBHOOK_ALLOWED_NETWORKS: %w", err))
+	}
+	if s := strings.TrimSpace(getenv("WEBHOOK_SECRET_KEY")); s != "" {
+		// The error never quotes the value: it is a secret.
+		if c.WebhookKeys, err = webhook.ParseKeyring(s); err != nil {
+			errs = append(errs, fmt.Errorf("WEBHOOK_SECRET_KEY: %w", err))
+		}
+	}
 	c.TrustProxy = getenv("TRUST_PROXY") == "true" || getenv("TRUST_PROXY") == "1"
 	if err := c.LogLevel.UnmarshalText([]byte(get("LOG_LEVEL", "info"))); err != nil {
 		errs = append(errs, fmt.Errorf("LOG_LEVEL: debug, info, warn or error expected"))
@@ -152,6 +183,9 @@ func (c Config) LogValue() slog.Value {
 		slog.Int("email_max_attempts", c.EmailMaxAttempts),
 		slog.String("email_retry_max", c.EmailRetryMax.String()),
 		slog.Bool("ops_basic_auth", c.OpsBasicAuth != ""),
+		slog.Int("webhook_max_attempts", c.WebhookMaxAttempts),
+		slog.Any("webhook_allowed_networks", c.WebhookAllowedNetworks),
+		slog.Bool("webhook_secret_key", c.WebhookKeys != nil),
 		slog.String("log_format", c.LogFormat),
 	)
 }
