@@ -28,4 +28,9 @@
 //     what a killed run left and never e-mails twice.
 //
 // Queues: QueueEmail, QueueAttestation, QueueNotification, QueueMaintenance.
+//
+// Workers read from the database what they render, but write the domain's
+// tables only through workflow.Service (Deps.Service), in the job's
+// transaction where the job completes with its writes. E-mail kinds are
+// workflow's (workflow.MailKinds).
 package jobs

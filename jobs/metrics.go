@@ -1,6 +1,10 @@
 package jobs
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/aptflow/aptflow/workflow"
+)
 
 // Metrics counts what the workers do. A nil *Metrics counts nothing.
 type Metrics struct {
@@ -29,7 +33,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Webhook delivery attempts by outcome: delivered (2xx), retry (failed, tried again later), failed (last attempt failed), disabled (410 Gone).",
 		}, []string{"outcome"}),
 	}
-	// Every outcome from 0: a rate alert on failed works before the first.
+	// Every series exists from the start, at 0, so that a rate over the
+	// first e-mail of a kind, or an alert on failed webhooks, sees it.
+	for _, kind := range workflow.MailKinds() {
+		m.emails.WithLabelValues(kind, "sent")
+		m.emails.WithLabelValues(kind, "failed")
+	}
 	for _, o := range []string{webhookDelivered, webhookRetry, webhookFailed, webhookDisabled} {
 		m.webhooks.WithLabelValues(o)
 	}

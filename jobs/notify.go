@@ -11,16 +11,6 @@ import (
 	"github.com/riverqueue/river/rivertype"
 
 	"github.com/aptflow/aptflow/templates"
-	"github.com/aptflow/aptflow/workflow"
-)
-
-// Delivery kinds handled here, named after their templates.
-const (
-	KindMessageUsager    = workflow.MailMessageUsager
-	KindNotification     = workflow.MailNotification
-	KindDigest           = workflow.MailDigest
-	KindStaleInstructeur = workflow.MailStaleInstructeur
-	KindStaleUsager      = workflow.MailStaleUsager
 )
 
 // querier is what a pool and a transaction share.

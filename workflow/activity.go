@@ -125,7 +125,16 @@ func messageEvent(procedureID, dossierID, messageID int64, from string) webhookE
 
 // PostAvis adds an expert's opinion (avis) to a dossier; its followers hear
 // of it.
-func (s *Service) PostAvis(ctx context.Context, dossierID int64, expert, body string) (*Message, error) {
+func (s *Service) PostAvis(ctx context.Context, dossierID int64, expert, body string) (m *Message, err error) {
+	err = s.inTx(ctx, func(tx pgx.Tx) error {
+		m, err = s.PostAvisTx(ctx, tx, dossierID, expert, body)
+		return err
+	})
+	return m, err
+}
+
+// PostAvisTx is PostAvis in the caller's transaction.
+func (s *Service) PostAvisTx(ctx context.Context, tx pgx.Tx, dossierID int64, expert, body string) (*Message, error) {
 	var fields []FieldError
 	email, ok := NormalizeEmail(expert)
 	if !ok {
@@ -137,24 +146,23 @@ func (s *Service) PostAvis(ctx context.Context, dossierID int64, expert, body st
 	if err := invalid(fields); err != nil {
 		return nil, err
 	}
-	var m *Message
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		cur, err := lockDossier(ctx, tx, dossierID)
-		if err != nil {
-			return err
-		}
-		now := s.opts.Now()
-		m = &Message{DossierID: dossierID, Kind: ActivityAvis, From: email, Body: body, At: now}
-		// An expert may also be an instructeur following the dossier: they
-		// are not told of their own avis.
-		var authorID int64
-		if err := tx.QueryRow(ctx, `SELECT coalesce((SELECT id FROM instructeurs WHERE email = $1), 0)`, email).Scan(&authorID); err != nil {
-			return fmt.Errorf("expert of dossier %d: %w", dossierID, err)
-		}
-		if m.ID, err = s.recordActivity(ctx, tx, dossierID, ActivityAvis, email, authorID, body, now); err != nil {
-			return err
-		}
-		return s.emitTx(ctx, tx, now, dossierEvent(WebhookAvisCreated, cur.procedureID, dossierID, "avis_id", m.ID))
-	})
-	return m, err
+	cur, err := lockDossier(ctx, tx, dossierID)
+	if err != nil {
+		return nil, err
+	}
+	now := s.opts.Now()
+	m := &Message{DossierID: dossierID, Kind: ActivityAvis, From: email, Body: body, At: now}
+	// An expert may also be an instructeur following the dossier: they
+	// are not told of their own avis.
+	var authorID int64
+	if err := tx.QueryRow(ctx, `SELECT coalesce((SELECT id FROM instructeurs WHERE email = $1), 0)`, email).Scan(&authorID); err != nil {
+		return nil, fmt.Errorf("expert of dossier %d: %w", dossierID, err)
+	}
+	if m.ID, err = s.recordActivity(ctx, tx, dossierID, ActivityAvis, email, authorID, body, now); err != nil {
+		return nil, err
+	}
+	if err := s.emitTx(ctx, tx, now, dossierEvent(WebhookAvisCreated, cur.procedureID, dossierID, "avis_id", m.ID)); err != nil {
+		return nil, err
+	}
+	return m, nil
 }

@@ -2,6 +2,8 @@ package workflow
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
@@ -12,7 +14,7 @@ import (
 // AttestationPDF returns the rendered attestation of a dossier and its
 // sha256, or ENotFound while there is none.
 func (s *Service) AttestationPDF(ctx context.Context, dossierID int64) (pdf []byte, sha256 string, err error) {
-	err = s.pool.QueryRow(ctx, `
+	err = s.reader(ctx).QueryRow(ctx, `
 		SELECT pdf, sha256 FROM attestations WHERE dossier_id = $1 AND pdf IS NOT NULL`, dossierID).Scan(&pdf, &sha256)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, "", Errorf(ENotFound, "pas encore d'attestation pour le dossier %d", dossierID)
@@ -20,6 +22,45 @@ func (s *Service) AttestationPDF(ctx context.Context, dossierID int64) (pdf []by
 		return nil, "", fmt.Errorf("attestation of dossier %d: %w", dossierID, err)
 	}
 	return pdf, sha256, nil
+}
+
+// StoreAttestation stores pdf as the rendered attestation of an accepted
+// dossier, with its sha256, unless one is stored already: a PDF once stored
+// is never replaced, so the attestation the applicant received stays the
+// one the verification page vouches for. stored says whether pdf was
+// stored.
+func (s *Service) StoreAttestation(ctx context.Context, dossierID int64, pdf []byte) (stored bool, err error) {
+	err = s.inTx(ctx, func(tx pgx.Tx) error {
+		stored, err = s.StoreAttestationTx(ctx, tx, dossierID, pdf)
+		return err
+	})
+	return stored, err
+}
+
+// StoreAttestationTx is StoreAttestation in the caller's transaction: the
+// render_attestation job stores the PDF, enqueues the acceptance e-mail and
+// completes itself in one transaction. The PDF stored, it writes the
+// webhook event attestation.ready in tx too: once, with the PDF.
+func (s *Service) StoreAttestationTx(ctx context.Context, tx pgx.Tx, dossierID int64, pdf []byte) (stored bool, err error) {
+	if len(pdf) == 0 {
+		return false, fmt.Errorf("store attestation of dossier %d: empty PDF", dossierID)
+	}
+	sum := sha256.Sum256(pdf)
+	digest := hex.EncodeToString(sum[:])
+	now := s.opts.Now()
+	var procedureID int64
+	err = tx.QueryRow(ctx, `
+		UPDATE attestations a SET pdf = $2, sha256 = $3, rendered_at = $4
+		FROM dossiers d
+		WHERE a.dossier_id = $1 AND a.pdf IS NULL AND d.id = a.dossier_id
+		RETURNING d.procedure_id`, dossierID, pdf, digest, now).Scan(&procedureID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, nil
+	} else if err != nil {
+		return false, fmt.Errorf("store attestation of dossier %d: %w", dossierID, err)
+	}
+	return true, s.emitTx(ctx, tx, now, dossierEvent(WebhookAttestationReady, procedureID, dossierID,
+		"state", Accepte, "sha256", digest))
 }
 
 // Verification is what the public verification page tells an employer
@@ -49,7 +90,7 @@ func (s *Service) VerifyAttestation(ctx context.Context, code string) (*Verifica
 	var state State
 	var dem Demandeur
 	var decidedAt *time.Time
-	err := s.pool.QueryRow(ctx, `
+	err := s.reader(ctx).QueryRow(ctx, `
 		SELECT d.id, d.state, d.demandeur, d.decided_at, a.sha256
 		FROM attestations a JOIN dossiers d ON d.id = a.dossier_id
 		WHERE a.code = $1 AND a.pdf IS NOT NULL`, code).Scan(&v.DossierID, &state, &dem, &decidedAt, &v.SHA256)

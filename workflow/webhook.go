@@ -129,16 +129,6 @@ func webhookAAD(id int64) []byte {
 	return []byte("aptflow webhook_subscriptions " + strconv.FormatInt(id, 10))
 }
 
-// newWebhookSecret returns a new secret in its Standard Webhooks form
-// (whsec_...) and its bytes, which sign.
-func newWebhookSecret() (string, []byte, error) {
-	key := make([]byte, webhookSecretBytes)
-	if _, err := rand.Read(key); err != nil {
-		return "", nil, fmt.Errorf("webhook secret: %w", err)
-	}
-	return webhookSecretPrefix + base64.StdEncoding.EncodeToString(key), key, nil
-}
-
 // webhooksReady says whether subscriptions can be created and signed.
 func (s *Service) webhooksReady() error {
 	if s.opts.WebhookSecrets == nil || s.opts.WebhookTargets == nil {
@@ -150,7 +140,16 @@ func (s *Service) webhooksReady() error {
 // CreateWebhook subscribes url to the events of a procedure. The URL is
 // checked (https:// to a public address, or WEBHOOK_ALLOWED_NETWORKS), the
 // events must be known. The secret it returns is not shown again.
-func (s *Service) CreateWebhook(ctx context.Context, procedureID int64, in WebhookInput) (*Webhook, error) {
+func (s *Service) CreateWebhook(ctx context.Context, procedureID int64, in WebhookInput) (w *Webhook, err error) {
+	err = s.inTx(ctx, func(tx pgx.Tx) error {
+		w, err = s.CreateWebhookTx(ctx, tx, procedureID, in)
+		return err
+	})
+	return w, err
+}
+
+// CreateWebhookTx is CreateWebhook in the caller's transaction.
+func (s *Service) CreateWebhookTx(ctx context.Context, tx pgx.Tx, procedureID int64, in WebhookInput) (*Webhook, error) {
 	if err := s.webhooksReady(); err != nil {
 		return nil, err
 	}
@@ -180,44 +179,51 @@ func (s *Service) CreateWebhook(ctx context.Context, procedureID int64, in Webho
 		return nil, err
 	}
 	w := &Webhook{ProcedureID: procedureID, URL: u, Events: events, Status: WebhookActive}
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		if _, err := getProcedure(ctx, tx, procedureID); err != nil {
-			return err
-		}
-		// The procedure's row lock orders concurrent creations: the count
-		// below cannot be passed by two at once.
-		var n int
-		if err := tx.QueryRow(ctx, `
-			WITH p AS (SELECT id FROM procedures WHERE id = $1 FOR UPDATE)
-			SELECT count(*) FROM webhook_subscriptions s, p
-			WHERE s.procedure_id = p.id AND s.disabled_at IS NULL AND s.deleted_at IS NULL`, procedureID).Scan(&n); err != nil {
-			return fmt.Errorf("webhooks of procedure %d: %w", procedureID, err)
-		}
-		if n >= MaxWebhooksPerProcedure {
-			return invalid([]FieldError{{Field: "url", Code: "too_many_webhooks",
-				Detail: fmt.Sprintf("cette procédure a déjà %d webhooks actifs", MaxWebhooksPerProcedure)}})
-		}
-		if err := tx.QueryRow(ctx, `SELECT nextval(pg_get_serial_sequence('webhook_subscriptions', 'id'))`).Scan(&w.ID); err != nil {
-			return fmt.Errorf("webhook id: %w", err)
-		}
-		secret, key, err := newWebhookSecret()
-		if err != nil {
-			return err
-		}
-		keyID, sealed, err := s.opts.WebhookSecrets.Seal(webhookAAD(w.ID), key)
-		if err != nil {
-			return err
-		}
-		w.Secret = secret
-		return tx.QueryRow(ctx, `
-			INSERT INTO webhook_subscriptions (id, procedure_id, url, events, secret_key_id, secret, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING created_at`,
-			w.ID, procedureID, u, events, keyID, sealed, s.opts.Now()).Scan(&w.CreatedAt)
-	})
+	if _, err := getProcedure(ctx, tx, procedureID); err != nil {
+		return nil, err
+	}
+	// The procedure's row lock orders concurrent creations: the count
+	// below cannot be passed by two at once.
+	var n int
+	if err := tx.QueryRow(ctx, `
+		WITH p AS (SELECT id FROM procedures WHERE id = $1 FOR UPDATE)
+		SELECT count(*) FROM webhook_subscriptions s, p
+		WHERE s.procedure_id = p.id AND s.disabled_at IS NULL AND s.deleted_at IS NULL`, procedureID).Scan(&n); err != nil {
+		return nil, fmt.Errorf("webhooks of procedure %d: %w", procedureID, err)
+	}
+	if n >= MaxWebhooksPerProcedure {
+		return nil, invalid([]FieldError{{Field: "url", Code: "too_many_webhooks",
+			Detail: fmt.Sprintf("cette procédure a déjà %d webhooks actifs", MaxWebhooksPerProcedure)}})
+	}
+	// The id is taken first: the sealed secret is bound to it.
+	if err := tx.QueryRow(ctx, `SELECT nextval(pg_get_serial_sequence('webhook_subscriptions', 'id'))`).Scan(&w.ID); err != nil {
+		return nil, fmt.Errorf("webhook id: %w", err)
+	}
+	secret, keyID, sealed, err := s.newSealedSecret(w.ID)
 	if err != nil {
 		return nil, err
 	}
+	w.Secret = secret
+	if err := tx.QueryRow(ctx, `
+		INSERT INTO webhook_subscriptions (id, procedure_id, url, events, secret_key_id, secret, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING created_at`,
+		w.ID, procedureID, u, events, keyID, sealed, s.opts.Now()).Scan(&w.CreatedAt); err != nil {
+		return nil, fmt.Errorf("create webhook: %w", err)
+	}
 	return w, nil
+}
+
+// newSealedSecret returns a new secret for subscription id, in its
+// Standard Webhooks form, and sealed for the database.
+func (s *Service) newSealedSecret(id int64) (secret, keyID string, sealed []byte, err error) {
+	key := make([]byte, webhookSecretBytes)
+	if _, err := rand.Read(key); err != nil {
+		return "", "", nil, fmt.Errorf("webhook secret: %w", err)
+	}
+	if keyID, sealed, err = s.opts.WebhookSecrets.Seal(webhookAAD(id), key); err != nil {
+		return "", "", nil, err
+	}
+	return webhookSecretPrefix + base64.StdEncoding.EncodeToString(key), keyID, sealed, nil
 }
 
 // webhookColumns are the columns scanWebhook reads, from alias s.
@@ -241,23 +247,23 @@ func scanWebhook(row pgx.CollectableRow) (Webhook, error) {
 // ListWebhooks returns the subscriptions of a procedure, active and
 // disabled, without their secrets.
 func (s *Service) ListWebhooks(ctx context.Context, procedureID int64) ([]Webhook, error) {
-	var list []Webhook
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		if _, err := getProcedure(ctx, tx, procedureID); err != nil {
-			return err
-		}
-		rows, err := tx.Query(ctx, `SELECT `+webhookColumns+` FROM webhook_subscriptions s
-			WHERE s.procedure_id = $1 AND s.deleted_at IS NULL ORDER BY s.id`, procedureID)
-		if err != nil {
-			return fmt.Errorf("webhooks of procedure %d: %w", procedureID, err)
-		}
-		list, err = pgx.CollectRows(rows, scanWebhook)
-		return err
-	})
+	q := s.reader(ctx)
+	if _, err := getProcedure(ctx, q, procedureID); err != nil {
+		return nil, err
+	}
+	rows, err := q.Query(ctx, `SELECT `+webhookColumns+` FROM webhook_subscriptions s
+		WHERE s.procedure_id = $1 AND s.deleted_at IS NULL ORDER BY s.id`, procedureID)
+	if err != nil {
+		return nil, fmt.Errorf("webhooks of procedure %d: %w", procedureID, err)
+	}
+	list, err := pgx.CollectRows(rows, scanWebhook)
+	if err != nil {
+		return nil, fmt.Errorf("webhooks of procedure %d: %w", procedureID, err)
+	}
 	if list == nil {
 		list = []Webhook{}
 	}
-	return list, err
+	return list, nil
 }
 
 // lockWebhook locks a subscription of a procedure that is not deleted, or
@@ -280,16 +286,18 @@ func lockWebhook(ctx context.Context, tx pgx.Tx, procedureID, id int64) (*Webhoo
 // DeleteWebhook deletes a subscription: nothing more is sent to it, and
 // its pending deliveries fail. Its delivery log is kept.
 func (s *Service) DeleteWebhook(ctx context.Context, procedureID, id int64) error {
-	return s.inTx(ctx, func(tx pgx.Tx) error {
-		if _, err := lockWebhook(ctx, tx, procedureID, id); err != nil {
-			return err
-		}
-		now := s.opts.Now()
-		if _, err := tx.Exec(ctx, `UPDATE webhook_subscriptions SET deleted_at = $2 WHERE id = $1`, id, now); err != nil {
-			return fmt.Errorf("delete webhook %d: %w", id, err)
-		}
-		return failPending(ctx, tx, id, "subscription deleted")
-	})
+	return s.inTx(ctx, func(tx pgx.Tx) error { return s.DeleteWebhookTx(ctx, tx, procedureID, id) })
+}
+
+// DeleteWebhookTx is DeleteWebhook in the caller's transaction.
+func (s *Service) DeleteWebhookTx(ctx context.Context, tx pgx.Tx, procedureID, id int64) error {
+	if _, err := lockWebhook(ctx, tx, procedureID, id); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, `UPDATE webhook_subscriptions SET deleted_at = $2 WHERE id = $1`, id, s.opts.Now()); err != nil {
+		return fmt.Errorf("delete webhook %d: %w", id, err)
+	}
+	return failPending(ctx, tx, id, "subscription deleted")
 }
 
 // failPending fails the pending deliveries of a subscription that nothing
@@ -307,37 +315,36 @@ func failPending(ctx context.Context, tx pgx.Tx, subscriptionID int64, reason st
 // The previous one keeps signing too (a second signature in
 // webhook-signature) for the rotation's grace period, so that the receiver
 // can switch without losing a delivery.
-func (s *Service) RotateWebhookSecret(ctx context.Context, procedureID, id int64) (*Webhook, error) {
+func (s *Service) RotateWebhookSecret(ctx context.Context, procedureID, id int64) (w *Webhook, err error) {
+	err = s.inTx(ctx, func(tx pgx.Tx) error {
+		w, err = s.RotateWebhookSecretTx(ctx, tx, procedureID, id)
+		return err
+	})
+	return w, err
+}
+
+// RotateWebhookSecretTx is RotateWebhookSecret in the caller's transaction.
+func (s *Service) RotateWebhookSecretTx(ctx context.Context, tx pgx.Tx, procedureID, id int64) (*Webhook, error) {
 	if err := s.webhooksReady(); err != nil {
 		return nil, err
 	}
-	var w *Webhook
-	err := s.inTx(ctx, func(tx pgx.Tx) (err error) {
-		if w, err = lockWebhook(ctx, tx, procedureID, id); err != nil {
-			return err
-		}
-		secret, key, err := newWebhookSecret()
-		if err != nil {
-			return err
-		}
-		keyID, sealed, err := s.opts.WebhookSecrets.Seal(webhookAAD(id), key)
-		if err != nil {
-			return err
-		}
-		expires := s.opts.Now().Add(s.opts.SecretRotationGrace)
-		if _, err := tx.Exec(ctx, `
-			UPDATE webhook_subscriptions SET
-				previous_secret_key_id = secret_key_id, previous_secret = secret, previous_secret_expires_at = $4,
-				secret_key_id = $2, secret = $3
-			WHERE id = $1`, id, keyID, sealed, expires); err != nil {
-			return fmt.Errorf("rotate secret of webhook %d: %w", id, err)
-		}
-		w.Secret, w.PreviousSecretExpiresAt = secret, &expires
-		return nil
-	})
+	w, err := lockWebhook(ctx, tx, procedureID, id)
 	if err != nil {
 		return nil, err
 	}
+	secret, keyID, sealed, err := s.newSealedSecret(id)
+	if err != nil {
+		return nil, err
+	}
+	expires := s.opts.Now().Add(s.opts.SecretRotationGrace)
+	if _, err := tx.Exec(ctx, `
+		UPDATE webhook_subscriptions SET
+			previous_secret_key_id = secret_key_id, previous_secret = secret, previous_secret_expires_at = $4,
+			secret_key_id = $2, secret = $3
+		WHERE id = $1`, id, keyID, sealed, expires); err != nil {
+		return nil, fmt.Errorf("rotate secret of webhook %d: %w", id, err)
+	}
+	w.Secret, w.PreviousSecretExpiresAt = secret, &expires
 	return w, nil
 }
 
@@ -372,30 +379,30 @@ func (s *Service) ListWebhookDeliveries(ctx context.Context, procedureID, id int
 	if err := invalid(fields); err != nil {
 		return nil, err
 	}
-	var list []WebhookDelivery
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		var exists bool
-		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM webhook_subscriptions
-			WHERE id = $1 AND procedure_id = $2 AND deleted_at IS NULL)`, id, procedureID).Scan(&exists); err != nil {
-			return fmt.Errorf("webhook %d: %w", id, err)
-		}
-		if !exists {
-			return Errorf(ENotFound, "webhook %d inconnu sur la procédure %d", id, procedureID)
-		}
-		rows, err := tx.Query(ctx, `SELECT `+webhookDeliveryColumns+`
-			FROM webhook_deliveries d JOIN webhook_events e ON e.id = d.event_id
-			WHERE d.subscription_id = $1 AND d.id > $2 AND ($3 = '' OR d.status = $3)
-			ORDER BY d.id LIMIT $4`, id, f.AfterID, f.Status, f.Limit)
-		if err != nil {
-			return fmt.Errorf("deliveries of webhook %d: %w", id, err)
-		}
-		list, err = pgx.CollectRows(rows, scanWebhookDelivery)
-		return err
-	})
+	q := s.reader(ctx)
+	var exists bool
+	if err := q.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM webhook_subscriptions
+		WHERE id = $1 AND procedure_id = $2 AND deleted_at IS NULL)`, id, procedureID).Scan(&exists); err != nil {
+		return nil, fmt.Errorf("webhook %d: %w", id, err)
+	}
+	if !exists {
+		return nil, Errorf(ENotFound, "webhook %d inconnu sur la procédure %d", id, procedureID)
+	}
+	rows, err := q.Query(ctx, `SELECT `+webhookDeliveryColumns+`
+		FROM webhook_deliveries d JOIN webhook_events e ON e.id = d.event_id
+		WHERE d.subscription_id = $1 AND d.id > $2 AND ($3 = '' OR d.status = $3)
+		ORDER BY d.id LIMIT $4`, id, f.AfterID, f.Status, f.Limit)
+	if err != nil {
+		return nil, fmt.Errorf("deliveries of webhook %d: %w", id, err)
+	}
+	list, err := pgx.CollectRows(rows, scanWebhookDelivery)
+	if err != nil {
+		return nil, fmt.Errorf("deliveries of webhook %d: %w", id, err)
+	}
 	if list == nil {
 		list = []WebhookDelivery{}
 	}
-	return list, err
+	return list, nil
 }
 
 // webhookDeliveryColumns are the columns scanWebhookDelivery reads, from
@@ -415,35 +422,42 @@ func scanWebhookDelivery(row pgx.CollectableRow) (WebhookDelivery, error) {
 // (same webhook-id, so a receiver that keeps ids recognises it), a pending
 // one is tried now instead of at its next retry. The subscription must be
 // active (EWebhookDisabled).
-func (s *Service) RetryWebhookDelivery(ctx context.Context, procedureID, id, deliveryID int64) (*WebhookDelivery, error) {
-	var d WebhookDelivery
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		w, err := lockWebhook(ctx, tx, procedureID, id)
-		if err != nil {
-			return err
-		}
-		if w.Status != WebhookActive {
-			return Errorf(EWebhookDisabled, "le webhook %d est désactivé (%s) : créez-en un autre", id, deref(w.DisabledReason))
-		}
-		rows, err := tx.Query(ctx, `
-			WITH d AS (
-				UPDATE webhook_deliveries SET status = 'pending', delivered_at = NULL
-				WHERE id = $1 AND subscription_id = $2
-				RETURNING *
-			)
-			SELECT `+webhookDeliveryColumns+` FROM d JOIN webhook_events e ON e.id = d.event_id`, deliveryID, id)
-		if err != nil {
-			return fmt.Errorf("retry webhook delivery %d: %w", deliveryID, err)
-		}
-		if d, err = pgx.CollectExactlyOneRow(rows, scanWebhookDelivery); errors.Is(err, pgx.ErrNoRows) {
-			return Errorf(ENotFound, "livraison %d inconnue sur le webhook %d", deliveryID, id)
-		} else if err != nil {
-			return fmt.Errorf("retry webhook delivery %d: %w", deliveryID, err)
-		}
-		return s.enq.EnqueueTx(ctx, tx, DeliverWebhook{DeliveryID: deliveryID})
+func (s *Service) RetryWebhookDelivery(ctx context.Context, procedureID, id, deliveryID int64) (d *WebhookDelivery, err error) {
+	err = s.inTx(ctx, func(tx pgx.Tx) error {
+		d, err = s.RetryWebhookDeliveryTx(ctx, tx, procedureID, id, deliveryID)
+		return err
 	})
+	return d, err
+}
+
+// RetryWebhookDeliveryTx is RetryWebhookDelivery in the caller's
+// transaction.
+func (s *Service) RetryWebhookDeliveryTx(ctx context.Context, tx pgx.Tx, procedureID, id, deliveryID int64) (*WebhookDelivery, error) {
+	w, err := lockWebhook(ctx, tx, procedureID, id)
 	if err != nil {
 		return nil, err
+	}
+	if w.Status != WebhookActive {
+		return nil, Errorf(EWebhookDisabled, "le webhook %d est désactivé (%s) : créez-en un autre", id, deref(w.DisabledReason))
+	}
+	rows, err := tx.Query(ctx, `
+		WITH d AS (
+			UPDATE webhook_deliveries SET status = 'pending', delivered_at = NULL
+			WHERE id = $1 AND subscription_id = $2
+			RETURNING *
+		)
+		SELECT `+webhookDeliveryColumns+` FROM d JOIN webhook_events e ON e.id = d.event_id`, deliveryID, id)
+	if err != nil {
+		return nil, fmt.Errorf("retry webhook delivery %d: %w", deliveryID, err)
+	}
+	d, err := pgx.CollectExactlyOneRow(rows, scanWebhookDelivery)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, Errorf(ENotFound, "livraison %d inconnue sur le webhook %d", deliveryID, id)
+	} else if err != nil {
+		return nil, fmt.Errorf("retry webhook delivery %d: %w", deliveryID, err)
+	}
+	if err := s.enq.EnqueueTx(ctx, tx, DeliverWebhook{DeliveryID: deliveryID}); err != nil {
+		return nil, fmt.Errorf("enqueue webhook delivery %d: %w", deliveryID, err)
 	}
 	return &d, nil
 }
@@ -580,7 +594,7 @@ func (s *Service) WebhookSend(ctx context.Context, id int64) (*WebhookSend, erro
 		prevExpires           *time.Time
 		disabledAt, deletedAt *time.Time
 	)
-	err := s.pool.QueryRow(ctx, `
+	err := s.reader(ctx).QueryRow(ctx, `
 		SELECT d.subscription_id, d.status, s.url, e.msg_id, e.type, e.data, e.occurred_at,
 			s.secret_key_id, s.secret, s.previous_secret_key_id, s.previous_secret, s.previous_secret_expires_at,
 			s.disabled_at, s.deleted_at
@@ -635,6 +649,16 @@ const MaxWebhookErrorLen = 500
 // RecordWebhookAttempt records an attempt at delivery id: delivered (a
 // 2xx), failed (a final failure), or still pending, to be retried.
 func (s *Service) RecordWebhookAttempt(ctx context.Context, id int64, a WebhookAttempt) error {
+	return s.inStatement(ctx, func(q querier) error { return s.recordWebhookAttempt(ctx, q, id, a) })
+}
+
+// RecordWebhookAttemptTx is RecordWebhookAttempt in the caller's
+// transaction.
+func (s *Service) RecordWebhookAttemptTx(ctx context.Context, tx pgx.Tx, id int64, a WebhookAttempt) error {
+	return s.recordWebhookAttempt(ctx, tx, id, a)
+}
+
+func (s *Service) recordWebhookAttempt(ctx context.Context, q querier, id int64, a WebhookAttempt) error {
 	status := WebhookPending
 	switch {
 	case a.Error == "" && a.StatusCode >= 200 && a.StatusCode < 300:
@@ -648,11 +672,11 @@ func (s *Service) RecordWebhookAttempt(ctx context.Context, id int64, a WebhookA
 	}
 	var lastErr *string
 	if a.Error != "" {
-		e := clipText(a.Error, MaxWebhookErrorLen)
+		e := clip(a.Error, MaxWebhookErrorLen)
 		lastErr = &e
 	}
 	now := s.opts.Now()
-	if _, err := s.pool.Exec(ctx, `
+	if _, err := q.Exec(ctx, `
 		UPDATE webhook_deliveries SET status = $2::text, attempts = attempts + 1, last_status_code = $3,
 			last_error = $4, last_attempt_at = $5::timestamptz,
 			delivered_at = CASE WHEN $2::text = 'delivered' THEN $5::timestamptz END
@@ -666,41 +690,44 @@ func (s *Service) RecordWebhookAttempt(ctx context.Context, id int64, a WebhookA
 // the delivery fails, its subscription is disabled and its other pending
 // deliveries fail, in one transaction. Nothing more is sent to it.
 func (s *Service) WebhookGone(ctx context.Context, id int64) error {
-	return s.inTx(ctx, func(tx pgx.Tx) error {
-		now := s.opts.Now()
-		var sub int64
-		if err := tx.QueryRow(ctx, `
-			UPDATE webhook_deliveries SET status = 'failed', attempts = attempts + 1, last_status_code = 410,
-				last_error = 'HTTP 410 Gone: subscription disabled', last_attempt_at = $2
-			WHERE id = $1 RETURNING subscription_id`, id, now).Scan(&sub); err != nil {
-			return fmt.Errorf("record 410 of webhook delivery %d: %w", id, err)
-		}
-		if _, err := tx.Exec(ctx, `
-			UPDATE webhook_subscriptions SET disabled_at = $2, disabled_reason = 'the receiver answered 410 Gone'
-			WHERE id = $1 AND disabled_at IS NULL`, sub, now); err != nil {
-			return fmt.Errorf("disable webhook %d: %w", sub, err)
-		}
-		return failPending(ctx, tx, sub, "subscription disabled: the receiver answered 410 Gone")
-	})
+	return s.inTx(ctx, func(tx pgx.Tx) error { return s.WebhookGoneTx(ctx, tx, id) })
+}
+
+// WebhookGoneTx is WebhookGone in the caller's transaction.
+func (s *Service) WebhookGoneTx(ctx context.Context, tx pgx.Tx, id int64) error {
+	now := s.opts.Now()
+	var sub int64
+	if err := tx.QueryRow(ctx, `
+		UPDATE webhook_deliveries SET status = 'failed', attempts = attempts + 1, last_status_code = 410,
+			last_error = 'HTTP 410 Gone: subscription disabled', last_attempt_at = $2
+		WHERE id = $1 RETURNING subscription_id`, id, now).Scan(&sub); err != nil {
+		return fmt.Errorf("record 410 of webhook delivery %d: %w", id, err)
+	}
+	if _, err := tx.Exec(ctx, `
+		UPDATE webhook_subscriptions SET disabled_at = $2, disabled_reason = 'the receiver answered 410 Gone'
+		WHERE id = $1 AND disabled_at IS NULL`, sub, now); err != nil {
+		return fmt.Errorf("disable webhook %d: %w", sub, err)
+	}
+	return failPending(ctx, tx, sub, "subscription disabled: the receiver answered 410 Gone")
 }
 
 // AbandonWebhookDelivery fails delivery id without an attempt: its
 // subscription was disabled or deleted after it was written.
 func (s *Service) AbandonWebhookDelivery(ctx context.Context, id int64, reason string) error {
-	if _, err := s.pool.Exec(ctx, `
+	return s.inStatement(ctx, func(q querier) error { return abandonWebhookDelivery(ctx, q, id, reason) })
+}
+
+// AbandonWebhookDeliveryTx is AbandonWebhookDelivery in the caller's
+// transaction.
+func (s *Service) AbandonWebhookDeliveryTx(ctx context.Context, tx pgx.Tx, id int64, reason string) error {
+	return abandonWebhookDelivery(ctx, tx, id, reason)
+}
+
+func abandonWebhookDelivery(ctx context.Context, q querier, id int64, reason string) error {
+	if _, err := q.Exec(ctx, `
 		UPDATE webhook_deliveries SET status = 'failed', last_error = $2 WHERE id = $1 AND status = 'pending'`,
-		id, clipText(reason, MaxWebhookErrorLen)); err != nil {
+		id, clip(reason, MaxWebhookErrorLen)); err != nil {
 		return fmt.Errorf("abandon webhook delivery %d: %w", id, err)
 	}
 	return nil
-}
-
-// clipText makes s fit a text column of at most n characters, valid UTF-8
-// without NUL (which PostgreSQL refuses in text).
-func clipText(s string, n int) string {
-	s = strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
-	if r := []rune(s); len(r) > n {
-		return string(r[:n])
-	}
-	return s
 }

@@ -119,9 +119,6 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, workers bool) (*a
 		transitions.WithLabelValues(string(e))
 	}
 	a.reg.MustRegister(transitions)
-	// The workers write through the Service, so it comes first; its
-	// Enqueuer gets the River client once the client exists.
-	enq := jobs.NewEnqueuer(nil, jc)
 	targets := &webhook.Policy{Allowed: cfg.WebhookAllowedNetworks}
 	opts := workflow.Options{
 		PublicURL:      cfg.PublicURL,
@@ -131,7 +128,6 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, workers bool) (*a
 	if cfg.WebhookKeys != nil {
 		opts.WebhookSecrets = cfg.WebhookKeys
 	}
-	a.service = workflow.NewService(pool, enq, opts)
 	var rw *river.Workers
 	if workers {
 		tpl, err := templates.Load()
@@ -154,10 +150,16 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, workers bool) (*a
 			pool.Close()
 			return nil, err
 		}
+		// The workers' Service inserts jobs with the client that runs
+		// them, which needs the workers first.
 		rw, err = jobs.NewWorkers(jc, jobs.Deps{
-			Pool: pool, Mailer: m, Templates: tpl, Attestations: renderer, Metrics: jobs.NewMetrics(a.reg),
-			Service:  a.service,
-			Webhooks: webhook.NewSender(webhook.SenderOptions{Policy: targets, UserAgent: "aptflow-webhooks/1"}),
+			Service:      workflow.NewService(pool, jobs.NewEnqueuer(nil, jc), opts),
+			Pool:         pool,
+			Mailer:       m,
+			Templates:    tpl,
+			Attestations: renderer,
+			Metrics:      jobs.NewMetrics(a.reg),
+			Webhooks:     webhook.NewSender(webhook.SenderOptions{Policy: targets, UserAgent: "aptflow-webhooks/1"}),
 		})
 		if err != nil {
 			pool.Close()
@@ -169,7 +171,7 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, workers bool) (*a
 		pool.Close()
 		return nil, err
 	}
-	enq.SetClient(a.river)
+	a.service = workflow.NewService(pool, jobs.NewEnqueuer(a.river, jc), opts)
 	return a, nil
 }
 

@@ -149,15 +149,12 @@ func Start(t testing.TB, opts Options) *Stack {
 	jc.Logger = log
 	jc.Defaults()
 
-	// The workers write through the Service; its Enqueuer gets the River
-	// client once the client exists.
-	enq := jobs.NewEnqueuer(nil, jc)
 	policy := opts.Webhooks
 	if policy == nil {
 		policy = &webhook.Policy{Allowed: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}
 	}
-	s.Service = workflow.NewService(s.Pool, enq, workflow.Options{PublicURL: s.Server.URL, Now: opts.Now,
-		WebhookSecrets: NewKeyring(t), WebhookTargets: policy})
+	svcOpts := workflow.Options{PublicURL: s.Server.URL, Now: opts.Now,
+		WebhookSecrets: NewKeyring(t), WebhookTargets: policy}
 	var workers *river.Workers
 	if !opts.NoWorkers {
 		tpl, err := templates.Load()
@@ -176,13 +173,16 @@ func Start(t testing.TB, opts Options) *Stack {
 		if err != nil {
 			t.Fatalf("mailer: %v", err)
 		}
+		// The workers' Service inserts jobs with the client that runs
+		// them, which needs the workers first.
 		sendPolicy := opts.WebhookSender
 		if sendPolicy == nil {
 			sendPolicy = policy
 		}
 		sender := webhook.NewSender(webhook.SenderOptions{Policy: sendPolicy, Timeout: opts.WebhookTimeout, TLS: opts.WebhookTLS})
-		workers, err = jobs.NewWorkers(jc, jobs.Deps{Pool: s.Pool, Mailer: m, Templates: tpl,
-			Attestations: renderer, Metrics: jobs.NewMetrics(s.Registry), Service: s.Service, Webhooks: sender})
+		workers, err = jobs.NewWorkers(jc, jobs.Deps{Service: workflow.NewService(s.Pool, jobs.NewEnqueuer(nil, jc), svcOpts),
+			Pool: s.Pool, Mailer: m, Templates: tpl, Attestations: renderer, Metrics: jobs.NewMetrics(s.Registry),
+			Webhooks: sender})
 		if err != nil {
 			t.Fatalf("workers: %v", err)
 		}
@@ -193,7 +193,7 @@ func Start(t testing.TB, opts Options) *Stack {
 	}
 	s.River = client
 	s.Jobs = jc
-	enq.SetClient(client)
+	s.Service = workflow.NewService(s.Pool, jobs.NewEnqueuer(client, jc), svcOpts)
 	handler = api.NewServer(api.Deps{Service: s.Service, Pool: s.Pool, Logger: log})
 	if !opts.NoWorkers {
 		if err := client.Start(ctx); err != nil {
