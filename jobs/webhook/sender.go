@@ -148,7 +148,7 @@ func describe(err error, timeout time.Duration) error {
 	case errors.Is(err, ErrNotPermitted):
 		var te *TargetError
 		if errors.As(err, &te) {
-			return fmt.Errorf("%w: %s", ErrNotPermitted, te.Reason)
+			return fmt.Errorf("%w: %s", ErrNotPermitted, te.reason)
 		}
 		return ErrNotPermitted
 	case errors.Is(err, context.Canceled):

@@ -48,17 +48,19 @@ func ParseNetworks(s string) ([]netip.Prefix, error) {
 	return out, nil
 }
 
-// TargetError is a target the policy refuses. Code is stable (it is the
-// code of the API's field error); the message says why, without the URL.
+// TargetError is a target the policy refuses. Its message says why, in
+// French, without the URL.
 type TargetError struct {
-	Code   string
-	Reason string
+	code, reason string
 }
 
-func (e *TargetError) Error() string { return e.Reason }
+func (e *TargetError) Error() string { return e.reason }
+
+// Code is stable: it is the code of the API's field error.
+func (e *TargetError) Code() string { return e.code }
 
 func refuse(code, format string, args ...any) *TargetError {
-	return &TargetError{Code: code, Reason: fmt.Sprintf(format, args...)}
+	return &TargetError{code: code, reason: fmt.Sprintf(format, args...)}
 }
 
 // MaxURLLen bounds a subscription's URL.
