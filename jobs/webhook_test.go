@@ -570,8 +570,10 @@ func TestWebhookTargets(t *testing.T) {
 	t.Run("AtConnection", func(t *testing.T) {
 		rcv, tlsCfg := webhooktest.StartTLS(nil)
 		t.Cleanup(rcv.Close)
-		// The stack's sender trusts the receiver's certificate: only the
-		// address check can stop the delivery.
+		// The stack's sender trusts the receiver's certificate (made for
+		// 127.0.0.1, where localhost leads): only the address check can
+		// stop the delivery.
+		tlsCfg.ServerName = "127.0.0.1"
 		s2 := apptest.Start(t, apptest.Options{WebhookTLS: tlsCfg, Webhooks: &webhook.Policy{Resolver: fakeResolver{"localhost": {public}}}})
 		proc := s2.Procedure()
 		port := rcv.URL[strings.LastIndexByte(rcv.URL, ':')+1:]
