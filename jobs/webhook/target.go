@@ -119,7 +119,7 @@ func (p *Policy) Permits(scheme string, a netip.Addr) error {
 		}
 	}
 	if scheme != "https" {
-		return refuse("scheme_not_allowed", "http:// n'est accepté que vers WEBHOOK_ALLOWED_NETWORKS ; https:// est attendu")
+		return refuse("scheme_not_allowed", "http:// n'est accepté que vers WEBHOOK_ALLOWED_NETWORKS, où %s n'est pas ; https:// est attendu", a)
 	}
 	if !Public(a) {
 		return refuse("address_not_allowed", "%s n'est pas une adresse publique (ni dans WEBHOOK_ALLOWED_NETWORKS)", a)
