@@ -264,19 +264,8 @@ func (e *Enqueuer) EnqueueTx(ctx context.Context, tx pgx.Tx, tasks ...workflow.T
 			return fmt.Errorf("insert jobs: no River client outside a job: %w", err)
 		}
 	}
-	res, err := client.InsertManyTx(ctx, tx, params)
-	if err != nil {
+	if _, err := client.InsertManyTx(ctx, tx, params); err != nil {
 		return fmt.Errorf("insert jobs: %w", err)
-	}
-	// A webhook delivery's job is unique while it lives: one asked for
-	// again (a manual retry) while its job waits for its next attempt is
-	// that job, made available now.
-	for _, r := range res {
-		if r.UniqueSkippedAsDuplicate && r.Job.Kind == (DeliverWebhookArgs{}).Kind() {
-			if _, err := client.JobRetryTx(ctx, tx, r.Job.ID); err != nil {
-				return fmt.Errorf("retry job %d now: %w", r.Job.ID, err)
-			}
-		}
 	}
 	return nil
 }
@@ -294,7 +283,7 @@ func (e *Enqueuer) params(t workflow.Task) (river.InsertManyParams, error) {
 		return river.InsertManyParams{Args: NotifyFollowerArgs{DossierID: t.DossierID, InstructeurID: t.InstructeurID},
 			InsertOpts: &river.InsertOpts{ScheduledAt: time.Now().Add(e.cfg.NotifyCoalesce)}}, nil
 	case workflow.DeliverWebhook:
-		return river.InsertManyParams{Args: DeliverWebhookArgs{DeliveryID: t.DeliveryID},
+		return river.InsertManyParams{Args: DeliverWebhookArgs{DeliveryID: t.DeliveryID, Generation: t.Generation},
 			InsertOpts: &river.InsertOpts{MaxAttempts: e.cfg.WebhookMaxAttempts}}, nil
 	default:
 		return river.InsertManyParams{}, fmt.Errorf("jobs: unknown task %T", t)

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/rivertype"
 
 	"github.com/aptflow/aptflow/jobs/webhook"
 	"github.com/aptflow/aptflow/workflow"
@@ -33,23 +32,20 @@ var DefaultWebhookBackoff = []time.Duration{
 }
 
 // DeliverWebhookArgs posts one webhook delivery: one event to one
-// subscription.
+// subscription. Generation is the delivery's when the job was inserted: a
+// manual retry moves the delivery on to the next, and inserts a job of its
+// own; the older job stops when it finds out.
 type DeliverWebhookArgs struct {
 	DeliveryID int64 `json:"delivery_id"`
+	Generation int   `json:"generation,omitempty"`
 }
 
 // Kind is the job kind; it never changes once shipped.
 func (DeliverWebhookArgs) Kind() string { return "deliver_webhook" }
 
-// InsertOpts puts deliveries on their own queue, and makes a delivery's
-// job unique while it lives: asked for again (a manual retry) while it
-// waits, it is the same job, made available at once (Enqueuer.EnqueueTx).
+// InsertOpts puts deliveries on their own queue.
 func (DeliverWebhookArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{Queue: QueueWebhook, UniqueOpts: river.UniqueOpts{
-		ByArgs: true,
-		ByState: []rivertype.JobState{rivertype.JobStateAvailable, rivertype.JobStatePending,
-			rivertype.JobStateRetryable, rivertype.JobStateRunning, rivertype.JobStateScheduled},
-	}}
+	return river.InsertOpts{Queue: QueueWebhook}
 }
 
 // DeliverWebhookWorker posts a delivery until its receiver takes it (any
@@ -103,9 +99,11 @@ func (w *DeliverWebhookWorker) Work(ctx context.Context, job *river.Job[DeliverW
 	case errors.Is(err, workflow.ErrWebhookSecret), workflow.ErrorCode(err) == workflow.EWebhooksNotConfigured:
 		// WEBHOOK_SECRET_KEY lost the key of this secret: nothing can be
 		// signed until it is back. The attempt counts, and says so.
-		return w.failed(ctx, job, workflow.WebhookAttempt{Error: "the secret cannot be opened with WEBHOOK_SECRET_KEY"})
+		return w.failed(ctx, job, workflow.WebhookAttempt{Generation: job.Args.Generation, Error: "the secret cannot be opened with WEBHOOK_SECRET_KEY"})
 	case err != nil:
 		return err
+	case send.Generation != job.Args.Generation:
+		return nil // a manual retry superseded this job with its own
 	case send.Status != workflow.WebhookPending:
 		return nil // delivered, or failed, by an earlier run
 	case !send.Active:
@@ -136,7 +134,7 @@ func (w *DeliverWebhookWorker) Work(ctx context.Context, job *river.Job[DeliverW
 	switch {
 	case sendErr == nil && res.OK():
 		if err := persist(rec, func(ctx context.Context) error {
-			return svc.RecordWebhookAttempt(ctx, id, workflow.WebhookAttempt{StatusCode: res.StatusCode})
+			return svc.RecordWebhookAttempt(ctx, id, workflow.WebhookAttempt{Generation: send.Generation, StatusCode: res.StatusCode})
 		}); err != nil {
 			return err
 		}
@@ -151,7 +149,7 @@ func (w *DeliverWebhookWorker) Work(ctx context.Context, job *river.Job[DeliverW
 			"webhook_id", send.SubscriptionID, "delivery_id", id)
 		return river.JobCancel(fmt.Errorf("webhook delivery %d: HTTP 410, subscription %d disabled", id, send.SubscriptionID))
 	}
-	a := workflow.WebhookAttempt{StatusCode: res.StatusCode}
+	a := workflow.WebhookAttempt{Generation: send.Generation, StatusCode: res.StatusCode}
 	if sendErr != nil {
 		a.Error = sendErr.Error()
 	} else {

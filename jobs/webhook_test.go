@@ -591,3 +591,43 @@ func TestWebhookTargets(t *testing.T) {
 		}
 	})
 }
+
+// TestWebhookManualRetryWhileRunning: a manual retry while an attempt is
+// in flight is a new series of attempts: the attempt in flight records
+// nothing, however it ends, and the delivery is sent again after the
+// retry, with the same webhook-id.
+func TestWebhookManualRetryWhileRunning(t *testing.T) {
+	t.Parallel()
+	s := apptest.Start(t, apptest.Options{})
+	proc := s.Procedure()
+	inFlight, release := make(chan struct{}), make(chan struct{})
+	rcv := startReceiver(t, func(_ webhooktest.Delivery, seen int) int {
+		if seen == 0 {
+			close(inFlight)
+			<-release // the first attempt waits for the retry
+		}
+		return http.StatusOK
+	})
+	wid := subscribe(t, s, proc, rcv, "dossier.created")
+	s.Dossier(proc)
+	select {
+	case <-inFlight:
+	case <-time.After(20 * time.Second):
+		t.Fatal("no attempt")
+	}
+	did := int64(deliveriesOf(t, s, proc, wid)[0]["id"].(float64))
+	s.Must(202, "POST", fmt.Sprintf("/v1/procedures/%d/webhooks/%d/deliveries/%d/retry", proc, wid, did), nil)
+	close(release)
+	got := waitDeliveries(t, rcv, 20*time.Second, func(ds []webhooktest.Delivery) bool { return len(ds) >= 2 })
+	if got[0].ID != got[1].ID {
+		t.Errorf("webhook-ids %s, %s", got[0].ID, got[1].ID)
+	}
+	waitWebhooksSettled(t, s, 20*time.Second)
+	d := deliveriesOf(t, s, proc, wid)[0]
+	if d["status"] != "delivered" || d["attempts"] != float64(1) {
+		t.Errorf("delivery %v: want delivered by the retry's one recorded attempt", d)
+	}
+	if rcv.Count() != 2 {
+		t.Errorf("%d requests, want 2", rcv.Count())
+	}
+}

@@ -53,7 +53,11 @@ CREATE TABLE webhook_deliveries (
     last_error       text,
     last_attempt_at  timestamptz,
     delivered_at     timestamptz,
-    created_at       timestamptz NOT NULL
+    created_at       timestamptz NOT NULL,
+    -- Bumped by each manual retry, whose job carries it: a job of an older
+    -- generation (still waiting for its next attempt, or running) stops,
+    -- and records nothing, so one series of attempts lives at a time.
+    generation       integer NOT NULL DEFAULT 0
 );
 -- The API lists a subscription's deliveries; disabling fails its pending ones.
 CREATE INDEX webhook_deliveries_subscription_idx ON webhook_deliveries (subscription_id, id);

@@ -117,8 +117,13 @@ type RenderAttestation struct{ DossierID, DeliveryID int64 }
 type NotifyFollower struct{ DossierID, InstructeurID int64 }
 
 // DeliverWebhook posts one webhook delivery (one event, one subscription)
-// and retries it with backoff until its receiver takes it.
-type DeliverWebhook struct{ DeliveryID int64 }
+// and retries it with backoff until its receiver takes it. Generation is
+// the delivery's when the task was made (0, then one more per manual
+// retry).
+type DeliverWebhook struct {
+	DeliveryID int64
+	Generation int
+}
 
 func (SendEmail) task()         {}
 func (RenderAttestation) task() {}

@@ -421,7 +421,9 @@ func scanWebhookDelivery(row pgx.CollectableRow) (WebhookDelivery, error) {
 // failed one gets a new series of attempts, a delivered one is replayed
 // (same webhook-id, so a receiver that keeps ids recognises it), a pending
 // one is tried now instead of at its next retry. The subscription must be
-// active (EWebhookDisabled).
+// active (EWebhookDisabled). The delivery's generation moves on: the
+// series of attempts before it stops, even one attempt running now, whose
+// outcome is not recorded (the new series sends after this call).
 func (s *Service) RetryWebhookDelivery(ctx context.Context, procedureID, id, deliveryID int64) (d *WebhookDelivery, err error) {
 	err = s.inTx(ctx, func(tx pgx.Tx) error {
 		d, err = s.RetryWebhookDeliveryTx(ctx, tx, procedureID, id, deliveryID)
@@ -440,23 +442,31 @@ func (s *Service) RetryWebhookDeliveryTx(ctx context.Context, tx pgx.Tx, procedu
 	if w.Status != WebhookActive {
 		return nil, Errorf(EWebhookDisabled, "le webhook %d est désactivé (%s) : créez-en un autre", id, deref(w.DisabledReason))
 	}
+	// A new generation: the job of the previous one, waiting or running,
+	// stops without recording; this one's job makes a new series of
+	// attempts.
+	var gen int
 	rows, err := tx.Query(ctx, `
 		WITH d AS (
-			UPDATE webhook_deliveries SET status = 'pending', delivered_at = NULL
+			UPDATE webhook_deliveries SET status = 'pending', delivered_at = NULL, generation = generation + 1
 			WHERE id = $1 AND subscription_id = $2
 			RETURNING *
 		)
-		SELECT `+webhookDeliveryColumns+` FROM d JOIN webhook_events e ON e.id = d.event_id`, deliveryID, id)
+		SELECT `+webhookDeliveryColumns+`, d.generation FROM d JOIN webhook_events e ON e.id = d.event_id`, deliveryID, id)
 	if err != nil {
 		return nil, fmt.Errorf("retry webhook delivery %d: %w", deliveryID, err)
 	}
-	d, err := pgx.CollectExactlyOneRow(rows, scanWebhookDelivery)
+	d, err := pgx.CollectExactlyOneRow(rows, func(row pgx.CollectableRow) (WebhookDelivery, error) {
+		var d WebhookDelivery
+		return d, row.Scan(&d.ID, &d.EventID, &d.Type, &d.Status, &d.Attempts, &d.LastStatusCode,
+			&d.LastError, &d.LastAttemptAt, &d.DeliveredAt, &d.CreatedAt, &gen)
+	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, Errorf(ENotFound, "livraison %d inconnue sur le webhook %d", deliveryID, id)
 	} else if err != nil {
 		return nil, fmt.Errorf("retry webhook delivery %d: %w", deliveryID, err)
 	}
-	if err := s.enq.EnqueueTx(ctx, tx, DeliverWebhook{DeliveryID: deliveryID}); err != nil {
+	if err := s.enq.EnqueueTx(ctx, tx, DeliverWebhook{DeliveryID: deliveryID, Generation: gen}); err != nil {
 		return nil, fmt.Errorf("enqueue webhook delivery %d: %w", deliveryID, err)
 	}
 	return &d, nil
@@ -558,6 +568,8 @@ type WebhookSend struct {
 	SubscriptionID int64
 	// Status is the delivery's: only a pending one is sent.
 	Status string
+	// Generation is the delivery's: a job of another generation stops.
+	Generation int
 	// Active says that the subscription is neither disabled nor deleted.
 	Active bool
 	URL    string
@@ -595,13 +607,13 @@ func (s *Service) WebhookSend(ctx context.Context, id int64) (*WebhookSend, erro
 		disabledAt, deletedAt *time.Time
 	)
 	err := s.reader(ctx).QueryRow(ctx, `
-		SELECT d.subscription_id, d.status, s.url, e.msg_id, e.type, e.data, e.occurred_at,
+		SELECT d.subscription_id, d.status, d.generation, s.url, e.msg_id, e.type, e.data, e.occurred_at,
 			s.secret_key_id, s.secret, s.previous_secret_key_id, s.previous_secret, s.previous_secret_expires_at,
 			s.disabled_at, s.deleted_at
 		FROM webhook_deliveries d
 		JOIN webhook_events e ON e.id = d.event_id
 		JOIN webhook_subscriptions s ON s.id = d.subscription_id
-		WHERE d.id = $1`, id).Scan(&w.SubscriptionID, &w.Status, &w.URL, &w.MsgID, &w.Type, &data, &occurredAt,
+		WHERE d.id = $1`, id).Scan(&w.SubscriptionID, &w.Status, &w.Generation, &w.URL, &w.MsgID, &w.Type, &data, &occurredAt,
 		&keyID, &sealed, &prevKeyID, &prevSealed, &prevExpires, &disabledAt, &deletedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, Errorf(ENotFound, "livraison %d inconnue", id)
@@ -634,6 +646,9 @@ func (s *Service) WebhookSend(ctx context.Context, id int64) (*WebhookSend, erro
 
 // WebhookAttempt is the outcome of one attempt at a delivery.
 type WebhookAttempt struct {
+	// Generation is the delivery's when the attempt began: if a manual
+	// retry moved it on since, the outcome is not recorded.
+	Generation int
 	// StatusCode is the receiver's HTTP status; 0 when no answer came.
 	StatusCode int
 	// Error says why the attempt failed; "" when the receiver took it.
@@ -647,7 +662,9 @@ type WebhookAttempt struct {
 const MaxWebhookErrorLen = 500
 
 // RecordWebhookAttempt records an attempt at delivery id: delivered (a
-// 2xx), failed (a final failure), or still pending, to be retried.
+// 2xx), failed (a final failure), or still pending, to be retried; unless
+// the delivery's generation moved on (a manual retry) since the attempt
+// began.
 func (s *Service) RecordWebhookAttempt(ctx context.Context, id int64, a WebhookAttempt) error {
 	return s.inStatement(ctx, func(q querier) error { return s.recordWebhookAttempt(ctx, q, id, a) })
 }
@@ -680,7 +697,7 @@ func (s *Service) recordWebhookAttempt(ctx context.Context, q querier, id int64,
 		UPDATE webhook_deliveries SET status = $2::text, attempts = attempts + 1, last_status_code = $3,
 			last_error = $4, last_attempt_at = $5::timestamptz,
 			delivered_at = CASE WHEN $2::text = 'delivered' THEN $5::timestamptz END
-		WHERE id = $1`, id, status, code, lastErr, now); err != nil {
+		WHERE id = $1 AND generation = $6`, id, status, code, lastErr, now, a.Generation); err != nil {
 		return fmt.Errorf("record attempt of webhook delivery %d: %w", id, err)
 	}
 	return nil

@@ -66,6 +66,8 @@ type Options struct {
 	// WebhookTLS is the client's TLS configuration (a test's TLS server).
 	WebhookTimeout time.Duration
 	WebhookTLS     *tls.Config
+	// NoWebhookSecrets runs the stack as without WEBHOOK_SECRET_KEY.
+	NoWebhookSecrets bool
 }
 
 // Stack is a running aptflow.
@@ -153,8 +155,10 @@ func Start(t testing.TB, opts Options) *Stack {
 	if policy == nil {
 		policy = &webhook.Policy{Allowed: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}
 	}
-	svcOpts := workflow.Options{PublicURL: s.Server.URL, Now: opts.Now,
-		WebhookSecrets: NewKeyring(t), WebhookTargets: policy}
+	svcOpts := workflow.Options{PublicURL: s.Server.URL, Now: opts.Now, WebhookTargets: policy}
+	if !opts.NoWebhookSecrets {
+		svcOpts.WebhookSecrets = NewKeyring(t)
+	}
 	var workers *river.Workers
 	if !opts.NoWorkers {
 		tpl, err := templates.Load()

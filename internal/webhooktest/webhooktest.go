@@ -201,6 +201,16 @@ func (r *Receiver) Wait(timeout time.Duration, cond func([]Delivery) bool) ([]De
 	}
 }
 
+// Verify checks a delivery's body and headers with one secret (whsec_...),
+// with the reference library.
+func Verify(secret string, body []byte, h http.Header) error {
+	wh, err := standardwebhooks.NewWebhook(secret)
+	if err != nil {
+		return err
+	}
+	return wh.Verify(body, h)
+}
+
 // ByType counts the deliveries of each event type.
 func ByType(ds []Delivery) map[string]int {
 	m := map[string]int{}
