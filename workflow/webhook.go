@@ -269,6 +269,9 @@ func (s *Service) ListWebhooks(ctx context.Context, procedureID int64) ([]Webhoo
 // lockWebhook locks a subscription of a procedure that is not deleted, or
 // returns ENotFound.
 func lockWebhook(ctx context.Context, tx pgx.Tx, procedureID, id int64) (*Webhook, error) {
+	if !visible(ctx, procedureID) {
+		return nil, Errorf(ENotFound, "webhook %d inconnu sur la procédure %d", id, procedureID)
+	}
 	rows, err := tx.Query(ctx, `SELECT `+webhookColumns+` FROM webhook_subscriptions s
 		WHERE s.id = $1 AND s.procedure_id = $2 AND s.deleted_at IS NULL FOR UPDATE`, id, procedureID)
 	if err != nil {
@@ -385,7 +388,7 @@ func (s *Service) ListWebhookDeliveries(ctx context.Context, procedureID, id int
 		WHERE id = $1 AND procedure_id = $2 AND deleted_at IS NULL)`, id, procedureID).Scan(&exists); err != nil {
 		return nil, fmt.Errorf("webhook %d: %w", id, err)
 	}
-	if !exists {
+	if !exists || !visible(ctx, procedureID) {
 		return nil, Errorf(ENotFound, "webhook %d inconnu sur la procédure %d", id, procedureID)
 	}
 	rows, err := q.Query(ctx, `SELECT `+webhookDeliveryColumns+`
