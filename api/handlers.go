@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"strconv"
 
 	"github.com/aptflow/aptflow/workflow"
@@ -200,27 +201,38 @@ func handleAvis(d Deps) http.Handler {
 	})
 }
 
+// pageParams reads the keyset pagination of a list: after (an id, 0 by
+// default) and limit (0 when absent: the list's default); one field error
+// each when malformed.
+func pageParams(q url.Values) (after int64, limit int, err error) {
+	var fields []workflow.FieldError
+	if s := q.Get("after"); s != "" {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || n < 0 {
+			fields = append(fields, workflow.FieldError{Field: "after", Code: "invalid_type", Detail: "entier positif attendu"})
+		}
+		after = n
+	}
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			fields = append(fields, workflow.FieldError{Field: "limit", Code: "invalid_type", Detail: "entier positif attendu"})
+		}
+		limit = n
+	}
+	if len(fields) > 0 {
+		return 0, 0, &workflow.Error{Code: workflow.EInvalid, Message: "paramètres invalides", Fields: fields}
+	}
+	return after, limit, nil
+}
+
 func handleListDossiers(d Deps) http.Handler {
 	return handle(d.Logger, func(w http.ResponseWriter, r *http.Request) error {
 		q := r.URL.Query()
 		f := workflow.ListFilter{Tab: q.Get("tab")}
-		var fields []workflow.FieldError
-		if s := q.Get("after"); s != "" {
-			n, err := strconv.ParseInt(s, 10, 64)
-			if err != nil || n < 0 {
-				fields = append(fields, workflow.FieldError{Field: "after", Code: "invalid_type", Detail: "entier positif attendu"})
-			}
-			f.AfterID = n
-		}
-		if s := q.Get("limit"); s != "" {
-			n, err := strconv.Atoi(s)
-			if err != nil || n < 1 {
-				fields = append(fields, workflow.FieldError{Field: "limit", Code: "invalid_type", Detail: "entier positif attendu"})
-			}
-			f.Limit = n
-		}
-		if len(fields) > 0 {
-			return &workflow.Error{Code: workflow.EInvalid, Message: "paramètres invalides", Fields: fields}
+		var err error
+		if f.AfterID, f.Limit, err = pageParams(q); err != nil {
+			return err
 		}
 		list, err := d.Service.ListForInstructeur(r.Context(), r.PathValue("email"), f)
 		if err != nil {

@@ -80,23 +80,8 @@ func handleListWebhookDeliveries(d Deps) http.Handler {
 		}
 		q := r.URL.Query()
 		f := workflow.WebhookDeliveryFilter{Status: q.Get("status")}
-		var fields []workflow.FieldError
-		if s := q.Get("after"); s != "" {
-			n, err := strconv.ParseInt(s, 10, 64)
-			if err != nil || n < 0 {
-				fields = append(fields, workflow.FieldError{Field: "after", Code: "invalid_type", Detail: "entier positif attendu"})
-			}
-			f.AfterID = n
-		}
-		if s := q.Get("limit"); s != "" {
-			n, err := strconv.Atoi(s)
-			if err != nil || n < 1 {
-				fields = append(fields, workflow.FieldError{Field: "limit", Code: "invalid_type", Detail: "entier positif attendu"})
-			}
-			f.Limit = n
-		}
-		if len(fields) > 0 {
-			return &workflow.Error{Code: workflow.EInvalid, Message: "paramètres invalides", Fields: fields}
+		if f.AfterID, f.Limit, err = pageParams(q); err != nil {
+			return err
 		}
 		list, err := d.Service.ListWebhookDeliveries(r.Context(), id, wid, f)
 		if err != nil {

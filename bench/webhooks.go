@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -18,11 +16,7 @@ import (
 // configuration that lets aptflow reach it and seal its secret.
 func (s *stack) webhookEnv() ([]string, error) {
 	s.hooks = webhooktest.Start(nil)
-	key := make([]byte, 32)
-	if _, err := rand.Read(key); err != nil {
-		return nil, err
-	}
-	return []string{"WEBHOOK_SECRET_KEY=" + base64.StdEncoding.EncodeToString(key), "WEBHOOK_ALLOWED_NETWORKS=127.0.0.0/8"}, nil
+	return webhooktest.Env()
 }
 
 // setupWebhooks creates, through the API, a second procedure with the same

@@ -117,19 +117,25 @@ func (s *stack) count(ctx context.Context, ds []delivery) (tally, error) {
 			t.Strays += n
 			continue
 		}
-		t.Expected++
-		switch {
-		case n == 0 || d.Status != "sent":
-			t.Lost++
-		default:
-			t.Delivered++
-			t.Duplicates += n - 1
-			if n > 1 {
-				t.duplicated = append(t.duplicated, d.ID)
-			}
-		}
+		t.add(d.ID, n, d.Status == "sent")
 	}
 	return t, nil
+}
+
+// add counts an expected delivery, received n times, and recorded done
+// (sent, delivered) or not.
+func (t *tally) add(id int64, n int, done bool) {
+	t.Expected++
+	switch {
+	case n == 0 || !done:
+		t.Lost++
+	default:
+		t.Delivered++
+		t.Duplicates += n - 1
+		if n > 1 {
+			t.duplicated = append(t.duplicated, id)
+		}
+	}
 }
 
 // scrape returns the value of one sample of base/metrics (0 if absent).

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -33,11 +31,7 @@ func (s *stack) startReceiver() ([]string, error) {
 		time.Sleep(receiverDelay)
 		return http.StatusNoContent
 	})
-	key := make([]byte, 32)
-	if _, err := rand.Read(key); err != nil {
-		return nil, err
-	}
-	return []string{"WEBHOOK_SECRET_KEY=" + base64.StdEncoding.EncodeToString(key), "WEBHOOK_ALLOWED_NETWORKS=127.0.0.0/8"}, nil
+	return webhooktest.Env()
 }
 
 // webhookDelivery is a row of aptflow's webhook delivery log.
@@ -147,18 +141,9 @@ func (r *runner) webhookKill(ctx context.Context) (row, error) {
 			unverified++
 		}
 	}
-	t := tally{Expected: len(log)}
+	var t tally
 	for _, d := range log {
-		switch got := received[d.MsgID]; {
-		case got == 0 || d.Status != "delivered":
-			t.Lost++
-		default:
-			t.Delivered++
-			t.Duplicates += got - 1
-			if got > 1 {
-				t.duplicated = append(t.duplicated, d.ID)
-			}
-		}
+		t.add(d.ID, received[d.MsgID], d.Status == "delivered")
 	}
 	row.Tally = t
 	if len(log) != n {

@@ -10,16 +10,20 @@
 //     retry after a crash is recognisable as the same message. SMTP 4xx and
 //     dropped connections retry with capped exponential backoff; 5xx cancels
 //     the job and marks the delivery failed with the server's reply.
+//
 //   - render_attestation (RenderAttestationArgs): renders the attestation PDF
 //     once, stores it, and in the same transaction completes the job and
 //     enqueues the acceptance e-mail.
+//
 //   - notify_follower (NotifyFollowerArgs): one e-mail to one follower listing
 //     the activity on a dossier since the last one; bursts coalesce.
+//
 //   - send_digests (SendDigestsArgs): on DIGEST_CRON (NewCronJob, unique per
 //     run time, like scan_stale), one digest e-mail per
 //     instructeur in daily mode listing the activity on their followed
 //     dossiers since the last one; the per-follow cursor it shares with
 //     notify_follower means no activity is told twice.
+//
 //   - scan_stale (ScanStaleArgs): the stale scan as of a cron run time
 //     (STALE_SCAN_CRON, NewScanStalePeriodicJob): flags the dossiers en
 //     construction left inactive past their procedure's delay, in short

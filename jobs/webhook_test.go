@@ -85,12 +85,7 @@ func TestWebhookRetriedWithSameID(t *testing.T) {
 	t.Parallel()
 	s := apptest.Start(t, apptest.Options{})
 	proc := s.Procedure()
-	rcv := startReceiver(t, func(_ webhooktest.Delivery, seen int) int {
-		if seen == 0 {
-			return http.StatusInternalServerError
-		}
-		return http.StatusOK
-	})
+	rcv := startReceiver(t, webhooktest.FirstThen(http.StatusInternalServerError, http.StatusOK))
 	wid := subscribe(t, s, proc, rcv, "dossier.created")
 	id, _ := s.Dossier(proc)
 
@@ -435,12 +430,7 @@ func TestWebhookTimeout(t *testing.T) {
 	t.Parallel()
 	s := apptest.Start(t, apptest.Options{WebhookTimeout: time.Second})
 	proc := s.Procedure()
-	rcv := startReceiver(t, func(_ webhooktest.Delivery, seen int) int {
-		if seen == 0 {
-			return webhooktest.Hang
-		}
-		return http.StatusAccepted
-	})
+	rcv := startReceiver(t, webhooktest.FirstThen(webhooktest.Hang, http.StatusAccepted))
 	wid := subscribe(t, s, proc, rcv, "dossier.created")
 	s.Dossier(proc)
 	got := waitDeliveries(t, rcv, 30*time.Second, func(ds []webhooktest.Delivery) bool { return len(ds) >= 2 })

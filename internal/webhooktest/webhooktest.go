@@ -7,7 +7,9 @@
 package webhooktest
 
 import (
+	"crypto/rand"
 	"crypto/tls"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -55,6 +57,28 @@ const Hang = 0
 // Respond decides the answer to a delivery, given how many times its
 // webhook-id arrived before (0 for the first).
 type Respond func(d Delivery, seen int) int
+
+// FirstThen answers first to the first attempt of each delivery, then
+// then to the others (a retry).
+func FirstThen(first, then int) Respond {
+	return func(_ Delivery, seen int) int {
+		if seen == 0 {
+			return first
+		}
+		return then
+	}
+}
+
+// Env is the configuration that lets an aptflow process reach receivers on
+// the loopback (WEBHOOK_ALLOWED_NETWORKS) and seal their secrets (a new
+// random WEBHOOK_SECRET_KEY).
+func Env() ([]string, error) {
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return nil, err
+	}
+	return []string{"WEBHOOK_SECRET_KEY=" + base64.StdEncoding.EncodeToString(key), "WEBHOOK_ALLOWED_NETWORKS=127.0.0.0/8"}, nil
+}
 
 // Receiver is a running webhook receiver.
 type Receiver struct {
