@@ -10,27 +10,22 @@
 //     retry after a crash is recognisable as the same message. SMTP 4xx and
 //     dropped connections retry with capped exponential backoff; 5xx cancels
 //     the job and marks the delivery failed with the server's reply.
-//
 //   - render_attestation (RenderAttestationArgs): renders the attestation PDF
 //     once, stores it, and in the same transaction completes the job and
 //     enqueues the acceptance e-mail.
-//
 //   - notify_follower (NotifyFollowerArgs): one e-mail to one follower listing
 //     the activity on a dossier since the last one; bursts coalesce.
-//
 //   - send_digests (SendDigestsArgs): on DIGEST_CRON (NewCronJob, unique per
 //     run time, like scan_stale), one digest e-mail per
 //     instructeur in daily mode listing the activity on their followed
 //     dossiers since the last one; the per-follow cursor it shares with
 //     notify_follower means no activity is told twice.
-//
 //   - scan_stale (ScanStaleArgs): the stale scan as of a cron run time
 //     (STALE_SCAN_CRON, NewScanStalePeriodicJob): flags the dossiers en
 //     construction left inactive past their procedure's delay, in short
 //     batches with the applicants' reminders, then one e-mail per
 //     instructeur; see ScanStale. Unique per run time; a rerun finishes
 //     what a killed run left and never e-mails twice.
-//
 //   - deliver_webhook (DeliverWebhookArgs): posts one webhook delivery (one
 //     event, one subscription), signed anew on each attempt with the same
 //     webhook-id and body; retried on WebhookBackoff up to
