@@ -172,7 +172,7 @@ func TestWebhookSubscriptions(t *testing.T) {
 	t.Run("NotFound", func(t *testing.T) {
 		for _, path := range []string{
 			fmt.Sprintf("/v1/procedures/%d/webhooks/%d/deliveries", other, wid),
-			fmt.Sprintf("/v1/procedures/999999/webhooks"),
+			"/v1/procedures/999999/webhooks",
 			fmt.Sprintf("%s/999999/deliveries", base),
 			fmt.Sprintf("%s/abc/deliveries", base),
 		} {
