@@ -167,7 +167,7 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, workers bool) (*a
 		}
 		// The workers' Service inserts jobs with the client that runs
 		// them, which needs the workers first.
-		rw, err = jobs.NewWorkers(jc, jobs.Deps{
+		deps := jobs.Deps{
 			Service:      workflow.NewService(pool, jobs.NewEnqueuer(nil, jc), opts),
 			Pool:         pool,
 			Mailer:       m,
@@ -175,7 +175,14 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, workers bool) (*a
 			Attestations: renderer,
 			Metrics:      jobs.NewMetrics(a.reg),
 			Webhooks:     webhook.NewSender(webhook.SenderOptions{Policy: targets, UserAgent: "aptflow-webhooks/1"}),
-		})
+		}
+		// A nil *Signer in the interface would not be a nil Signer.
+		if cfg.Signer != nil {
+			deps.Signer = cfg.Signer
+		} else {
+			log.Warn("attestations are not signed: set ATTESTATION_SIGN_CERT and ATTESTATION_SIGN_KEY (PEM files) to sign them")
+		}
+		rw, err = jobs.NewWorkers(jc, deps)
 		if err != nil {
 			pool.Close()
 			return nil, err
