@@ -70,10 +70,12 @@ func (w *DeliverWebhookWorker) NextRetry(job *river.Job[DeliverWebhookArgs]) tim
 	return time.Now().Add(jitter(webhookBackoff(w.cfg, job.Attempt), 0.1))
 }
 
-// Timeout leaves the receiver its whole delay, and the worker the time to
-// record its answer.
+// Timeout leaves the receiver its whole delay (10 s), and the worker a few
+// seconds to read the delivery and record the answer: well under
+// RESCUE_AFTER, whatever JOB_TIMEOUT is, so that a delivery waiting on a
+// slow receiver is never taken for a dead process's and sent twice.
 func (w *DeliverWebhookWorker) Timeout(*river.Job[DeliverWebhookArgs]) time.Duration {
-	return w.deps.Webhooks.Timeout() + 30*time.Second
+	return w.deps.Webhooks.Timeout() + 5*time.Second
 }
 
 // webhookBackoff is the delay after the failed attempt number attempt
