@@ -71,9 +71,9 @@ func (w *DeliverWebhookWorker) NextRetry(job *river.Job[DeliverWebhookArgs]) tim
 }
 
 // Timeout leaves the receiver its whole delay (10 s), and the worker a few
-// seconds to read the delivery and record the answer: well under
-// RESCUE_AFTER, whatever JOB_TIMEOUT is, so that a delivery waiting on a
-// slow receiver is never taken for a dead process's and sent twice.
+// seconds to read the delivery and record the answer: under RESCUE_AFTER
+// (checked at start), whatever JOB_TIMEOUT is, so that a delivery waiting
+// on a slow receiver is never taken for a dead process's and sent twice.
 func (w *DeliverWebhookWorker) Timeout(*river.Job[DeliverWebhookArgs]) time.Duration {
 	return w.deps.Webhooks.Timeout() + 5*time.Second
 }

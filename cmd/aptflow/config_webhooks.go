@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/aptflow/aptflow/jobs"
 	"github.com/aptflow/aptflow/jobs/webhook"
@@ -31,6 +32,12 @@ func (c *Config) loadWebhooks(getenv func(string) string) []error {
 		if c.WebhookKeys, err = webhook.ParseKeyring(s); err != nil {
 			errs = append(errs, fmt.Errorf("WEBHOOK_SECRET_KEY: %w", err))
 		}
+	}
+	// A delivery waits up to 10 s for its receiver, then records the
+	// answer: River must not take it for a dead process's job and run it
+	// a second time meanwhile.
+	if longest := webhook.DefaultTimeout + 5*time.Second; c.RescueAfter <= longest {
+		errs = append(errs, fmt.Errorf("RESCUE_AFTER (%s) must be longer than %s, a webhook delivery's longest run", c.RescueAfter, longest))
 	}
 	return errs
 }

@@ -19,11 +19,13 @@ func TestWebhookConfig(t *testing.T) {
 		"WEBHOOK_MAX_ATTEMPTS":     "0",
 		"WEBHOOK_ALLOWED_NETWORKS": "10.0.0.0/8, intranet",
 		"WEBHOOK_SECRET_KEY":       badKey,
+		"JOB_TIMEOUT":              "5s",
+		"RESCUE_AFTER":             "10s",
 	}.getenv)
 	if err == nil {
 		t.Fatal("bad configuration accepted")
 	}
-	for _, want := range []string{"WEBHOOK_MAX_ATTEMPTS", "WEBHOOK_ALLOWED_NETWORKS", "WEBHOOK_SECRET_KEY"} {
+	for _, want := range []string{"WEBHOOK_MAX_ATTEMPTS", "WEBHOOK_ALLOWED_NETWORKS", "WEBHOOK_SECRET_KEY", "RESCUE_AFTER (10s) must be longer than 15s"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not name %s:\n%v", want, err)
 		}
