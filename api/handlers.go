@@ -201,38 +201,14 @@ func handleAvis(d Deps) http.Handler {
 	})
 }
 
-// pageParams reads the keyset pagination of a list: after (an id, 0 by
-// default) and limit (0 when absent: the list's default); one field error
-// each when malformed.
-func pageParams(q url.Values) (after int64, limit int, err error) {
-	var fields []workflow.FieldError
-	if s := q.Get("after"); s != "" {
-		n, err := strconv.ParseInt(s, 10, 64)
-		if err != nil || n < 0 {
-			fields = append(fields, workflow.FieldError{Field: "after", Code: "invalid_type", Detail: "entier positif attendu"})
-		}
-		after = n
-	}
-	if s := q.Get("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 {
-			fields = append(fields, workflow.FieldError{Field: "limit", Code: "invalid_type", Detail: "entier positif attendu"})
-		}
-		limit = n
-	}
-	if len(fields) > 0 {
-		return 0, 0, &workflow.Error{Code: workflow.EInvalid, Message: "paramètres invalides", Fields: fields}
-	}
-	return after, limit, nil
-}
-
 func handleListDossiers(d Deps) http.Handler {
 	return handle(d.Logger, func(w http.ResponseWriter, r *http.Request) error {
 		q := r.URL.Query()
 		f := workflow.ListFilter{Tab: q.Get("tab")}
-		var err error
-		if f.AfterID, f.Limit, err = pageParams(q); err != nil {
-			return err
+		var fields []workflow.FieldError
+		f.AfterID, f.Limit, fields = pageParams(q, fields)
+		if len(fields) > 0 {
+			return &workflow.Error{Code: workflow.EInvalid, Message: "paramètres invalides", Fields: fields}
 		}
 		list, err := d.Service.ListForInstructeur(r.Context(), r.PathValue("email"), f)
 		if err != nil {
@@ -248,6 +224,26 @@ func handleListDossiers(d Deps) http.Handler {
 		}
 		return writeJSON(w, http.StatusOK, resp)
 	})
+}
+
+// pageParams reads the keyset pagination of a list, ?after= (an id) and
+// ?limit=, adding one entry to fields per bad parameter.
+func pageParams(q url.Values, fields []workflow.FieldError) (after int64, limit int, _ []workflow.FieldError) {
+	if s := q.Get("after"); s != "" {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || n < 0 {
+			fields = append(fields, workflow.FieldError{Field: "after", Code: "invalid_type", Detail: "entier positif attendu"})
+		}
+		after = n
+	}
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			fields = append(fields, workflow.FieldError{Field: "limit", Code: "invalid_type", Detail: "entier positif attendu"})
+		}
+		limit = n
+	}
+	return after, limit, fields
 }
 
 func handlePreferences(d Deps) http.Handler {

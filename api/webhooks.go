@@ -80,8 +80,9 @@ func handleListWebhookDeliveries(d Deps) http.Handler {
 		}
 		q := r.URL.Query()
 		f := workflow.WebhookDeliveryFilter{Status: q.Get("status")}
-		if f.AfterID, f.Limit, err = pageParams(q); err != nil {
-			return err
+		var fields []workflow.FieldError
+		if f.AfterID, f.Limit, fields = pageParams(q, fields); len(fields) > 0 {
+			return &workflow.Error{Code: workflow.EInvalid, Message: "paramètres invalides", Fields: fields}
 		}
 		list, err := d.Service.ListWebhookDeliveries(r.Context(), id, wid, f)
 		if err != nil {

@@ -37,7 +37,7 @@ var DefaultWebhookBackoff = []time.Duration{
 // own; the older job stops when it finds out.
 type DeliverWebhookArgs struct {
 	DeliveryID int64 `json:"delivery_id"`
-	Generation int   `json:"generation,omitempty"`
+	Generation int64 `json:"generation,omitempty"`
 }
 
 // Kind is the job kind; it never changes once shipped.

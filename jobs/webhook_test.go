@@ -230,10 +230,22 @@ func TestWebhookEveryEvent(t *testing.T) {
 	}
 	// Something on the other procedure: only its own receiver hears of it.
 	d4, _ := s.Dossier(other)
+	// dossier.expiring, then dossier.deleted: the purge ten days before
+	// the dossiers' conservation (12 months) ends, then a month after it.
+	// d1 (decided) and d3 (en construction) go, d2 (en instruction) stays.
+	for _, at := range []time.Time{time.Now().AddDate(1, 0, -10), time.Now().AddDate(1, 1, 0)} {
+		if _, err := jobs.Purge(ctx, s.Service, s.River, s.Jobs, at); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	want := map[string]int{
 		"dossier.created": 3, "dossier.modified": 1, "message.created": 2, "avis.created": 1,
 		"dossier.state_changed": 3, "attestation.ready": 1, "email.failed": 1, "dossier.stale": 1,
+		"dossier.expiring": 2, "dossier.deleted": 2,
+	}
+	if len(want) != len(workflow.WebhookEventTypes()) {
+		t.Fatalf("%d event types under test, %d in the contract", len(want), len(workflow.WebhookEventTypes()))
 	}
 	total := 0
 	for _, n := range want {
@@ -291,6 +303,17 @@ func TestWebhookEveryEvent(t *testing.T) {
 		if d := byType("dossier.stale", d3); d != nil && (d["state"] != "en_construction" || d["stale_since"] == nil) {
 			t.Errorf("dossier.stale %v", d)
 		}
+		if d := byType("dossier.expiring", d1); d != nil && (d["state"] != "accepte" || d["expires_at"] == nil) {
+			t.Errorf("dossier.expiring %v", d)
+		}
+		if d := byType("dossier.deleted", d3); d != nil && (d["state"] != "en_construction" || d["reason"] != "expire" || d["deleted_at"] == nil) {
+			t.Errorf("dossier.deleted %v", d)
+		}
+		for _, d := range got {
+			if (d.Type == "dossier.expiring" || d.Type == "dossier.deleted") && d.DossierID() == d2 {
+				t.Errorf("%s of the dossier en instruction", d.Type)
+			}
+		}
 		var accepted map[string]any
 		for _, d := range got {
 			if d.Type == "dossier.state_changed" && d.Data["state"] == "accepte" {
@@ -313,9 +336,11 @@ func TestWebhookEveryEvent(t *testing.T) {
 	})
 	t.Run("Some", func(t *testing.T) { check(t, some, map[string]int{"dossier.state_changed": 3, "email.failed": 1}) })
 	t.Run("OtherProcedure", func(t *testing.T) {
-		got := check(t, elsewhere, map[string]int{"dossier.created": 1})
-		if len(got) == 1 && got[0].DossierID() != d4 {
-			t.Errorf("dossier %d, want %d", got[0].DossierID(), d4)
+		got := check(t, elsewhere, map[string]int{"dossier.created": 1, "dossier.expiring": 1, "dossier.deleted": 1})
+		for _, d := range got {
+			if d.DossierID() != d4 {
+				t.Errorf("%s of dossier %d, want %d", d.Type, d.DossierID(), d4)
+			}
 		}
 	})
 	t.Run("NoURLNorSecretInLogs", func(t *testing.T) {

@@ -16,6 +16,9 @@ const (
 	ENotInstructeur      = "not_instructeur"
 	EUnknownEvent        = "unknown_event"
 	EInstructeurRequired = "instructeur_required"
+	// EDossierSupprime: the dossier was purged (RGPD); the error carries
+	// its tombstone.
+	EDossierSupprime = "dossier_supprime"
 	// EWebhooksNotConfigured: the server has no WEBHOOK_SECRET_KEY.
 	EWebhooksNotConfigured = "webhooks_not_configured"
 	// EWebhookDisabled: the subscription was disabled (its receiver
@@ -30,6 +33,8 @@ type Error struct {
 	Message string
 	// Fields lists the bad fields of an EInvalid error, one entry per field.
 	Fields []FieldError
+	// Tombstone is what remains of the dossier of an EDossierSupprime error.
+	Tombstone *Tombstone
 }
 
 // FieldError is one invalid input field.

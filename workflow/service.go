@@ -33,6 +33,10 @@ type Options struct {
 	// SecretRotationGrace is how long a webhook's previous secret still
 	// signs after a rotation; DefaultSecretRotationGrace when 0.
 	SecretRotationGrace time.Duration
+	// RetentionNotice is how long before its expiry a dossier is announced
+	// to its applicant and listed in the tab expirant;
+	// DefaultRetentionNotice when 0.
+	RetentionNotice time.Duration
 }
 
 // Service runs the procedure's rules. Each method that writes exists twice:
@@ -57,6 +61,9 @@ func NewService(pool *pgxpool.Pool, enq Enqueuer, opts Options) *Service {
 	}
 	if opts.SecretRotationGrace == 0 {
 		opts.SecretRotationGrace = DefaultSecretRotationGrace
+	}
+	if opts.RetentionNotice == 0 {
+		opts.RetentionNotice = DefaultRetentionNotice
 	}
 	opts.PublicURL = strings.TrimRight(opts.PublicURL, "/")
 	return &Service{pool: pool, enq: enq, opts: opts}
@@ -149,6 +156,16 @@ type ProcedureInput struct {
 	Signataire     *Signataire      `json:"signataire"`
 	Liens          Liens            `json:"liens"`
 	ReplyTo        string           `json:"reply_to"`
+	// ConservationMois is DefaultConservationMois when absent (nil).
+	ConservationMois *int `json:"conservation_mois"`
+}
+
+// conservation is the procedure's conservation, in months.
+func (in *ProcedureInput) conservation() int {
+	if in.ConservationMois == nil {
+		return DefaultConservationMois
+	}
+	return *in.ConservationMois
 }
 
 // Validate checks a procedure input, one FieldError per bad field.
@@ -175,6 +192,9 @@ func (in *ProcedureInput) Validate() error {
 			v.add("reply_to", "invalid_email", "adresse e-mail invalide")
 		}
 	}
+	if c := in.conservation(); c < 1 || c > MaxConservationMois {
+		v.add("conservation_mois", "out_of_range", fmt.Sprintf("conservation_mois doit être entre 1 et %d", MaxConservationMois))
+	}
 	return invalid(v.errs)
 }
 
@@ -193,17 +213,17 @@ func (s *Service) CreateProcedureTx(ctx context.Context, tx pgx.Tx, in Procedure
 		return nil, err
 	}
 	p := &Procedure{Libelle: in.Libelle, Service: in.Service, StaleAfterDays: in.StaleAfterDays, HeuresHebdoMax: in.HeuresHebdoMax,
-		Signataire: in.Signataire, Liens: in.Liens, ReplyTo: in.ReplyTo}
+		Signataire: in.Signataire, Liens: in.Liens, ReplyTo: in.ReplyTo, ConservationMois: in.conservation()}
 	var sigNom, sigQualite *string
 	if in.Signataire != nil {
 		sigNom, sigQualite = &in.Signataire.Nom, &in.Signataire.Qualite
 	}
 	if err := tx.QueryRow(ctx, `
 		INSERT INTO procedures (libelle, service_nom, service_adresse, stale_after_days, heures_hebdo_max,
-			signataire_nom, signataire_qualite, lien_usager, lien_instructeur, reply_to)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, nullif($8, ''), nullif($9, ''), nullif($10, '')) RETURNING id, created_at`,
+			signataire_nom, signataire_qualite, lien_usager, lien_instructeur, reply_to, conservation_mois)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, nullif($8, ''), nullif($9, ''), nullif($10, ''), $11) RETURNING id, created_at`,
 		in.Libelle, in.Service.Nom, in.Service.Adresse, in.StaleAfterDays, in.HeuresHebdoMax, sigNom, sigQualite,
-		in.Liens.Usager, in.Liens.Instructeur, in.ReplyTo,
+		in.Liens.Usager, in.Liens.Instructeur, in.ReplyTo, p.ConservationMois,
 	).Scan(&p.ID, &p.CreatedAt); err != nil {
 		return nil, fmt.Errorf("create procedure: %w", err)
 	}
@@ -547,10 +567,11 @@ const instructeurVisible = `($2::bigint[] IS NULL OR EXISTS (
 
 // Tabs of an instructeur's dossier list.
 const (
-	TabASuivre = "a_suivre"
-	TabSuivis  = "suivis"
-	TabTraites = "traites"
-	TabTous    = "tous"
+	TabASuivre  = "a_suivre"
+	TabSuivis   = "suivis"
+	TabTraites  = "traites"
+	TabExpirant = "expirant"
+	TabTous     = "tous"
 )
 
 // The size of one page of a dossier list: DefaultListLimit unless the
@@ -560,32 +581,47 @@ const (
 	MaxListLimit     = 500
 )
 
-// ListFilter selects dossiers of an instructeur's tab.
-type ListFilter struct {
-	Tab     string
-	AfterID int64 // keyset pagination: dossiers with a greater id
+// Page is one page of a list paginated by keyset.
+type Page struct {
+	AfterID int64 // the items with a greater id (at the same key, for lists of another order)
 	Limit   int   // 1..MaxListLimit; 0 means DefaultListLimit
 }
 
-// PageSize is the number of dossiers a full page of f holds: a caller that
+// PageSize is the number of items a full page of p holds: a caller that
 // gets that many may ask for the next page.
-func (f ListFilter) PageSize() int {
-	if f.Limit == 0 {
+func (p Page) PageSize() int {
+	if p.Limit == 0 {
 		return DefaultListLimit
 	}
-	return f.Limit
+	return p.Limit
+}
+
+// limit is the page's size, or an EInvalid error out of range.
+func (p Page) limit() (int, error) {
+	if n := p.PageSize(); n < 1 || n > MaxListLimit {
+		return 0, invalid([]FieldError{{Field: "limit", Code: "out_of_range", Detail: fmt.Sprintf("limit doit être entre 1 et %d", MaxListLimit)}})
+	}
+	return p.PageSize(), nil
+}
+
+// ListFilter selects dossiers of an instructeur's tab.
+type ListFilter struct {
+	Tab string
+	Page
 }
 
 // ListForInstructeur returns the dossiers of the procedures the instructeur
 // instructs, for one tab: a_suivre (not decided, followed by nobody), suivis
-// (not decided, followed by this instructeur), traites (decided), tous. The
-// list holds dossiers without their history and e-mails.
+// (not decided, followed by this instructeur), traites (decided), expirant
+// (to be purged within RetentionNotice), tous. Purged dossiers are in none.
+// The list holds dossiers without their history and e-mails.
 func (s *Service) ListForInstructeur(ctx context.Context, email string, f ListFilter) ([]DossierSummary, error) {
 	email, ok := NormalizeEmail(email)
 	if !ok {
 		return nil, invalid([]FieldError{{Field: "email", Code: "invalid_email", Detail: "adresse e-mail invalide"}})
 	}
 	var cond string
+	var bound []any // the tab's own parameter, $5
 	switch f.Tab {
 	case TabASuivre, "":
 		f.Tab = TabASuivre
@@ -594,19 +630,22 @@ func (s *Service) ListForInstructeur(ctx context.Context, email string, f ListFi
 		cond = `d.state IN ('en_construction', 'en_instruction') AND EXISTS (SELECT 1 FROM follows f WHERE f.dossier_id = d.id AND f.instructeur_id = i.id)`
 	case TabTraites:
 		cond = `d.state IN ('accepte', 'refuse', 'sans_suite')`
+	case TabExpirant:
+		cond = `d.expires_at <= $5`
+		bound = append(bound, s.opts.Now().Add(s.opts.RetentionNotice))
 	case TabTous:
 		cond = `true`
 	default:
-		return nil, invalid([]FieldError{{Field: "tab", Code: "invalid_tab", Detail: "onglet attendu : a_suivre, suivis, traites ou tous"}})
+		return nil, invalid([]FieldError{{Field: "tab", Code: "invalid_tab", Detail: "onglet attendu : a_suivre, suivis, traites, expirant ou tous"}})
 	}
-	f.Limit = f.PageSize()
-	if f.Limit < 1 || f.Limit > MaxListLimit {
-		return nil, invalid([]FieldError{{Field: "limit", Code: "out_of_range", Detail: fmt.Sprintf("limit doit être entre 1 et %d", MaxListLimit)}})
+	var err error
+	if f.Limit, err = f.limit(); err != nil {
+		return nil, err
 	}
 	procs, _ := visibleProcedures(ctx)
 	q := s.reader(ctx)
 	var inst Instructeur
-	err := q.QueryRow(ctx, `SELECT id FROM instructeurs i WHERE email = $1 AND `+instructeurVisible, email, procs).Scan(&inst.ID)
+	err = q.QueryRow(ctx, `SELECT id FROM instructeurs i WHERE email = $1 AND `+instructeurVisible, email, procs).Scan(&inst.ID)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, Errorf(ENotFound, "instructeur inconnu")
 	} else if err != nil {
@@ -617,9 +656,9 @@ func (s *Service) ListForInstructeur(ctx context.Context, email string, f ListFi
 		FROM instructeurs i
 		JOIN procedure_instructeurs pi ON pi.instructeur_id = i.id
 		JOIN dossiers d ON d.procedure_id = pi.procedure_id
-		WHERE i.id = $1 AND d.id > $2 AND `+cond+`
+		WHERE i.id = $1 AND d.id > $2 AND d.deleted_at IS NULL AND `+cond+`
 			AND ($4::bigint[] IS NULL OR d.procedure_id = ANY($4))
-		ORDER BY d.id LIMIT $3`, inst.ID, f.AfterID, f.Limit, procs)
+		ORDER BY d.id LIMIT $3`, append([]any{inst.ID, f.AfterID, f.Limit, procs}, bound...)...)
 	if err != nil {
 		return nil, fmt.Errorf("list dossiers: %w", err)
 	}

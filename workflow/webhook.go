@@ -353,17 +353,8 @@ func (s *Service) RotateWebhookSecretTx(ctx context.Context, tx pgx.Tx, procedur
 
 // WebhookDeliveryFilter selects deliveries of a subscription's log.
 type WebhookDeliveryFilter struct {
-	Status  string // "" for any
-	AfterID int64  // keyset pagination: deliveries with a greater id
-	Limit   int    // 1..MaxListLimit; 0 means DefaultListLimit
-}
-
-// PageSize is the number of deliveries a full page of f holds.
-func (f WebhookDeliveryFilter) PageSize() int {
-	if f.Limit == 0 {
-		return DefaultListLimit
-	}
-	return f.Limit
+	Status string // "" for any
+	Page
 }
 
 // ListWebhookDeliveries returns a page of a subscription's delivery log,
@@ -448,7 +439,7 @@ func (s *Service) RetryWebhookDeliveryTx(ctx context.Context, tx pgx.Tx, procedu
 	// A new generation: the job of the previous one, waiting or running,
 	// stops without recording; this one's job makes a new series of
 	// attempts.
-	var gen int
+	var gen int64
 	rows, err := tx.Query(ctx, `
 		WITH d AS (
 			UPDATE webhook_deliveries SET status = 'pending', delivered_at = NULL, generation = generation + 1
@@ -572,7 +563,7 @@ type WebhookSend struct {
 	// Status is the delivery's: only a pending one is sent.
 	Status string
 	// Generation is the delivery's: a job of another generation stops.
-	Generation int
+	Generation int64
 	// Active says that the subscription is neither disabled nor deleted.
 	Active bool
 	URL    string
@@ -651,7 +642,7 @@ func (s *Service) WebhookSend(ctx context.Context, id int64) (*WebhookSend, erro
 type WebhookAttempt struct {
 	// Generation is the delivery's when the attempt began: if a manual
 	// retry moved it on since, the outcome is not recorded.
-	Generation int
+	Generation int64
 	// StatusCode is the receiver's HTTP status; 0 when no answer came.
 	StatusCode int
 	// Error says why the attempt failed; "" when the receiver took it.

@@ -87,8 +87,9 @@ func jobsConfig(cfg Config, log *slog.Logger) jobs.Config {
 		RescueAfter:        cfg.RescueAfter,
 		NotifyCoalesce:     cfg.NotifyCoalesce,
 		EmailMaxAttempts:   cfg.EmailMaxAttempts,
-		WebhookMaxAttempts: cfg.WebhookMaxAttempts,
 		RetryMax:           cfg.EmailRetryMax,
+		WebhookMaxAttempts: cfg.WebhookMaxAttempts,
+		IdempotencyTTL:     cfg.IdempotencyTTL,
 		MailFrom:           cfg.MailFrom,
 		PublicURL:          cfg.PublicURL,
 		PollOnly:           cfg.DatabasePooler == PoolerTransaction,
@@ -136,9 +137,10 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, workers bool) (*a
 	a.reg.MustRegister(transitions)
 	targets := &webhook.Policy{Allowed: cfg.WebhookAllowedNetworks}
 	opts := workflow.Options{
-		PublicURL:      cfg.PublicURL,
-		OnTransition:   func(e workflow.Event) { transitions.WithLabelValues(string(e)).Inc() },
-		WebhookTargets: targets,
+		PublicURL:       cfg.PublicURL,
+		OnTransition:    func(e workflow.Event) { transitions.WithLabelValues(string(e)).Inc() },
+		RetentionNotice: cfg.RetentionNotice,
+		WebhookTargets:  targets,
 	}
 	if cfg.WebhookKeys != nil {
 		opts.WebhookSecrets = cfg.WebhookKeys

@@ -18,6 +18,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -43,7 +44,12 @@ func lock(ctx context.Context, pool *pgxpool.Pool, query string, key int64) (rel
 		return nil, false, fmt.Errorf("advisory lock %#x: %w", key, err)
 	}
 	rollback := func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }
-	if err := tx.QueryRow(ctx, query, key).Scan(&ok); err != nil {
+	// The simple protocol: with the extended one, the statement's portal
+	// would live on until the next one in the transaction, and with it the
+	// snapshot it ran with, whose xmin CREATE INDEX CONCURRENTLY (in a
+	// migration run under this lock) waits for, forever, and VACUUM
+	// respects for as long as the lock is held.
+	if err := tx.QueryRow(ctx, query, pgx.QueryExecModeSimpleProtocol, key).Scan(&ok); err != nil {
 		rollback()
 		return nil, false, fmt.Errorf("advisory lock %#x: %w", key, err)
 	}
