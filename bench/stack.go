@@ -16,6 +16,7 @@ import (
 
 	"github.com/aptflow/aptflow/internal/harness"
 	"github.com/aptflow/aptflow/internal/mailpittest"
+	"github.com/aptflow/aptflow/internal/webhooktest"
 )
 
 // benchDB is the database the bench creates, and drops, on each run.
@@ -37,6 +38,10 @@ type stack struct {
 	api    *harness.API
 
 	procedureID int64
+	// hookedID is the procedure whose transitions go to the webhook
+	// receiver hooks.
+	hookedID    int64
+	hooks       *webhooktest.Receiver
 	instructeur string
 	demandeur   []byte // a valid demandeur, copied into the seeded dossiers
 }
@@ -77,7 +82,11 @@ func startStack(ctx context.Context, o options, logf func(string, ...any)) (s *s
 		return s, err
 	}
 	logf("mailpit on %s (SMTP %s)", s.mp.APIURL, s.mp.SMTPAddr)
-	if err := s.startAptflow(ctx, token); err != nil {
+	hooksEnv, err := s.webhookEnv()
+	if err != nil {
+		return s, err
+	}
+	if err := s.startAptflow(ctx, token, hooksEnv); err != nil {
 		return s, err
 	}
 	logf("aptflow serve (pid %d) on %s, logs in %s", s.app.Cmd.Process.Pid, s.apiURL, filepath.Join(s.dir, "aptflow.log"))
@@ -92,18 +101,18 @@ func (s *stack) aptflow() harness.Aptflow {
 
 // startAptflow starts `aptflow serve` on a free port, with the API client
 // the bench calls it with.
-func (s *stack) startAptflow(ctx context.Context, token string) error {
+func (s *stack) startAptflow(ctx context.Context, token string, extraEnv []string) error {
 	addr, err := harness.FreeAddr()
 	if err != nil {
 		return err
 	}
 	s.apiURL = "http://" + addr
-	s.app, err = s.aptflow().Start(ctx, "aptflow serve", filepath.Join(s.dir, "aptflow.log"), s.apiURL, []string{
+	s.app, err = s.aptflow().Start(ctx, "aptflow serve", filepath.Join(s.dir, "aptflow.log"), s.apiURL, append([]string{
 		"HTTP_ADDR=" + addr,
 		"PUBLIC_URL=" + s.apiURL,
 		"SMTP_URL=smtp://" + s.mp.SMTPAddr,
 		"OPS_BASIC_AUTH=", // ops endpoints (pprof) answer loopback clients
-	}, "serve")
+	}, extraEnv...), "serve")
 	if err != nil {
 		return err
 	}
@@ -116,6 +125,9 @@ func (s *stack) startAptflow(ctx context.Context, token string) error {
 func (s *stack) close() {
 	s.app.Stop(syscall.SIGTERM, 40*time.Second)
 	s.mpProc.Stop(syscall.SIGKILL, 0)
+	if s.hooks != nil {
+		s.hooks.Close()
+	}
 	if s.pool != nil {
 		s.pool.Close()
 	}
@@ -178,11 +190,16 @@ func (s *stack) setup(ctx context.Context) error {
 // and returns their ids and recipients. Seeding is plain SQL: it is not
 // measured, and through the API it would take longer than the phases.
 func (s *stack) seed(ctx context.Context, n int, tag, state string) ([]dossier, error) {
+	return s.seedIn(ctx, s.procedureID, n, tag, state)
+}
+
+// seedIn is seed on procedure proc.
+func (s *stack) seedIn(ctx context.Context, proc int64, n int, tag, state string) ([]dossier, error) {
 	rows, err := s.pool.Query(ctx, `
 		INSERT INTO dossiers (procedure_id, usager_email, demandeur, state)
 		SELECT $1, 'u' || g || '@' || $2 || '.bench.localhost', $3, $4
 		FROM generate_series(1, $5) g
-		RETURNING id, usager_email`, s.procedureID, tag, s.demandeur, state, n)
+		RETURNING id, usager_email`, proc, tag, s.demandeur, state, n)
 	if err != nil {
 		return nil, fmt.Errorf("seed %s: %w", tag, err)
 	}

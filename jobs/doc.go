@@ -34,8 +34,17 @@
 //     applicant was told RETENTION_NOTICE ahead, leaving tombstones; see Purge
 //     and docs/DATA.md. In short batches, idempotent: a rerun does what a
 //     killed run left.
+//   - deliver_webhook (DeliverWebhookArgs): posts one webhook delivery (one
+//     event, one subscription), signed anew on each attempt with the same
+//     webhook-id and body; retried on WebhookBackoff up to
+//     WEBHOOK_MAX_ATTEMPTS; a 410 disables the subscription. At most
+//     WebhookPerSubscription attempts run at once per subscription and
+//     process: a receiver that hangs snoozes its other deliveries instead
+//     of holding the queue's workers. The wire side (signature, SSRF
+//     policy, sealed secrets) is the jobs/webhook package.
 //
-// Queues: QueueEmail, QueueAttestation, QueueNotification, QueueMaintenance.
+// Queues: QueueEmail, QueueAttestation, QueueNotification, QueueMaintenance,
+// QueueWebhook.
 //
 // Workers read from the database what they render, but write the domain's
 // tables only through workflow.Service (Deps.Service), in the job's
