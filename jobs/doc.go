@@ -27,5 +27,9 @@
 //     instructeur; see ScanStale. Unique per run time; a rerun finishes
 //     what a killed run left and never e-mails twice.
 //
-// Queues: QueueEmail, QueueAttestation, QueueNotification, QueueMaintenance.
+// Queues: QueueEmail, QueueEmailBulk, QueueAttestation, QueueNotification,
+// QueueMaintenance. An e-mail's queue is decided by its kind: bulk mail
+// (workflow.IsBulkMail: stale reminders, digests) waits on QueueEmailBulk,
+// with workers of its own, paced by SMTP_MAX_RATE (Config.BulkRate), so
+// that it never holds back the e-mails people wait for on QueueEmail.
 package jobs

@@ -349,7 +349,7 @@ func (s *Service) TransitionTx(ctx context.Context, tx pgx.Tx, id int64, cmd Com
 	case out.Attestation:
 		tasks = append(tasks, RenderAttestation{DossierID: id, DeliveryID: deliveryID})
 	case out.Mail != "":
-		tasks = append(tasks, SendEmail{DeliveryID: deliveryID})
+		tasks = append(tasks, SendEmail{DeliveryID: deliveryID, Kind: out.Mail})
 	}
 	if len(tasks) > 0 {
 		if err := s.enq.EnqueueTx(ctx, tx, tasks...); err != nil {
@@ -519,17 +519,10 @@ func (s *Service) ListForInstructeur(ctx context.Context, email string, f ListFi
 	if !ok {
 		return nil, invalid([]FieldError{{Field: "email", Code: "invalid_email", Detail: "adresse e-mail invalide"}})
 	}
-	var cond string
 	switch f.Tab {
-	case TabASuivre, "":
+	case "":
 		f.Tab = TabASuivre
-		cond = `d.state IN ('en_construction', 'en_instruction') AND NOT EXISTS (SELECT 1 FROM follows f WHERE f.dossier_id = d.id)`
-	case TabSuivis:
-		cond = `d.state IN ('en_construction', 'en_instruction') AND EXISTS (SELECT 1 FROM follows f WHERE f.dossier_id = d.id AND f.instructeur_id = i.id)`
-	case TabTraites:
-		cond = `d.state IN ('accepte', 'refuse', 'sans_suite')`
-	case TabTous:
-		cond = `true`
+	case TabASuivre, TabSuivis, TabTraites, TabTous:
 	default:
 		return nil, invalid([]FieldError{{Field: "tab", Code: "invalid_tab", Detail: "onglet attendu : a_suivre, suivis, traites ou tous"}})
 	}
@@ -544,21 +537,7 @@ func (s *Service) ListForInstructeur(ctx context.Context, email string, f ListFi
 	} else if err != nil {
 		return nil, err
 	}
-	rows, err := s.pool.Query(ctx, `
-		SELECT `+dossierColumns+`
-		FROM instructeurs i
-		JOIN procedure_instructeurs pi ON pi.instructeur_id = i.id
-		JOIN dossiers d ON d.procedure_id = pi.procedure_id
-		WHERE i.id = $1 AND d.id > $2 AND `+cond+`
-		ORDER BY d.id LIMIT $3`, inst.ID, f.AfterID, f.Limit)
-	if err != nil {
-		return nil, fmt.Errorf("list dossiers: %w", err)
-	}
-	list, err := pgx.CollectRows(rows, scanDossier)
-	if err != nil {
-		return nil, fmt.Errorf("list dossiers: %w", err)
-	}
-	return list, nil
+	return listTab(ctx, s.pool, inst.ID, f)
 }
 
 // SetPreferences sets an instructeur's notification mode: instant, daily or

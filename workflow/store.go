@@ -97,9 +97,13 @@ func instructeurOf(ctx context.Context, q querier, procedureID int64, email stri
 }
 
 // dossierAndInstructeur checks that the dossier exists (ENotFound) and that
-// email instructs its procedure (ENotInstructeur).
+// email instructs its procedure (ENotInstructeur). It locks the dossier's
+// row until the end of the transaction, with the lock the follows' triggers
+// take to count them (migrations/00009_scale.sql): a follow or an unfollow
+// waits for a transition of its dossier before touching follows, never
+// after, which would deadlock with a transition that follows the dossier.
 func dossierAndInstructeur(ctx context.Context, q querier, dossierID int64, email string) (procedureID, instID int64, err error) {
-	err = q.QueryRow(ctx, `SELECT procedure_id FROM dossiers WHERE id = $1`, dossierID).Scan(&procedureID)
+	err = q.QueryRow(ctx, `SELECT procedure_id FROM dossiers WHERE id = $1 FOR NO KEY UPDATE`, dossierID).Scan(&procedureID)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return 0, 0, Errorf(ENotFound, "dossier %d inconnu", dossierID)
 	} else if err != nil {

@@ -74,6 +74,7 @@ func jobsConfig(cfg Config, log *slog.Logger) jobs.Config {
 		NotifyCoalesce:   cfg.NotifyCoalesce,
 		EmailMaxAttempts: cfg.EmailMaxAttempts,
 		RetryMax:         cfg.EmailRetryMax,
+		BulkRate:         cfg.SMTPMaxRate,
 		MailFrom:         cfg.MailFrom,
 		PublicURL:        cfg.PublicURL,
 		Logger:           log,

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/mail"
 	"net/url"
 	"strconv"
@@ -31,6 +32,7 @@ type Config struct {
 	ShutdownTimeout  time.Duration
 	EmailMaxAttempts int
 	EmailRetryMax    time.Duration
+	SMTPMaxRate      float64 // bulk e-mails a second per process; 0: no cap
 	OpsBasicAuth     string
 	TrustProxy       bool
 	LogFormat        string
@@ -96,6 +98,14 @@ func loadConfig(getenv func(string) string) (Config, error) {
 			c.EmailMaxAttempts = n
 		}
 	}
+	if s := getenv("SMTP_MAX_RATE"); s != "" {
+		r, err := strconv.ParseFloat(s, 64)
+		if err != nil || !(r > 0) || math.IsInf(r, 0) {
+			errs = append(errs, fmt.Errorf("SMTP_MAX_RATE: bulk e-mails a second, a positive number such as 10 or 0.5, expected, got %q", s))
+		} else {
+			c.SMTPMaxRate = r
+		}
+	}
 	c.TrustProxy = getenv("TRUST_PROXY") == "true" || getenv("TRUST_PROXY") == "1"
 	if err := c.LogLevel.UnmarshalText([]byte(get("LOG_LEVEL", "info"))); err != nil {
 		errs = append(errs, fmt.Errorf("LOG_LEVEL: debug, info, warn or error expected"))
@@ -151,6 +161,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("shutdown_timeout", c.ShutdownTimeout.String()),
 		slog.Int("email_max_attempts", c.EmailMaxAttempts),
 		slog.String("email_retry_max", c.EmailRetryMax.String()),
+		slog.Float64("smtp_max_rate", c.SMTPMaxRate),
 		slog.Bool("ops_basic_auth", c.OpsBasicAuth != ""),
 		slog.String("log_format", c.LogFormat),
 	)
