@@ -59,8 +59,9 @@ func tabQuery(instID int64, f ListFilter) (string, []any) {
 			FROM procedure_instructeurs pi
 			CROSS JOIN LATERAL (
 				SELECT d.id FROM dossiers d
-				WHERE d.procedure_id = pi.procedure_id AND d.id > $2 ` + procedureTabs[f.Tab] + `
-				ORDER BY d.id LIMIT $3
+				WHERE (d.procedure_id, d.id) > (pi.procedure_id, $2) AND d.procedure_id <= pi.procedure_id
+					` + procedureTabs[f.Tab] + `
+				ORDER BY d.procedure_id, d.id LIMIT $3
 			) p
 			WHERE pi.instructeur_id = $1
 			ORDER BY p.id LIMIT $3

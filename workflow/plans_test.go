@@ -1,0 +1,290 @@
+package workflow_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/aptflow/aptflow/internal/apptest"
+	"github.com/aptflow/aptflow/workflow"
+)
+
+// planLog collects the plans of the statements a pool runs, with the
+// buffers each read, as PostgreSQL's auto_explain reports them: the
+// EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) of every statement, sent to the
+// client as a LOG message. It guards the real queries of the Service's
+// methods, whatever their shape, batches included.
+type planLog struct {
+	mu    sync.Mutex
+	plans []explained
+	errs  []error
+}
+
+// explained is one statement's plan and the shared buffers it touched
+// (hit in PostgreSQL's cache, or read), children and subplans included.
+type explained struct {
+	Query   string
+	Buffers int64
+	Plan    json.RawMessage
+}
+
+// explainingService returns a Service reading url through connections that
+// explain every statement into the returned planLog. LOAD 'auto_explain'
+// needs a superuser, which the tests' server gives.
+func explainingService(t *testing.T, url string) (*workflow.Service, *planLog) {
+	t.Helper()
+	log := &planLog{}
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.MaxConns = 2
+	cfg.ConnConfig.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) { log.add(n) }
+	cfg.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
+		_, err := c.Exec(ctx, `LOAD 'auto_explain';
+			SET auto_explain.log_min_duration = 0; SET auto_explain.log_analyze = on;
+			SET auto_explain.log_buffers = on; SET auto_explain.log_timing = off;
+			SET auto_explain.log_format = json; SET client_min_messages = log`)
+		return err
+	}
+	pool, err := pgxpool.NewWithConfig(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	return workflow.NewService(pool, nil, workflow.Options{PublicURL: "http://aptflow.test"}), log
+}
+
+func (l *planLog) add(n *pgconn.Notice) {
+	_, text, ok := strings.Cut(n.Message, "plan:\n")
+	if n.Severity != "LOG" || !ok {
+		return
+	}
+	var p struct {
+		Query string `json:"Query Text"`
+		Plan  struct {
+			Hit  int64 `json:"Shared Hit Blocks"`
+			Read int64 `json:"Shared Read Blocks"`
+		}
+	}
+	err := json.Unmarshal([]byte(text), &p)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err != nil {
+		l.errs = append(l.errs, fmt.Errorf("auto_explain: %w: %.200s", err, text))
+		return
+	}
+	l.plans = append(l.plans, explained{Query: p.Query, Buffers: p.Plan.Hit + p.Plan.Read, Plan: json.RawMessage(text)})
+}
+
+// take returns the plans collected since the last take.
+func (l *planLog) take(t *testing.T) []explained {
+	t.Helper()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, err := range l.errs {
+		t.Error(err)
+	}
+	p := l.plans
+	l.plans, l.errs = nil, nil
+	return p
+}
+
+// TestTabPlans guards the plans of the reads of the API without timing
+// them: with 120,000 dossiers in a big procedure, seeded by SQL as a real
+// one ages (the oldest decided, then those en instruction, followed, then
+// those en construction), every tab of an instructeur of a small procedure
+// of twenty, its dossiers and its verification page read a few buffers per
+// row they return; so do the big procedure's tabs. A plan that walks a
+// table, or every row of the procedure, reads thousands.
+func TestTabPlans(t *testing.T) {
+	t.Parallel()
+	s := apptest.Start(t, apptest.Options{NoWorkers: true})
+	ctx := t.Context()
+
+	// The small procedure, through the API: 20 dossiers, 8 en construction
+	// (one followed by hand), 6 en instruction, 4 accepted, 2 refused.
+	small := s.Procedure()
+	inst := s.Instructeur(small, "Camille Martin")
+	var ids []int64
+	for i := range 20 {
+		id, _ := s.Dossier(small)
+		ids = append(ids, id)
+		if i < 8 {
+			continue
+		}
+		s.Must(200, "POST", fmt.Sprintf("/v1/dossiers/%d/events", id), map[string]any{"event": "passer_en_instruction", "instructeur": inst})
+		switch {
+		case i >= 18:
+			s.Must(200, "POST", fmt.Sprintf("/v1/dossiers/%d/events", id), map[string]any{"event": "refuser", "instructeur": inst, "motivation": "Pièces manquantes."})
+		case i >= 14:
+			s.Must(200, "POST", fmt.Sprintf("/v1/dossiers/%d/events", id), map[string]any{"event": "accepter", "instructeur": inst})
+		}
+	}
+	s.Must(204, "PUT", fmt.Sprintf("/v1/dossiers/%d/followers/%s", ids[0], inst), nil)
+
+	// The big procedure, by SQL (the triggers that count follows are off
+	// while it loads: the counts are written with the rows).
+	const big, bigInstructeurs = 120_000, 10
+	var bigProc int64
+	if err := s.Pool.QueryRow(ctx, `
+		INSERT INTO procedures (libelle, service_nom, service_adresse, stale_after_days, heures_hebdo_max)
+		VALUES ('APT', 'Préfecture de Police', 'Paris', 30, 20) RETURNING id`).Scan(&bigProc); err != nil {
+		t.Fatal(err)
+	}
+	bigInst := func(i int) string { return fmt.Sprintf("big-%d@prefecture.test", i) }
+	for i := range bigInstructeurs {
+		s.Must(201, "POST", fmt.Sprintf("/v1/procedures/%d/instructeurs", bigProc), map[string]any{"email": bigInst(i), "nom": "Dominique"})
+	}
+	// One instructeur of both.
+	s.Must(201, "POST", fmt.Sprintf("/v1/procedures/%d/instructeurs", bigProc), map[string]any{"email": inst, "nom": "Camille Martin"})
+	both := bigInst(bigInstructeurs)
+	s.Must(201, "POST", fmt.Sprintf("/v1/procedures/%d/instructeurs", small), map[string]any{"email": both, "nom": "Alix"})
+	s.Must(201, "POST", fmt.Sprintf("/v1/procedures/%d/instructeurs", bigProc), map[string]any{"email": both, "nom": "Alix"})
+	if err := seedBigProcedure(ctx, s.Pool, bigProc, big, bigInstructeurs); err != nil {
+		t.Fatal(err)
+	}
+	var code string
+	if err := s.Pool.QueryRow(ctx, `SELECT code FROM attestations WHERE dossier_id = $1`, ids[14]).Scan(&code); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Pool.Exec(ctx, `UPDATE attestations SET pdf = '%PDF-', sha256 = 'x' WHERE dossier_id = $1`, ids[14]); err != nil {
+		t.Fatal(err)
+	}
+
+	svc, plans := explainingService(t, s.Pool.Config().ConnString())
+	// Each read runs seven times: from the sixth, PostgreSQL may plan a
+	// prepared statement once for all parameters, which must be keyed too.
+	const runs = 7
+	check := func(t *testing.T, rows int, read func() (int, error)) {
+		t.Helper()
+		plans.take(t)
+		for range runs {
+			n, err := read()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n != rows {
+				t.Fatalf("%d rows, want %d", n, rows)
+			}
+		}
+		got := plans.take(t)
+		if len(got) == 0 {
+			t.Fatal("no plan explained")
+		}
+		// A page reads each of its rows (a few index pages and one heap
+		// page) and a few pages more: 8 a row and 40 is twice what the
+		// plans read (docs/PERFORMANCE.md).
+		budget := int64(40 + 8*rows)
+		var max explained
+		var total int64
+		for _, p := range got {
+			total += p.Buffers
+			if p.Buffers > max.Buffers {
+				max = p
+			}
+		}
+		perRun := total / runs
+		t.Logf("%d buffers a run for %d rows", perRun, rows)
+		if perRun > budget {
+			t.Errorf("%d buffers a run for %d rows, more than %d; the costliest statement (%d buffers):\n%s\n%s",
+				perRun, rows, budget, max.Buffers, max.Query, max.Plan)
+		}
+	}
+	tab := func(email, name string, after int64, rows int) {
+		t.Run(fmt.Sprintf("%s/%s/after%d", strings.Split(email, "@")[0], name, after), func(t *testing.T) {
+			check(t, rows, func() (int, error) {
+				l, err := svc.ListForInstructeur(ctx, email, workflow.ListFilter{Tab: name, AfterID: after})
+				return len(l), err
+			})
+		})
+	}
+	// The small procedure's instructeur, who is on the big one too: its
+	// tabs merge both.
+	tab(inst, workflow.TabASuivre, 0, 100)
+	tab(inst, workflow.TabSuivis, 0, 7)
+	tab(inst, workflow.TabTraites, 0, 100)
+	tab(inst, workflow.TabTous, 0, 100)
+	// An instructeur of the small procedure alone.
+	solo := s.Instructeur(small, "Sacha")
+	tab(solo, workflow.TabASuivre, 0, 7)
+	tab(solo, workflow.TabSuivis, 0, 0)
+	tab(solo, workflow.TabTraites, 0, 6)
+	tab(solo, workflow.TabTous, 0, 20)
+	// The big procedure's: the first page, and one far into it.
+	tab(bigInst(3), workflow.TabASuivre, 0, 100)
+	tab(bigInst(3), workflow.TabSuivis, 0, 100)
+	tab(bigInst(3), workflow.TabTraites, 0, 100)
+	tab(bigInst(3), workflow.TabTous, 0, 100)
+	mid := ids[len(ids)-1] + big*9/10
+	tab(bigInst(3), workflow.TabASuivre, mid, 100)
+	tab(bigInst(3), workflow.TabTraites, mid-big/2, 100)
+
+	t.Run("GetDossier", func(t *testing.T) {
+		check(t, 1, func() (int, error) {
+			_, err := svc.GetDossier(ctx, ids[14])
+			return 1, err
+		})
+	})
+	t.Run("VerifyAttestation", func(t *testing.T) {
+		check(t, 1, func() (int, error) {
+			_, err := svc.VerifyAttestation(ctx, code)
+			return 1, err
+		})
+	})
+}
+
+// seedBigProcedure loads n dossiers into procedure proc as time leaves them:
+// ids in creation order, the oldest 80 % decided, then 8 % en instruction,
+// then 12 % en construction; each dossier that went into instruction
+// followed by one of the procedure's first k instructeurs (big-I@...), in
+// turn. It runs with the triggers off, and writes the counts they keep.
+func seedBigProcedure(ctx context.Context, pool *pgxpool.Pool, proc int64, n, k int) error {
+	dem, err := json.Marshal(apptest.Demandeur())
+	if err != nil {
+		return err
+	}
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // after Commit, a no-op
+	for _, q := range []struct {
+		sql  string
+		args []any
+	}{
+		{`SET LOCAL session_replication_role = replica`, nil},
+		{`CREATE TEMP TABLE seed ON COMMIT DROP AS
+			SELECT g, CASE
+				WHEN g <= $1 * 0.60 THEN 'accepte' WHEN g <= $1 * 0.75 THEN 'refuse'
+				WHEN g <= $1 * 0.80 THEN 'sans_suite' WHEN g <= $1 * 0.88 THEN 'en_instruction'
+				ELSE 'en_construction' END AS state
+			FROM generate_series(1, $1::int) g`, []any{n}},
+		{`INSERT INTO dossiers (procedure_id, state, usager_email, demandeur, decided_at, followers)
+			SELECT $1, state, 'u' || g || '@etudiant.test', $2,
+				CASE WHEN state IN ('accepte', 'refuse', 'sans_suite') THEN now() END,
+				CASE WHEN state = 'en_construction' THEN 0 ELSE 1 END
+			FROM seed ORDER BY g`, []any{proc, dem}},
+		{`INSERT INTO follows (dossier_id, instructeur_id, dossier_ouvert)
+			SELECT d.id, i.id, d.state = 'en_instruction'
+			FROM dossiers d
+			JOIN instructeurs i ON i.email = 'big-' || (d.id % $2) || '@prefecture.test'
+			WHERE d.procedure_id = $1 AND d.state <> 'en_construction'`, []any{proc, k}},
+	} {
+		if _, err := tx.Exec(ctx, q.sql, q.args...); err != nil {
+			return fmt.Errorf("seed: %w", err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return err
+	}
+	_, err = pool.Exec(ctx, `ANALYZE dossiers, follows, procedure_instructeurs, instructeurs`)
+	return err
+}
