@@ -123,6 +123,7 @@ func TestUpgradeFromLastRelease(t *testing.T) {
 	url := loadRelease(t)
 	db := openDB(t, url)
 	ctx := context.Background()
+	bulkJob := queueOldBulkEmail(t, db)
 
 	// What the old release wrote, read before the upgrade.
 	type attestation struct {
@@ -174,6 +175,8 @@ func TestUpgradeFromLastRelease(t *testing.T) {
 	if twice := fingerprint(t, url); twice != once {
 		t.Errorf("the second migrate changed the database:\nafter one:\n%s\nafter two:\n%s", once, twice)
 	}
+
+	checkScaleUpgrade(t, db, bulkJob)
 
 	// The attestations keep their bytes.
 	for _, a := range before {
