@@ -17,7 +17,7 @@ VENDORED ?= github.com/jung-kurt/gofpdf
 # readable: the throwaway PostgreSQL's) and bin/.
 GOFILES = find . \( -path ./var -o -path ./bin -o -path ./.git \) -prune -o -name '*.go' -print
 
-.PHONY: help build run test bench chaos fuzz lint vet staticcheck fmt-check fmt clean
+.PHONY: help build run test test-load bench chaos fuzz lint vet staticcheck fmt-check fmt clean
 
 help: ## List the targets
 	@echo "Usage: make TARGET"
@@ -44,6 +44,11 @@ test: lint ## Lint, and run every test (the vendored gofpdf's too) with -race ag
 	MAILPIT=$$(./scripts/ensure-mailpit.sh); export MAILPIT; \
 	echo "$(GO) test -race -count=1 -timeout 8m $(PKGS) $(VENDORED)"; \
 	$(GO) test -race -count=1 -timeout 8m $(PKGS) $(VENDORED)
+
+# CI's machine may be busy: every test waits for conditions, never for a
+# fixed time. This proves it: `make test` five times beside two busy loops.
+test-load: ## Run make test 5 times in a row beside two CPU-burning loops
+	@mkdir -p var; ./scripts/test-under-load.sh 5
 
 # The bench (bench/, not a command of aptflow) starts its own stack: a fresh
 # database aptflow_bench, a mailpit and bin/aptflow serve, all on loopback.

@@ -16,45 +16,52 @@ import (
 
 // Error codes of the HTTP layer, beside the domain's (workflow.E...).
 const (
-	codeInvalidJSON       = "invalid_json"
-	codeUnauthorized      = "unauthorized"
-	codeBodyTooLarge      = "body_too_large"
-	codeUnsupportedMedia  = "unsupported_media_type"
-	codeInternal          = "internal"
-	codeIdempotencyReused = "idempotency_key_reused"
-	codeNotFound          = workflow.ENotFound
-	codeForbidden         = "forbidden"
-	codeRateLimited       = "rate_limited"
-	codeUnavailable       = "unavailable"
+	codeInvalidJSON           = "invalid_json"
+	codeUnauthorized          = "unauthorized"
+	codeBodyTooLarge          = "body_too_large"
+	codeUnsupportedMedia      = "unsupported_media_type"
+	codeInternal              = "internal"
+	codeIdempotencyReused     = "idempotency_key_reused"
+	codeIdempotencyKeyTooLong = "idempotency_key_too_long"
+	codeInvalidIdempotencyKey = "invalid_idempotency_key"
+	codeNotFound              = workflow.ENotFound
+	codeForbidden             = "forbidden"
+	codeRateLimited           = "rate_limited"
+	codeUnavailable           = "unavailable"
 )
 
-// statusOf maps an error code to its HTTP status: the one place where that
-// happens.
+// statuses maps every error code the API answers with to its HTTP status:
+// the one place where that happens. api/openapi.yaml lists the same codes
+// (TestProblemCodesDocumented).
+var statuses = map[string]int{
+	workflow.ENotFound:            http.StatusNotFound,
+	workflow.EInvalid:             http.StatusUnprocessableEntity,
+	workflow.EMotivationRequired:  http.StatusUnprocessableEntity,
+	workflow.EUnknownEvent:        http.StatusUnprocessableEntity,
+	workflow.EInstructeurRequired: http.StatusUnprocessableEntity,
+	codeIdempotencyReused:         http.StatusUnprocessableEntity,
+	workflow.EInvalidTransition:   http.StatusConflict,
+	workflow.ENotEditable:         http.StatusConflict,
+	workflow.ENotInstructeur:      http.StatusForbidden,
+	codeForbidden:                 http.StatusForbidden,
+	codeInvalidJSON:               http.StatusBadRequest,
+	codeIdempotencyKeyTooLong:     http.StatusBadRequest,
+	codeInvalidIdempotencyKey:     http.StatusBadRequest,
+	codeUnauthorized:              http.StatusUnauthorized,
+	codeBodyTooLarge:              http.StatusRequestEntityTooLarge,
+	codeUnsupportedMedia:          http.StatusUnsupportedMediaType,
+	codeRateLimited:               http.StatusTooManyRequests,
+	codeUnavailable:               http.StatusServiceUnavailable,
+	codeInternal:                  http.StatusInternalServerError,
+}
+
+// statusOf returns the HTTP status of an error code; 500 for a code
+// statuses does not know, which TestProblemCodesDocumented rules out.
 func statusOf(code string) int {
-	switch code {
-	case workflow.ENotFound:
-		return http.StatusNotFound
-	case workflow.EInvalid, workflow.EMotivationRequired, workflow.EUnknownEvent, workflow.EInstructeurRequired, codeIdempotencyReused:
-		return http.StatusUnprocessableEntity
-	case workflow.EInvalidTransition, workflow.ENotEditable, workflow.EConflict:
-		return http.StatusConflict
-	case workflow.ENotInstructeur, codeForbidden:
-		return http.StatusForbidden
-	case codeInvalidJSON:
-		return http.StatusBadRequest
-	case codeUnauthorized:
-		return http.StatusUnauthorized
-	case codeBodyTooLarge:
-		return http.StatusRequestEntityTooLarge
-	case codeUnsupportedMedia:
-		return http.StatusUnsupportedMediaType
-	case codeRateLimited:
-		return http.StatusTooManyRequests
-	case codeUnavailable:
-		return http.StatusServiceUnavailable
-	default:
-		return http.StatusInternalServerError
+	if status, ok := statuses[code]; ok {
+		return status
 	}
+	return http.StatusInternalServerError
 }
 
 // Problem is an RFC 9457 problem detail, with aptflow's `code` and, for

@@ -9,13 +9,14 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/aptflow/aptflow/workflow"
 )
 
-// maxIdempotencyKey bounds the Idempotency-Key header.
+// maxIdempotencyKey bounds the Idempotency-Key header, in characters.
 const maxIdempotencyKey = 255
 
 // idempotent replays the first response to a POST for the same
@@ -38,8 +39,14 @@ func idempotent(pool *pgxpool.Pool, log *slog.Logger) func(http.Handler) http.Ha
 				next.ServeHTTP(w, r)
 				return
 			}
-			if len(key) > maxIdempotencyKey {
-				writeProblem(w, problem(codeIdempotencyReused, "Idempotency-Key trop longue (255 caractères au plus)", nil))
+			// A key the database cannot store would fail the request with
+			// a 500 after it ran: refuse it first.
+			if !utf8.ValidString(key) {
+				writeProblem(w, problem(codeInvalidIdempotencyKey, "Idempotency-Key n'est pas de l'UTF-8 valide", nil))
+				return
+			}
+			if utf8.RuneCountInString(key) > maxIdempotencyKey {
+				writeProblem(w, problem(codeIdempotencyKeyTooLong, fmt.Sprintf("Idempotency-Key trop longue (%d caractères au plus)", maxIdempotencyKey), nil))
 				return
 			}
 			body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))

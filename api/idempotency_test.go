@@ -4,12 +4,23 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/aptflow/aptflow/internal/apptest"
 )
+
+// countRows counts the rows of a table.
+func countRows(t *testing.T, s *apptest.Stack, table string) int {
+	t.Helper()
+	var n int
+	if err := s.Pool.QueryRow(t.Context(), "SELECT count(*) FROM "+table).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
 
 // TestIdempotentRequestIsAtomic: a keyed request, its key and its stored
 // response commit together. When storing the response fails (a trigger
@@ -27,14 +38,7 @@ func TestIdempotentRequestIsAtomic(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	count := func(table string) int {
-		t.Helper()
-		var n int
-		if err := s.Pool.QueryRow(t.Context(), "SELECT count(*) FROM "+table).Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		return n
-	}
+	count := func(table string) int { t.Helper(); return countRows(t, s, table) }
 	exec(`CREATE FUNCTION refuse_response() RETURNS trigger LANGUAGE plpgsql AS $$
 		BEGIN RAISE EXCEPTION 'injected: response not stored'; END $$`)
 	exec(`CREATE TRIGGER refuse_response BEFORE UPDATE ON idempotency_keys
@@ -126,5 +130,33 @@ func TestIdempotentTransitionSendsItsEmail(t *testing.T) {
 	}
 	if e := s.WaitDelivery(id, "en_instruction", "sent", 30*time.Second); e["to"] != usager {
 		t.Fatalf("delivery %v", e)
+	}
+}
+
+// TestIdempotencyKeyRefused: a key the API cannot keep is a 400 with its
+// own code, before anything runs: no dossier, no key stored. A key of
+// exactly 255 characters is fine.
+func TestIdempotencyKeyRefused(t *testing.T) {
+	t.Parallel()
+	s := apptest.Start(t, apptest.Options{NoWorkers: true})
+	proc := s.Procedure()
+	body := map[string]any{"procedure_id": proc, "usager_email": "cle@etudiant.test", "demandeur": apptest.Demandeur()}
+	count := func(table string) int { t.Helper(); return countRows(t, s, table) }
+	for name, tc := range map[string]struct{ key, code string }{
+		"TooLong":     {strings.Repeat("k", 256), "idempotency_key_too_long"},
+		"InvalidUTF8": {"cl\xe9", "invalid_idempotency_key"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := s.Do("POST", "/v1/dossiers", body, "Idempotency-Key", tc.key)
+			if r.StatusCode != 400 || r.Header.Get("Content-Type") != "application/problem+json" || r.JSON(t)["code"] != tc.code {
+				t.Fatalf("%d %s %s, want 400 %s", r.StatusCode, r.Header.Get("Content-Type"), r.Body, tc.code)
+			}
+			if d, k := count("dossiers"), count("idempotency_keys"); d != 0 || k != 0 {
+				t.Fatalf("%d dossiers, %d keys after a refused key", d, k)
+			}
+		})
+	}
+	if r := s.Do("POST", "/v1/dossiers", body, "Idempotency-Key", strings.Repeat("k", 255)); r.StatusCode != 201 {
+		t.Fatalf("255 characters: %d %s", r.StatusCode, r.Body)
 	}
 }

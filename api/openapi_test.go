@@ -203,3 +203,48 @@ func walk(node any, fn func(ref string)) {
 		}
 	}
 }
+
+// TestProblemCodesDocumented: the problem codes openapi.yaml lists are
+// exactly those the API answers with (statuses), and every operation that
+// takes an Idempotency-Key documents the 400 codes of a key it refuses.
+func TestProblemCodesDocumented(t *testing.T) {
+	t.Parallel()
+	s, tree := loadSpec(t)
+	problem, _ := lookup(tree, "#/components/schemas/Problem/properties/code").(map[string]any)
+	enum, _ := problem["enum"].([]any)
+	documented := map[string]bool{}
+	for _, c := range enum {
+		documented[c.(string)] = true
+	}
+	for code := range statuses {
+		if !documented[code] {
+			t.Errorf("code %q is not in the Problem schema of openapi.yaml", code)
+		}
+	}
+	for code := range documented {
+		if _, ok := statuses[code]; !ok {
+			t.Errorf("openapi.yaml documents code %q, which the API never answers", code)
+		}
+	}
+	for path, item := range s.Paths {
+		for method, op := range item {
+			params, _ := op["parameters"].([]any)
+			keyed := slices.ContainsFunc(params, func(p any) bool { return resolve(t, tree, p)["name"] == "Idempotency-Key" })
+			if !keyed {
+				continue
+			}
+			responses, _ := op["responses"].(map[string]any)
+			bad, ok := responses["400"]
+			if !ok {
+				t.Errorf("%s %s takes an Idempotency-Key and documents no 400", method, path)
+				continue
+			}
+			desc, _ := resolve(t, tree, bad)["description"].(string)
+			for _, code := range []string{codeIdempotencyKeyTooLong, codeInvalidIdempotencyKey} {
+				if !strings.Contains(desc, code) {
+					t.Errorf("%s %s: its 400 does not say %s", method, path, code)
+				}
+			}
+		}
+	}
+}

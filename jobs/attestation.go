@@ -2,8 +2,6 @@ package jobs
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -66,12 +64,10 @@ func (w *RenderAttestationWorker) Work(ctx context.Context, job *river.Job[Rende
 	}
 	return pgx.BeginFunc(ctx, w.deps.Pool, func(tx pgx.Tx) error {
 		if pdf != nil {
-			sum := sha256.Sum256(pdf)
-			// "pdf IS NULL": a PDF once stored is never replaced.
-			if _, err := tx.Exec(ctx, `
-				UPDATE attestations SET pdf = $2, sha256 = $3, rendered_at = now()
-				WHERE dossier_id = $1 AND pdf IS NULL`, id, pdf, hex.EncodeToString(sum[:])); err != nil {
-				return fmt.Errorf("store attestation of dossier %d: %w", id, err)
+			// A PDF once stored is never replaced: a run that lost a race
+			// with another stores nothing.
+			if _, err := w.deps.Service.StoreAttestationTx(ctx, tx, id, pdf); err != nil {
+				return err
 			}
 		}
 		if job.Args.DeliveryID != 0 {

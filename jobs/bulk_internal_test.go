@@ -19,8 +19,8 @@ func TestEmailQueue(t *testing.T) {
 	for kind, want := range map[string]string{
 		workflow.MailEnInstruction: QueueEmail, workflow.MailEnConstruction: QueueEmail,
 		workflow.MailAccepte: QueueEmail, workflow.MailRefuse: QueueEmail,
-		KindMessageUsager: QueueEmail, KindNotification: QueueEmail,
-		KindDigest: QueueEmailBulk, KindStaleInstructeur: QueueEmailBulk, KindStaleUsager: QueueEmailBulk,
+		workflow.MailMessageUsager: QueueEmail, workflow.MailNotification: QueueEmail,
+		workflow.MailDigest: QueueEmailBulk, workflow.MailStaleInstructeur: QueueEmailBulk, workflow.MailStaleUsager: QueueEmailBulk,
 	} {
 		p := emailJob(42, kind, cfg)
 		if p.InsertOpts.Queue != want || p.InsertOpts.MaxAttempts != 7 || p.Args.(SendEmailArgs).DeliveryID != 42 {

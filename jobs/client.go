@@ -119,6 +119,13 @@ func (c *Config) PoolSize() int32 {
 
 // Deps are what the workers use.
 type Deps struct {
+	// Service makes every write to the domain's tables (deliveries, the
+	// attestation, the stale scan, the notification and digest cursors),
+	// with its clock: workers orchestrate, render and enqueue, and never
+	// write those tables themselves. Its Enqueuer may have no client of its
+	// own (NewEnqueuer(nil, ...)): in a worker, it inserts with the client
+	// that runs the job.
+	Service   *workflow.Service
 	Pool      *pgxpool.Pool
 	Mailer    mailer.Mailer
 	Templates *templates.Templates
@@ -126,17 +133,12 @@ type Deps struct {
 	Attestations AttestationRenderer
 	// Metrics, if set, counts e-mails.
 	Metrics *Metrics
-	// Service writes the domain's tables for the workers (the stale scan,
-	// the notification and digest cursors), with its clock: workers
-	// orchestrate, render and enqueue, and never write those tables
-	// themselves.
-	Service *workflow.Service
 }
 
 // NewWorkers registers every worker of aptflow.
 func NewWorkers(cfg Config, deps Deps) (*river.Workers, error) {
-	if deps.Mailer == nil || deps.Templates == nil || deps.Attestations == nil || deps.Service == nil {
-		return nil, errors.New("jobs: mailer, templates, attestation renderer and workflow service are required")
+	if deps.Service == nil || deps.Pool == nil || deps.Mailer == nil || deps.Templates == nil || deps.Attestations == nil {
+		return nil, errors.New("jobs: service, pool, mailer, templates and attestation renderer are required")
 	}
 	cfg.Defaults()
 	workers := river.NewWorkers()
@@ -206,27 +208,19 @@ type Enqueuer struct {
 	cfg    Config
 }
 
-// NewEnqueuer returns an Enqueuer inserting with client. The client may be
-// nil and set with SetClient before the first task: the workers need the
-// workflow Service (Deps.Service), which needs its Enqueuer, before the
-// River client that runs those workers exists.
+// NewEnqueuer returns an Enqueuer inserting with client. With client nil,
+// it inserts with the client of the job running (river.ClientFromContext):
+// that is the Enqueuer of the workers' Service, which exists before their
+// client does.
 func NewEnqueuer(client *river.Client[pgx.Tx], cfg Config) *Enqueuer {
 	cfg.Defaults()
 	return &Enqueuer{client: client, cfg: cfg}
 }
 
-// SetClient sets the client e inserts with. It is part of the wiring:
-// call it once, before anything is enqueued, never concurrently with
-// EnqueueTx.
-func (e *Enqueuer) SetClient(client *river.Client[pgx.Tx]) { e.client = client }
-
 var _ workflow.Enqueuer = (*Enqueuer)(nil)
 
 // EnqueueTx inserts one job per task in tx.
 func (e *Enqueuer) EnqueueTx(ctx context.Context, tx pgx.Tx, tasks ...workflow.Task) error {
-	if e.client == nil {
-		return errors.New("jobs: Enqueuer without a River client (SetClient)")
-	}
 	params := make([]river.InsertManyParams, 0, len(tasks))
 	for _, t := range tasks {
 		p, err := e.params(t)
@@ -235,7 +229,14 @@ func (e *Enqueuer) EnqueueTx(ctx context.Context, tx pgx.Tx, tasks ...workflow.T
 		}
 		params = append(params, p)
 	}
-	if _, err := e.client.InsertManyTx(ctx, tx, params); err != nil {
+	client := e.client
+	if client == nil {
+		var err error
+		if client, err = river.ClientFromContextSafely[pgx.Tx](ctx); err != nil {
+			return fmt.Errorf("insert jobs: no River client outside a job: %w", err)
+		}
+	}
+	if _, err := client.InsertManyTx(ctx, tx, params); err != nil {
 		return fmt.Errorf("insert jobs: %w", err)
 	}
 	return nil

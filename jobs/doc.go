@@ -32,4 +32,9 @@
 // (workflow.IsBulkMail: stale reminders, digests) waits on QueueEmailBulk,
 // with workers of its own, paced by SMTP_MAX_RATE (Config.BulkRate), so
 // that it never holds back the e-mails people wait for on QueueEmail.
+//
+// Workers read from the database what they render, but write the domain's
+// tables only through workflow.Service (Deps.Service), in the job's
+// transaction where the job completes with its writes. E-mail kinds are
+// workflow's (workflow.MailKinds).
 package jobs

@@ -1,6 +1,10 @@
 package jobs
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/aptflow/aptflow/workflow"
+)
 
 // Metrics counts what the workers do. A nil *Metrics counts nothing.
 type Metrics struct {
@@ -14,6 +18,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "aptflow_emails_total",
 			Help: "E-mails by kind and outcome: sent (accepted by the SMTP server) or failed (given up).",
 		}, []string{"kind", "status"}),
+	}
+	// Every series exists from the start, at 0, so that a rate over the
+	// first e-mail of a kind sees it.
+	for _, kind := range workflow.MailKinds() {
+		m.emails.WithLabelValues(kind, "sent")
+		m.emails.WithLabelValues(kind, "failed")
 	}
 	reg.MustRegister(m.emails)
 	return m

@@ -14,15 +14,6 @@ import (
 	"github.com/aptflow/aptflow/workflow"
 )
 
-// Delivery kinds handled here, named after their templates.
-const (
-	KindMessageUsager    = workflow.MailMessageUsager
-	KindNotification     = workflow.MailNotification
-	KindDigest           = workflow.MailDigest
-	KindStaleInstructeur = workflow.MailStaleInstructeur
-	KindStaleUsager      = workflow.MailStaleUsager
-)
-
 // querier is what a pool and a transaction share.
 type querier interface {
 	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
@@ -68,7 +59,7 @@ func (w *NotifyFollowerWorker) Work(ctx context.Context, job *river.Job[NotifyFo
 			return err
 		}
 		if id != 0 {
-			if err := insertEmailJob(ctx, river.ClientFromContext[pgx.Tx](ctx), tx, id, KindNotification, w.cfg); err != nil {
+			if err := insertEmailJob(ctx, river.ClientFromContext[pgx.Tx](ctx), tx, id, workflow.MailNotification, w.cfg); err != nil {
 				return err
 			}
 		}

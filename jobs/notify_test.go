@@ -13,6 +13,7 @@ import (
 	"github.com/aptflow/aptflow/internal/apptest"
 	"github.com/aptflow/aptflow/internal/smtptest"
 	"github.com/aptflow/aptflow/jobs"
+	"github.com/aptflow/aptflow/workflow"
 )
 
 // followed sets up a dossier en instruction followed by two instructeurs
@@ -267,7 +268,7 @@ func TestNotificationClock(t *testing.T) {
 	if res, err := jobs.SendDigests(t.Context(), s.Service, s.River, s.Jobs, now); err != nil || res.Digests != 1 {
 		t.Fatalf("SendDigests = %+v, %v", res, err)
 	}
-	for _, kind := range []string{jobs.KindNotification, jobs.KindDigest} {
+	for _, kind := range []string{workflow.MailNotification, workflow.MailDigest} {
 		var created time.Time
 		if err := s.Pool.QueryRow(t.Context(), `SELECT created_at FROM email_deliveries WHERE kind = $1`, kind).Scan(&created); err != nil {
 			t.Fatalf("%s delivery: %v", kind, err)

@@ -90,8 +90,7 @@ func (w *SendEmailWorker) Work(ctx context.Context, job *river.Job[SendEmailArgs
 	}
 	msg, err := w.compose(ctx, d)
 	if errors.Is(err, errUnwanted) {
-		_, err := w.deps.Pool.Exec(ctx, `UPDATE email_deliveries SET status = 'cancelled' WHERE id = $1 AND status = 'pending'`, id)
-		return err
+		return w.deps.Service.CancelDelivery(ctx, id)
 	} else if err != nil {
 		return fmt.Errorf("compose delivery %d: %w", id, err)
 	}
@@ -114,17 +113,15 @@ func (w *SendEmailWorker) Work(ctx context.Context, job *river.Job[SendEmailArgs
 	interrupted := errors.Is(ctx.Err(), context.Canceled)
 	permanent := mailer.IsPermanent(sendErr) && !interrupted
 	final := !interrupted && (permanent || job.Attempt >= job.MaxAttempts)
-	status := workflow.DeliveryPending
-	if final {
-		status = workflow.DeliveryFailed
-		w.deps.Metrics.emailFailed(d.Kind)
-	}
 	// The server's reply goes to the delivery log, which the API shows; the
 	// error River records and logs names only the delivery and the code.
-	if _, err := w.deps.Pool.Exec(context.WithoutCancel(ctx), `
-		UPDATE email_deliveries SET attempts = attempts + 1, last_error = $2, status = $3, message_id = $4
-		WHERE id = $1`, id, truncate(sendErr.Error(), 1000), status, msg.MessageID); err != nil {
-		return fmt.Errorf("record attempt of delivery %d: %w", id, err)
+	record := w.deps.Service.MarkDeliveryAttempt
+	if final {
+		record = w.deps.Service.MarkDeliveryFailed
+		w.deps.Metrics.emailFailed(d.Kind)
+	}
+	if err := record(context.WithoutCancel(ctx), id, msg.MessageID, sendErr.Error()); err != nil {
+		return err
 	}
 	safe := fmt.Errorf("send delivery %d: %s", id, describe(sendErr))
 	if interrupted {
@@ -152,10 +149,7 @@ func (w *SendEmailWorker) markSent(ctx context.Context, job *river.Job[SendEmail
 	id := job.Args.DeliveryID
 	wait := 50 * time.Millisecond
 	for {
-		_, err := w.deps.Pool.Exec(ctx, `
-			UPDATE email_deliveries SET status = 'sent', attempts = attempts + 1, sent_at = now(),
-				message_id = $2, last_error = NULL
-			WHERE id = $1`, id, messageID)
+		err := w.deps.Service.MarkDeliverySent(ctx, id, messageID)
 		if err == nil {
 			return nil
 		}
@@ -192,13 +186,6 @@ func describe(err error) string {
 		return "timeout"
 	}
 	return "send error"
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n]
 }
 
 // loadDelivery reads a delivery-log row and, in the same query, what its
@@ -334,16 +321,16 @@ func emailData(ctx context.Context, q querier, cfg Config, d *delivery) (templat
 		attachments = append(attachments, mailer.Attachment{
 			Filename: templates.AttestationFilename(data.DossierID), ContentType: "application/pdf", Data: a.pdf,
 		})
-	case KindMessageUsager, KindNotification, KindDigest:
+	case workflow.MailMessageUsager, workflow.MailNotification, workflow.MailDigest:
 		acts, err := loadActivities(ctx, q, d.Params.ActivityIDs)
 		if err != nil {
 			return data, nil, err
 		}
-		if d.Kind == KindMessageUsager && len(acts) > 0 {
+		if d.Kind == workflow.MailMessageUsager && len(acts) > 0 {
 			data.Message = acts[0].body
 		}
-		data.Activities, data.Dossiers = groupActivities(acts, d.Kind == KindDigest)
-		if d.Kind == KindNotification {
+		data.Activities, data.Dossiers = groupActivities(acts, d.Kind == workflow.MailDigest)
+		if d.Kind == workflow.MailNotification {
 			// Unfollowing stops notifications at once, even queued ones.
 			var follows bool
 			if err := q.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM follows WHERE dossier_id = $1 AND instructeur_id = $2)`,
@@ -354,7 +341,7 @@ func emailData(ctx context.Context, q querier, cfg Config, d *delivery) (templat
 				return data, nil, errUnwanted
 			}
 		}
-	case KindStaleInstructeur:
+	case workflow.MailStaleInstructeur:
 		rows, err := q.Query(ctx, `
 			SELECT id, demandeur->>'prenom', demandeur->>'nom', state, last_activity_at
 			FROM dossiers WHERE id = ANY($1) ORDER BY id LIMIT $2`, d.Params.DossierIDs, cfg.StaleListMax)

@@ -187,7 +187,7 @@ func scanStale(ctx context.Context, svc *workflow.Service, client *river.Client[
 				return err
 			}
 			n, more = len(reminders), m
-			return insertEmailJobs(ctx, tx, client, cfg, KindStaleUsager, reminders)
+			return insertEmailJobs(ctx, tx, client, cfg, workflow.MailStaleUsager, reminders)
 		})
 		if err != nil {
 			return res, err
@@ -248,7 +248,7 @@ func finishScan(ctx context.Context, svc *workflow.Service, client *river.Client
 			return err
 		}
 		emails, listed = len(deliveries), n
-		return insertEmailJobs(ctx, tx, client, cfg, KindStaleInstructeur, deliveries)
+		return insertEmailJobs(ctx, tx, client, cfg, workflow.MailStaleInstructeur, deliveries)
 	})
 	if err != nil {
 		return 0, 0, err

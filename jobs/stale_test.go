@@ -18,6 +18,7 @@ import (
 
 	"github.com/aptflow/aptflow/internal/apptest"
 	"github.com/aptflow/aptflow/jobs"
+	"github.com/aptflow/aptflow/workflow"
 )
 
 // clock is the service's clock in the stale tests: dossiers are created and
@@ -165,7 +166,7 @@ func TestScanStale(t *testing.T) {
 			t.Fatalf("next day's scan: %+v", res)
 		}
 		waitJobsDone(t, s)
-		if u, i := deliveries(t, s, jobs.KindStaleUsager), deliveries(t, s, jobs.KindStaleInstructeur); u != 1 || i != 1 {
+		if u, i := deliveries(t, s, workflow.MailStaleUsager), deliveries(t, s, workflow.MailStaleInstructeur); u != 1 || i != 1 {
 			t.Fatalf("%d reminders and %d instructeur e-mails, want 1 and 1", u, i)
 		}
 		if n, err := s.Mailpit.Count(t.Context(), "to:"+inst); err != nil || n != 1 {
@@ -217,7 +218,7 @@ func TestScanStaleCleared(t *testing.T) {
 	if got := staleSince(t, s, moved); got != nil {
 		t.Errorf("en instruction flagged at %v", got)
 	}
-	if n := deliveries(t, s, jobs.KindStaleUsager); n != 6 {
+	if n := deliveries(t, s, workflow.MailStaleUsager); n != 6 {
 		t.Errorf("%d reminders, want 4 + 2", n)
 	}
 }
@@ -310,7 +311,7 @@ func TestScanStaleCrash(t *testing.T) {
 	if !errors.Is(err, jobs.ErrCrash) || res.Flagged != 2 {
 		t.Fatalf("crashed scan: %+v, %v", res, err)
 	}
-	if u, i := deliveries(t, s, jobs.KindStaleUsager), deliveries(t, s, jobs.KindStaleInstructeur); u != 2 || i != 0 {
+	if u, i := deliveries(t, s, workflow.MailStaleUsager), deliveries(t, s, workflow.MailStaleInstructeur); u != 2 || i != 0 {
 		t.Fatalf("after the crash: %d reminders and %d instructeur e-mails, want 2 and 0", u, i)
 	}
 	res, err = jobs.ScanStaleBatched(t.Context(), s.Service, s.River, s.Jobs, at, 2, 0)
@@ -321,7 +322,7 @@ func TestScanStaleCrash(t *testing.T) {
 		t.Errorf("instructeur e-mail lists %v, want %v", got, ids)
 	}
 	waitJobsDone(t, s)
-	if u := deliveries(t, s, jobs.KindStaleUsager); u != 5 {
+	if u := deliveries(t, s, workflow.MailStaleUsager); u != 5 {
 		t.Errorf("%d reminders, want 5", u)
 	}
 	if n, err := s.Mailpit.Count(t.Context(), `subject:"toujours en construction"`); err != nil || n != 5 {
@@ -447,7 +448,7 @@ func TestScanStalePeriodic(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if n := deliveries(t, s, jobs.KindStaleUsager); n != 1 {
+	if n := deliveries(t, s, workflow.MailStaleUsager); n != 1 {
 		t.Errorf("%d reminders, want 1", n)
 	}
 }
@@ -516,7 +517,7 @@ func TestScanStaleClock(t *testing.T) {
 
 	rows, err := s.Pool.Query(t.Context(), `
 		SELECT kind, created_at FROM email_deliveries WHERE kind IN ($1, $2) ORDER BY id`,
-		jobs.KindStaleUsager, jobs.KindStaleInstructeur)
+		workflow.MailStaleUsager, workflow.MailStaleInstructeur)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -532,7 +533,7 @@ func TestScanStaleClock(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if want := []string{jobs.KindStaleUsager, jobs.KindStaleInstructeur}; !slices.Equal(kinds, want) {
+	if want := []string{workflow.MailStaleUsager, workflow.MailStaleInstructeur}; !slices.Equal(kinds, want) {
 		t.Errorf("deliveries %v, want %v", kinds, want)
 	}
 

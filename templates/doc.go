@@ -16,6 +16,8 @@
 // (workflow.Date) as it is, an instant in the Europe/Paris time zone
 // (« 26/11/2026 à 14:05 »), workflow.Paris(), whose database is embedded.
 //
-// The kind names (KindAccepte, …) are a contract with the jobs that send the
+// The kinds (workflow.MailAccepte, …) are declared once, in workflow
+// (workflow.MailKinds); Load fails unless every kind has its templates and
+// every template a kind. They are a contract with the jobs that send the
 // e-mails: they are stored with each delivery and must never change.
 package templates

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/aptflow/aptflow/templates"
+	"github.com/aptflow/aptflow/workflow"
 )
 
 func ExampleTemplates_Email() {
@@ -13,7 +14,7 @@ func ExampleTemplates_Email() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	e, err := tpl.Email(templates.KindAccepte, templates.EmailData{
+	e, err := tpl.Email(workflow.MailAccepte, templates.EmailData{
 		DossierID:       42,
 		ServiceNom:      "Préfecture du Rhône",
 		Prenom:          "Élodie",

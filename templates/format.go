@@ -68,38 +68,30 @@ func funcMap(loc *time.Location) map[string]any {
 	}
 }
 
+// activityLabels is how each kind of activity reads in a list. Load
+// refuses to start unless they are exactly workflow.ActivityKinds.
+var activityLabels = map[string]string{
+	workflow.ActivityMessageUsager:      "nouveau message de l'usager",
+	workflow.ActivityMessageInstructeur: "nouveau message d'un instructeur",
+	workflow.ActivityAvis:               "nouvel avis d'expert",
+	workflow.ActivityModification:       "dossier modifié par l'usager",
+}
+
 // activityLabel is how an activity reads in a list: « nouveau message de l'usager ».
-func activityLabel(kind string) string {
-	switch kind {
-	case ActivityMessageUsager:
-		return "nouveau message de l'usager"
-	case ActivityMessageInstructeur:
-		return "nouveau message d'un instructeur"
-	case ActivityAvis:
-		return "nouvel avis d'expert"
-	case ActivityModification:
-		return "dossier modifié par l'usager"
-	}
-	// A kind added upstream before its label here still reads as French.
-	return "nouvelle activité"
+func activityLabel(kind string) string { return activityLabels[kind] }
+
+// stateLabels is how each state reads in a sentence. Load refuses to
+// start unless they are exactly workflow.States.
+var stateLabels = map[workflow.State]string{
+	workflow.EnConstruction: "en construction",
+	workflow.EnInstruction:  "en instruction",
+	workflow.Accepte:        "accepté",
+	workflow.Refuse:         "refusé",
+	workflow.SansSuite:      "classé sans suite",
 }
 
 // stateLabel is how a dossier state (its DS name) reads in a sentence.
-func stateLabel(state string) string {
-	switch state {
-	case "en_construction":
-		return "en construction"
-	case "en_instruction":
-		return "en instruction"
-	case "accepte":
-		return "accepté"
-	case "refuse":
-		return "refusé"
-	case "sans_suite":
-		return "classé sans suite"
-	}
-	return ""
-}
+func stateLabel(state string) string { return stateLabels[workflow.State(state)] }
 
 // lines splits a multi-line text (a message, a motivation) so the HTML can
 // put <br> between escaped lines.

@@ -18,39 +18,8 @@ import (
 	"github.com/aptflow/aptflow/workflow"
 )
 
-// The e-mail kinds. Their names are stored with each delivery and shared with
-// the jobs code: never rename one.
-const (
-	KindEnInstruction    = "en_instruction"    // to the applicant: the dossier will be examined
-	KindEnConstruction   = "en_construction"   // to the applicant: the dossier can be edited again
-	KindAccepte          = "accepte"           // to the applicant: accepted, attestation attached
-	KindRefuse           = "refuse"            // to the applicant: refused, with motivation and recourse
-	KindMessageUsager    = "message_usager"    // to the applicant: a message from an instructeur
-	KindNotification     = "notification"      // to a follower: a burst of activity on one dossier
-	KindDigest           = "digest"            // to an instructeur: the daily digest
-	KindStaleInstructeur = "stale_instructeur" // to an instructeur: dossiers en construction without activity
-	KindStaleUsager      = "stale_usager"      // to the applicant: reminder that the dossier is still en construction
-)
-
-// kinds lists every kind, in the order of the procedure.
-var kinds = []string{
-	KindEnInstruction, KindEnConstruction, KindAccepte, KindRefuse, KindMessageUsager,
-	KindNotification, KindDigest, KindStaleInstructeur, KindStaleUsager,
-}
-
-// Kinds returns the names of all e-mail kinds, in the order of the procedure.
-func Kinds() []string { return slices.Clone(kinds) }
-
 // ErrUnknownKind is returned by [Templates.Email] for a kind it has no template for.
 var ErrUnknownKind = errors.New("unknown e-mail kind")
-
-// Activity kinds, as found in [Activity.Kind].
-const (
-	ActivityMessageUsager      = "message_usager"
-	ActivityMessageInstructeur = "message_instructeur"
-	ActivityAvis               = "avis"
-	ActivityModification       = "modification"
-)
 
 // EmailData is everything a template may show. Each kind uses the fields that
 // make sense for it and ignores the others.
@@ -80,7 +49,7 @@ func (d EmailData) DossierCount() int { return len(d.Dossiers) + d.DossiersNotLi
 // Activity is one thing that happened on a dossier, as listed to instructors.
 type Activity struct {
 	DossierID int64
-	Kind      string // ActivityMessageUsager, ActivityMessageInstructeur, ActivityAvis or ActivityModification
+	Kind      string // one of workflow.ActivityKinds
 	Author    string
 	At        time.Time
 	Excerpt   string // the activity's text: the templates show its first excerptRunes characters, on one line
@@ -123,17 +92,23 @@ type view struct {
 //go:embed email
 var files embed.FS
 
-// Load parses the embedded templates of every kind and renders each once with
-// sample data. Call it once at start: an error means a template is broken and
-// the process should not start.
+// Load parses the embedded templates of every e-mail kind of
+// workflow.MailKinds and renders each once with sample data. Call it once
+// at start: an error means a template is broken, or missing for a kind, or
+// there for no kind, and the process should not start.
 func Load() (*Templates, error) {
-	return load(files)
+	return load(files, workflow.MailKinds(), workflow.ActivityKinds())
 }
 
-func load(fsys fs.FS) (*Templates, error) {
+// load is Load of the templates in fsys, for the e-mail kinds and the
+// activity kinds given.
+func load(fsys fs.FS, kinds, activities []string) (*Templates, error) {
 	paris := workflow.Paris()
 	funcs := funcMap(paris)
-	if err := checkFiles(fsys); err != nil {
+	if err := checkFiles(fsys, kinds); err != nil {
+		return nil, fmt.Errorf("load templates: %w", err)
+	}
+	if err := checkLabels(activities); err != nil {
 		return nil, fmt.Errorf("load templates: %w", err)
 	}
 	t := &Templates{byKind: make(map[string]kindTemplates, len(kinds))}
@@ -170,21 +145,60 @@ func load(fsys fs.FS) (*Templates, error) {
 	return t, nil
 }
 
-// checkFiles fails on a template file that belongs to no kind, e.g. a typo in
-// its name, which would otherwise be silently ignored.
-func checkFiles(fsys fs.FS) error {
+// checkFiles fails unless every kind has its two files (KIND.txt, which
+// defines the subject and the text, and KIND.html) and every file belongs
+// to a kind or is a layout: a kind without its template would fail its
+// first e-mail, and a file of no kind (a typo in its name) would be
+// silently ignored.
+func checkFiles(fsys fs.FS, kinds []string) error {
 	entries, err := fs.ReadDir(fsys, "email")
 	if err != nil {
 		return err
 	}
+	have := map[string]bool{}
+	var errs []error
 	for _, e := range entries {
 		name := e.Name()
-		base := strings.TrimSuffix(name, path.Ext(name))
-		if base != "layout" && !slices.Contains(kinds, base) {
-			return fmt.Errorf("email/%s: no e-mail kind %q", name, base)
+		base, ext := strings.TrimSuffix(name, path.Ext(name)), path.Ext(name)
+		have[name] = true
+		if (base != "layout" && !slices.Contains(kinds, base)) || (ext != ".txt" && ext != ".html") {
+			errs = append(errs, fmt.Errorf("email/%s: no e-mail kind %q", name, base))
 		}
 	}
-	return nil
+	for _, kind := range slices.Concat([]string{"layout"}, kinds) {
+		for _, ext := range []string{".txt", ".html"} {
+			if !have[kind+ext] {
+				errs = append(errs, fmt.Errorf("email/%s%s: missing for e-mail kind %q", kind, ext, kind))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// checkLabels fails unless each activity kind and each state has a label,
+// and each label a kind or a state: an e-mail must never list an activity
+// or a state it cannot name.
+func checkLabels(activities []string) error {
+	var errs []error
+	for _, kind := range activities {
+		if activityLabels[kind] == "" {
+			errs = append(errs, fmt.Errorf("activity kind %q has no label", kind))
+		}
+	}
+	for kind := range activityLabels {
+		if !slices.Contains(activities, kind) {
+			errs = append(errs, fmt.Errorf("label of activity kind %q, which does not exist", kind))
+		}
+	}
+	for _, state := range workflow.States {
+		if stateLabels[state] == "" {
+			errs = append(errs, fmt.Errorf("state %q has no label", state))
+		}
+	}
+	if len(stateLabels) != len(workflow.States) {
+		errs = append(errs, fmt.Errorf("%d state labels for %d states", len(stateLabels), len(workflow.States)))
+	}
+	return errors.Join(errs...)
 }
 
 // Email renders the e-mail of the given kind. It returns an error wrapping
@@ -238,10 +252,10 @@ func normalizeNewlines(s string) string {
 func sample(loc *time.Location) EmailData {
 	at := time.Date(2026, time.November, 26, 14, 5, 0, 0, loc)
 	acts := []Activity{
-		{DossierID: 42, Kind: ActivityMessageUsager, Author: "Élodie Dupré", At: at, Excerpt: "Bonjour,\nvoici mon titre de séjour."},
-		{DossierID: 42, Kind: ActivityMessageInstructeur, Author: "agent@example.gouv.fr", At: at, Excerpt: "Merci."},
-		{DossierID: 42, Kind: ActivityAvis, Author: "expert@example.gouv.fr", At: at, Excerpt: "Avis favorable."},
-		{DossierID: 42, Kind: ActivityModification, Author: "Élodie Dupré", At: at},
+		{DossierID: 42, Kind: workflow.ActivityMessageUsager, Author: "Élodie Dupré", At: at, Excerpt: "Bonjour,\nvoici mon titre de séjour."},
+		{DossierID: 42, Kind: workflow.ActivityMessageInstructeur, Author: "agent@example.gouv.fr", At: at, Excerpt: "Merci."},
+		{DossierID: 42, Kind: workflow.ActivityAvis, Author: "expert@example.gouv.fr", At: at, Excerpt: "Avis favorable."},
+		{DossierID: 42, Kind: workflow.ActivityModification, Author: "Élodie Dupré", At: at},
 	}
 	return EmailData{
 		DossierID:        42,
@@ -257,8 +271,8 @@ func sample(loc *time.Location) EmailData {
 		Message:          "Bonjour,\n\nMerci de joindre votre titre de séjour.",
 		Activities:       acts,
 		Dossiers: []DossierSummary{
-			{ID: 42, Prenom: "Élodie", Nom: "Dupré", State: "en_construction", LastActivityAt: at, Activities: acts},
-			{ID: 43, Prenom: "Wei", Nom: "Zhang", State: "en_instruction", LastActivityAt: at, Activities: acts[:1]},
+			{ID: 42, Prenom: "Élodie", Nom: "Dupré", State: string(workflow.EnConstruction), LastActivityAt: at, Activities: acts},
+			{ID: 43, Prenom: "Wei", Nom: "Zhang", State: string(workflow.EnInstruction), LastActivityAt: at, Activities: acts[:1]},
 		},
 		StaleDays: 30,
 	}

@@ -47,31 +47,23 @@ func checkEmail(t testing.TB, kind string, e Email) {
 	}
 }
 
-func TestKinds(t *testing.T) {
-	t.Parallel()
-	want := "en_instruction en_construction accepte refuse message_usager notification digest stale_instructeur stale_usager"
-	if got := strings.Join(Kinds(), " "); got != want {
-		t.Errorf("Kinds() = %s, want %s", got, want)
-	}
-}
-
 func TestEmailSubject(t *testing.T) {
 	t.Parallel()
 	tpl, paris := setup(t)
 	d := sample(paris)
 	cases := map[string]string{
-		KindEnInstruction:    "Votre dossier nº 42 va être examiné",
-		KindEnConstruction:   "Votre dossier nº 42 est de nouveau modifiable",
-		KindAccepte:          "Votre dossier nº 42 a été accepté",
-		KindRefuse:           "Votre dossier nº 42 a été refusé",
-		KindMessageUsager:    "Nouveau message concernant votre dossier nº 42",
-		KindNotification:     "Dossier nº 42 : nouvelle activité",
-		KindDigest:           "Votre récapitulatif quotidien : 2 dossiers avec de l'activité",
-		KindStaleInstructeur: "2 dossiers en construction sans activité depuis plus de 30 jours",
-		KindStaleUsager:      "Votre dossier nº 42 est toujours en construction",
+		workflow.MailEnInstruction:    "Votre dossier nº 42 va être examiné",
+		workflow.MailEnConstruction:   "Votre dossier nº 42 est de nouveau modifiable",
+		workflow.MailAccepte:          "Votre dossier nº 42 a été accepté",
+		workflow.MailRefuse:           "Votre dossier nº 42 a été refusé",
+		workflow.MailMessageUsager:    "Nouveau message concernant votre dossier nº 42",
+		workflow.MailNotification:     "Dossier nº 42 : nouvelle activité",
+		workflow.MailDigest:           "Votre récapitulatif quotidien : 2 dossiers avec de l'activité",
+		workflow.MailStaleInstructeur: "2 dossiers en construction sans activité depuis plus de 30 jours",
+		workflow.MailStaleUsager:      "Votre dossier nº 42 est toujours en construction",
 	}
-	if len(cases) != len(Kinds()) {
-		t.Fatalf("%d subjects tested for %d kinds", len(cases), len(Kinds()))
+	if len(cases) != len(workflow.MailKinds()) {
+		t.Fatalf("%d subjects tested for %d kinds", len(cases), len(workflow.MailKinds()))
 	}
 	for kind, want := range cases {
 		t.Run(kind, func(t *testing.T) {
@@ -98,8 +90,8 @@ func TestEmailSingular(t *testing.T) {
 	d.Dossiers = d.Dossiers[:1]
 	d.StaleDays = 1
 	for kind, want := range map[string]string{
-		KindDigest:           "Votre récapitulatif quotidien : 1 dossier avec de l'activité",
-		KindStaleInstructeur: "1 dossier en construction sans activité depuis plus d'un jour",
+		workflow.MailDigest:           "Votre récapitulatif quotidien : 1 dossier avec de l'activité",
+		workflow.MailStaleInstructeur: "1 dossier en construction sans activité depuis plus d'un jour",
 	} {
 		e, err := tpl.Email(kind, d)
 		if err != nil {
@@ -109,7 +101,7 @@ func TestEmailSingular(t *testing.T) {
 			t.Errorf("%s: subject = %q, want %q", kind, e.Subject, want)
 		}
 	}
-	e, err := tpl.Email(KindStaleInstructeur, d)
+	e, err := tpl.Email(workflow.MailStaleInstructeur, d)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,20 +119,20 @@ func TestEmailBody(t *testing.T) {
 		want  []string // in both text and HTML
 		avoid []string // in neither
 	}{
-		{kind: KindEnInstruction, want: []string{"vous ne pouvez plus le modifier", "messagerie", "Préfecture du Rhône"}},
-		{kind: KindEnConstruction, want: []string{"de nouveau modifiable"}},
-		{kind: KindAccepte, want: []string{"a été accepté", "26 novembre 2026", "Le contrat de travail est conforme.", "PDF",
+		{kind: workflow.MailEnInstruction, want: []string{"vous ne pouvez plus le modifier", "messagerie", "Préfecture du Rhône"}},
+		{kind: workflow.MailEnConstruction, want: []string{"de nouveau modifiable"}},
+		{kind: workflow.MailAccepte, want: []string{"a été accepté", "26 novembre 2026", "Le contrat de travail est conforme.", "PDF",
 			"https://aptflow.example/attestations/abc123"}},
-		{kind: KindAccepte, edit: func(d *EmailData) { d.Motivation = "" },
+		{kind: workflow.MailAccepte, edit: func(d *EmailData) { d.Motivation = "" },
 			avoid: []string{"Message du service instructeur"}},
-		{kind: KindRefuse, edit: func(d *EmailData) { d.Motivation = "Le titre de séjour a expiré." },
+		{kind: workflow.MailRefuse, edit: func(d *EmailData) { d.Motivation = "Le titre de séjour a expiré." },
 			want: []string{"a été refusé", "Motif du refus", "Le titre de séjour a expiré.", "recours gracieux", "recours contentieux", "deux mois"}},
-		{kind: KindMessageUsager, want: []string{"Merci de joindre votre titre de séjour."}},
-		{kind: KindNotification, want: []string{"Jeanne Martin", "nº 42", "26/11/2026 à 14:05", "nouveau message de l", "nouveau message d", "nouvel avis d", "dossier modifié par l", "Avis favorable."}},
-		{kind: KindDigest, want: []string{"Dossier nº 42", "Dossier nº 43", "Wei Zhang", "en instruction", "nouvel avis d"}},
-		{kind: KindStaleInstructeur, want: []string{"Dossier nº 42", "Dossier nº 43", "dernière activité le 26 novembre 2026", "30 jours"}},
-		{kind: KindStaleUsager, want: []string{"toujours en construction", "30 jours", "compléter", "clôturé"}},
-		{kind: KindStaleUsager, edit: func(d *EmailData) { d.ServiceNom = "" }, want: []string{"Le service instructeur, via aptflow"}},
+		{kind: workflow.MailMessageUsager, want: []string{"Merci de joindre votre titre de séjour."}},
+		{kind: workflow.MailNotification, want: []string{"Jeanne Martin", "nº 42", "26/11/2026 à 14:05", "nouveau message de l", "nouveau message d", "nouvel avis d", "dossier modifié par l", "Avis favorable."}},
+		{kind: workflow.MailDigest, want: []string{"Dossier nº 42", "Dossier nº 43", "Wei Zhang", "en instruction", "nouvel avis d"}},
+		{kind: workflow.MailStaleInstructeur, want: []string{"Dossier nº 42", "Dossier nº 43", "dernière activité le 26 novembre 2026", "30 jours"}},
+		{kind: workflow.MailStaleUsager, want: []string{"toujours en construction", "30 jours", "compléter", "clôturé"}},
+		{kind: workflow.MailStaleUsager, edit: func(d *EmailData) { d.ServiceNom = "" }, want: []string{"Le service instructeur, via aptflow"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.kind, func(t *testing.T) {
@@ -192,14 +184,14 @@ func TestEmailUnicode(t *testing.T) {
 				d.Dossiers[i].Prenom, d.Dossiers[i].Nom = n.prenom, n.nom
 			}
 			full := n.prenom + " " + n.nom
-			for _, kind := range Kinds() {
+			for _, kind := range workflow.MailKinds() {
 				e, err := tpl.Email(kind, d)
 				if err != nil {
 					t.Fatal(err)
 				}
 				checkEmail(t, kind, e)
 				want := []string{full}
-				if kind == KindNotification || kind == KindDigest || kind == KindStaleInstructeur {
+				if kind == workflow.MailNotification || kind == workflow.MailDigest || kind == workflow.MailStaleInstructeur {
 					want = append(want, d.RecipientNom)
 				}
 				for _, w := range want {
@@ -230,7 +222,7 @@ func TestEmailEscapesHTML(t *testing.T) {
 		d.Dossiers[i].Prenom, d.Dossiers[i].Nom = evil, evil
 		d.Dossiers[i].Activities = d.Activities
 	}
-	for _, kind := range Kinds() {
+	for _, kind := range workflow.MailKinds() {
 		e, err := tpl.Email(kind, d)
 		if err != nil {
 			t.Fatal(err)
@@ -255,7 +247,7 @@ func TestEmailSubjectOneLine(t *testing.T) {
 	nl := "a\r\nBcc: x@example.com\n\u2028b"
 	d.Prenom, d.Nom, d.RecipientNom, d.ServiceNom, d.ProcedureLibelle = nl, nl, nl, nl, nl
 	d.Motivation, d.Message = nl, nl
-	for _, kind := range Kinds() {
+	for _, kind := range workflow.MailKinds() {
 		e, err := tpl.Email(kind, d)
 		if err != nil {
 			t.Fatal(err)
@@ -334,9 +326,10 @@ func realFiles(t *testing.T) fstest.MapFS {
 
 func TestLoadFailsOnBadTemplate(t *testing.T) {
 	t.Parallel()
-	if _, err := load(realFiles(t)); err != nil {
+	if _, err := Load(); err != nil {
 		t.Fatalf("load of the real files: %v", err)
 	}
+	mail, activities := workflow.MailKinds(), workflow.ActivityKinds()
 	cases := map[string]func(fstest.MapFS){
 		"ParseError": func(m fstest.MapFS) {
 			m["email/accepte.html"] = &fstest.MapFile{Data: []byte(`{{define "content"}}{{if}}{{end}}`)}
@@ -359,11 +352,53 @@ func TestLoadFailsOnBadTemplate(t *testing.T) {
 			t.Parallel()
 			m := realFiles(t)
 			breakIt(m)
-			if _, err := load(m); err == nil {
+			if _, err := load(m, mail, activities); err == nil {
 				t.Error("load succeeded with a broken template")
 			}
 		})
 	}
+}
+
+// TestLoadChecksKinds: the templates start only if they are exactly those
+// of workflow's e-mail kinds, and their labels those of its activity kinds:
+// a kind without its text or HTML template, a template of no kind, an
+// activity kind without its label, a label of no kind all fail the start.
+func TestLoadChecksKinds(t *testing.T) {
+	t.Parallel()
+	mail, activities := workflow.MailKinds(), workflow.ActivityKinds()
+	fails := func(t *testing.T, m fstest.MapFS, mail, activities []string, want string) {
+		t.Helper()
+		_, err := load(m, mail, activities)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("load: %v, want an error about %q", err, want)
+		}
+	}
+	for _, kind := range mail {
+		for _, ext := range []string{".txt", ".html"} {
+			t.Run("Missing/"+kind+ext, func(t *testing.T) {
+				t.Parallel()
+				m := realFiles(t)
+				delete(m, "email/"+kind+ext)
+				fails(t, m, mail, activities, "email/"+kind+ext+": missing")
+			})
+		}
+	}
+	t.Run("KindWithoutTemplates", func(t *testing.T) {
+		t.Parallel()
+		fails(t, realFiles(t), append(mail, "rappel"), activities, "email/rappel.txt: missing")
+	})
+	t.Run("TemplateWithoutKind", func(t *testing.T) {
+		t.Parallel()
+		fails(t, realFiles(t), mail[1:], activities, `no e-mail kind "`+mail[0]+`"`)
+	})
+	t.Run("ActivityWithoutLabel", func(t *testing.T) {
+		t.Parallel()
+		fails(t, realFiles(t), mail, append(activities, "visio"), `activity kind "visio" has no label`)
+	})
+	t.Run("LabelWithoutActivity", func(t *testing.T) {
+		t.Parallel()
+		fails(t, realFiles(t), mail, activities[1:], `label of activity kind "`+activities[0]+`"`)
+	})
 }
 
 func TestEmailConcurrent(t *testing.T) {
@@ -374,7 +409,7 @@ func TestEmailConcurrent(t *testing.T) {
 		wg.Go(func() {
 			d := sample(paris)
 			d.DossierID = int64(i)
-			for _, kind := range Kinds() {
+			for _, kind := range workflow.MailKinds() {
 				if _, err := tpl.Email(kind, d); err != nil {
 					t.Error(err)
 				}
@@ -404,7 +439,7 @@ func FuzzEmail(f *testing.F) {
 			Message: message, Activities: acts, StaleDays: days,
 			Dossiers: []DossierSummary{{ID: id, Prenom: prenom, Nom: nom, State: message, LastActivityAt: at, Activities: acts}},
 		}
-		for _, kind := range Kinds() {
+		for _, kind := range workflow.MailKinds() {
 			e, err := tpl.Email(kind, d)
 			if err != nil {
 				t.Fatalf("%s: %v", kind, err)

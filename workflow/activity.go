@@ -113,7 +113,16 @@ func (s *Service) PostMessageTx(ctx context.Context, tx pgx.Tx, dossierID int64,
 
 // PostAvis adds an expert's opinion (avis) to a dossier; its followers hear
 // of it.
-func (s *Service) PostAvis(ctx context.Context, dossierID int64, expert, body string) (*Message, error) {
+func (s *Service) PostAvis(ctx context.Context, dossierID int64, expert, body string) (m *Message, err error) {
+	err = s.inTx(ctx, func(tx pgx.Tx) error {
+		m, err = s.PostAvisTx(ctx, tx, dossierID, expert, body)
+		return err
+	})
+	return m, err
+}
+
+// PostAvisTx is PostAvis in the caller's transaction.
+func (s *Service) PostAvisTx(ctx context.Context, tx pgx.Tx, dossierID int64, expert, body string) (*Message, error) {
 	var fields []FieldError
 	email, ok := NormalizeEmail(expert)
 	if !ok {
@@ -125,22 +134,20 @@ func (s *Service) PostAvis(ctx context.Context, dossierID int64, expert, body st
 	if err := invalid(fields); err != nil {
 		return nil, err
 	}
-	var m *Message
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		if _, err := lockDossier(ctx, tx, dossierID); err != nil {
-			return err
-		}
-		now := s.opts.Now()
-		m = &Message{DossierID: dossierID, Kind: ActivityAvis, From: email, Body: body, At: now}
-		// An expert may also be an instructeur following the dossier: they
-		// are not told of their own avis.
-		var authorID int64
-		if err := tx.QueryRow(ctx, `SELECT coalesce((SELECT id FROM instructeurs WHERE email = $1), 0)`, email).Scan(&authorID); err != nil {
-			return fmt.Errorf("expert of dossier %d: %w", dossierID, err)
-		}
-		var err error
-		m.ID, err = s.recordActivity(ctx, tx, dossierID, ActivityAvis, email, authorID, body, now)
-		return err
-	})
-	return m, err
+	if _, err := lockDossier(ctx, tx, dossierID); err != nil {
+		return nil, err
+	}
+	now := s.opts.Now()
+	m := &Message{DossierID: dossierID, Kind: ActivityAvis, From: email, Body: body, At: now}
+	// An expert may also be an instructeur following the dossier: they
+	// are not told of their own avis.
+	var authorID int64
+	if err := tx.QueryRow(ctx, `SELECT coalesce((SELECT id FROM instructeurs WHERE email = $1), 0)`, email).Scan(&authorID); err != nil {
+		return nil, fmt.Errorf("expert of dossier %d: %w", dossierID, err)
+	}
+	var err error
+	if m.ID, err = s.recordActivity(ctx, tx, dossierID, ActivityAvis, email, authorID, body, now); err != nil {
+		return nil, err
+	}
+	return m, nil
 }

@@ -2,6 +2,8 @@ package workflow
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
@@ -12,7 +14,7 @@ import (
 // AttestationPDF returns the rendered attestation of a dossier and its
 // sha256, or ENotFound while there is none.
 func (s *Service) AttestationPDF(ctx context.Context, dossierID int64) (pdf []byte, sha256 string, err error) {
-	err = s.pool.QueryRow(ctx, `
+	err = s.reader(ctx).QueryRow(ctx, `
 		SELECT pdf, sha256 FROM attestations WHERE dossier_id = $1 AND pdf IS NOT NULL`, dossierID).Scan(&pdf, &sha256)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, "", Errorf(ENotFound, "pas encore d'attestation pour le dossier %d", dossierID)
@@ -20,6 +22,40 @@ func (s *Service) AttestationPDF(ctx context.Context, dossierID int64) (pdf []by
 		return nil, "", fmt.Errorf("attestation of dossier %d: %w", dossierID, err)
 	}
 	return pdf, sha256, nil
+}
+
+// StoreAttestation stores pdf as the rendered attestation of an accepted
+// dossier, with its sha256, unless one is stored already: a PDF once stored
+// is never replaced, so the attestation the applicant received stays the
+// one the verification page vouches for. stored says whether pdf was
+// stored.
+func (s *Service) StoreAttestation(ctx context.Context, dossierID int64, pdf []byte) (stored bool, err error) {
+	err = s.inStatement(ctx, func(q querier) error {
+		stored, err = s.storeAttestation(ctx, q, dossierID, pdf)
+		return err
+	})
+	return stored, err
+}
+
+// StoreAttestationTx is StoreAttestation in the caller's transaction: the
+// render_attestation job stores the PDF, enqueues the acceptance e-mail and
+// completes itself in one transaction.
+func (s *Service) StoreAttestationTx(ctx context.Context, tx pgx.Tx, dossierID int64, pdf []byte) (stored bool, err error) {
+	return s.storeAttestation(ctx, tx, dossierID, pdf)
+}
+
+func (s *Service) storeAttestation(ctx context.Context, q querier, dossierID int64, pdf []byte) (bool, error) {
+	if len(pdf) == 0 {
+		return false, fmt.Errorf("store attestation of dossier %d: empty PDF", dossierID)
+	}
+	sum := sha256.Sum256(pdf)
+	tag, err := q.Exec(ctx, `
+		UPDATE attestations SET pdf = $2, sha256 = $3, rendered_at = $4
+		WHERE dossier_id = $1 AND pdf IS NULL`, dossierID, pdf, hex.EncodeToString(sum[:]), s.opts.Now())
+	if err != nil {
+		return false, fmt.Errorf("store attestation of dossier %d: %w", dossierID, err)
+	}
+	return tag.RowsAffected() == 1, nil
 }
 
 // Verification is what the public verification page tells an employer
@@ -49,7 +85,7 @@ func (s *Service) VerifyAttestation(ctx context.Context, code string) (*Verifica
 	var state State
 	var dem Demandeur
 	var decidedAt *time.Time
-	err := s.pool.QueryRow(ctx, `
+	err := s.reader(ctx).QueryRow(ctx, `
 		SELECT d.id, d.state, d.demandeur, d.decided_at, a.sha256
 		FROM attestations a JOIN dossiers d ON d.id = a.dossier_id
 		WHERE a.code = $1 AND a.pdf IS NOT NULL`, code).Scan(&v.DossierID, &state, &dem, &decidedAt, &v.SHA256)

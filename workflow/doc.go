@@ -19,7 +19,12 @@
 //     history row and the delivery log, and hands the background work to an
 //     Enqueuer inside that same transaction. A rolled-back transition leaves
 //     no job; a committed one is never without its jobs.
-//   - store.go: the SQL.
+//   - kinds.go: every kind of e-mail and of activity, declared once
+//     (MailKinds, ActivityKinds); the templates are checked against them.
+//   - store.go: the SQL the methods share.
+//   - delivery.go, attestation.go: what the jobs record (an e-mail sent,
+//     failed or cancelled; the rendered PDF). Workers write the domain's
+//     tables only through the Service.
 //   - stale.go, notify.go: the writes of the background work that the jobs
 //     package orchestrates: the stale scan's flags, history rows, reminders
 //     and bookkeeping; the followers' notification and digest cursors. Each

@@ -14,7 +14,6 @@ const (
 	EMotivationRequired  = "motivation_required"
 	ENotEditable         = "not_editable"
 	ENotInstructeur      = "not_instructeur"
-	EConflict            = "conflict"
 	EUnknownEvent        = "unknown_event"
 	EInstructeurRequired = "instructeur_required"
 )

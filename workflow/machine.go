@@ -41,14 +41,6 @@ const (
 // Events lists every event.
 var Events = []Event{PasserEnInstruction, RepasserEnConstruction, Accepter, Refuser, ClasserSansSuite}
 
-// E-mail kinds sent to the applicant by a transition. They name templates.
-const (
-	MailEnInstruction  = "en_instruction"
-	MailEnConstruction = "en_construction"
-	MailAccepte        = "accepte"
-	MailRefuse         = "refuse"
-)
-
 // MaxMotivationLen bounds a motivation, in characters.
 const MaxMotivationLen = 5000
 

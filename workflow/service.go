@@ -20,16 +20,21 @@ type Options struct {
 	PublicURL string
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
-	// OnTransition, if set, is called after each committed transition (for
+	// OnTransition, if set, is called after each committed Transition (for
 	// metrics); under WithTx, once the caller's transaction has committed.
-	// It must not block.
+	// TransitionTx does not call it: only its caller knows whether tx
+	// commits. It must not block.
 	OnTransition func(event Event)
 }
 
-// Service runs the procedure's rules. Each mutating method exists twice: M
-// opens its own transaction; MTx joins the caller's, so that an upstream Go
-// app can change a dossier and its own tables atomically. In both, the
-// change and the jobs it causes commit together or not at all.
+// Service runs the procedure's rules. Each method that writes exists twice:
+// M, and MTx, which runs in the caller's transaction tx so that an upstream
+// Go app can change a dossier and its own tables atomically. M opens a
+// transaction of its own, or, under WithTx, runs in a savepoint of the
+// caller's. In all three, the change and the jobs it causes commit together
+// or not at all. The methods that only read (GetProcedure, GetDossier,
+// ListForInstructeur, AttestationPDF, VerifyAttestation) read through the
+// caller's transaction under WithTx, so they see what it wrote.
 type Service struct {
 	pool *pgxpool.Pool
 	enq  Enqueuer
@@ -60,6 +65,26 @@ func (s *Service) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
 		return pgx.BeginFunc(ctx, o.tx, fn)
 	}
 	return pgx.BeginFunc(ctx, s.pool, fn)
+}
+
+// inStatement runs fn, which writes with one statement, on the pool: a
+// statement is atomic by itself, and a transaction around it would cost
+// two more round trips. Under WithTx, it runs in a savepoint of the
+// caller's transaction, like inTx.
+func (s *Service) inStatement(ctx context.Context, fn func(querier) error) error {
+	if o, ok := ctx.Value(txKey{}).(*outerTx); ok {
+		return pgx.BeginFunc(ctx, o.tx, func(tx pgx.Tx) error { return fn(tx) })
+	}
+	return fn(s.pool)
+}
+
+// reader returns what a read runs on: the caller's transaction under
+// WithTx, so that the read sees what it wrote; else the pool.
+func (s *Service) reader(ctx context.Context) querier {
+	if o, ok := ctx.Value(txKey{}).(*outerTx); ok {
+		return o.tx
+	}
+	return s.pool
 }
 
 // afterCommit runs fn once what inTx wrote under ctx has committed: now,
@@ -128,19 +153,25 @@ func (in *ProcedureInput) Validate() error {
 }
 
 // CreateProcedure creates a procedure.
-func (s *Service) CreateProcedure(ctx context.Context, in ProcedureInput) (*Procedure, error) {
+func (s *Service) CreateProcedure(ctx context.Context, in ProcedureInput) (p *Procedure, err error) {
+	err = s.inTx(ctx, func(tx pgx.Tx) error {
+		p, err = s.CreateProcedureTx(ctx, tx, in)
+		return err
+	})
+	return p, err
+}
+
+// CreateProcedureTx is CreateProcedure in the caller's transaction.
+func (s *Service) CreateProcedureTx(ctx context.Context, tx pgx.Tx, in ProcedureInput) (*Procedure, error) {
 	if err := in.Validate(); err != nil {
 		return nil, err
 	}
 	p := &Procedure{Libelle: in.Libelle, Service: in.Service, StaleAfterDays: in.StaleAfterDays, HeuresHebdoMax: in.HeuresHebdoMax}
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		return tx.QueryRow(ctx, `
-			INSERT INTO procedures (libelle, service_nom, service_adresse, stale_after_days, heures_hebdo_max)
-			VALUES ($1, $2, $3, $4, $5) RETURNING id, created_at`,
-			in.Libelle, in.Service.Nom, in.Service.Adresse, in.StaleAfterDays, in.HeuresHebdoMax,
-		).Scan(&p.ID, &p.CreatedAt)
-	})
-	if err != nil {
+	if err := tx.QueryRow(ctx, `
+		INSERT INTO procedures (libelle, service_nom, service_adresse, stale_after_days, heures_hebdo_max)
+		VALUES ($1, $2, $3, $4, $5) RETURNING id, created_at`,
+		in.Libelle, in.Service.Nom, in.Service.Adresse, in.StaleAfterDays, in.HeuresHebdoMax,
+	).Scan(&p.ID, &p.CreatedAt); err != nil {
 		return nil, fmt.Errorf("create procedure: %w", err)
 	}
 	return p, nil
@@ -148,12 +179,21 @@ func (s *Service) CreateProcedure(ctx context.Context, in ProcedureInput) (*Proc
 
 // GetProcedure returns a procedure, or ENotFound.
 func (s *Service) GetProcedure(ctx context.Context, id int64) (*Procedure, error) {
-	return getProcedure(ctx, s.pool, id)
+	return getProcedure(ctx, s.reader(ctx), id)
 }
 
 // AddInstructeur puts the instructeur with this e-mail on a procedure,
 // creating the instructeur if needed. added is false if it was already there.
 func (s *Service) AddInstructeur(ctx context.Context, procedureID int64, email, nom string) (inst *Instructeur, added bool, err error) {
+	err = s.inTx(ctx, func(tx pgx.Tx) error {
+		inst, added, err = s.AddInstructeurTx(ctx, tx, procedureID, email, nom)
+		return err
+	})
+	return inst, added, err
+}
+
+// AddInstructeurTx is AddInstructeur in the caller's transaction.
+func (s *Service) AddInstructeurTx(ctx context.Context, tx pgx.Tx, procedureID int64, email, nom string) (inst *Instructeur, added bool, err error) {
 	v := validator{}
 	email, ok := NormalizeEmail(email)
 	if !ok {
@@ -163,29 +203,25 @@ func (s *Service) AddInstructeur(ctx context.Context, procedureID int64, email, 
 	if err := invalid(v.errs); err != nil {
 		return nil, false, err
 	}
-	err = s.inTx(ctx, func(tx pgx.Tx) error {
-		if _, err := getProcedure(ctx, tx, procedureID); err != nil {
-			return err
-		}
-		inst = &Instructeur{Email: email}
-		// The name is updated: the latest call knows best.
-		if err := tx.QueryRow(ctx, `
-			INSERT INTO instructeurs (email, nom) VALUES ($1, $2)
-			ON CONFLICT (email) DO UPDATE SET nom = EXCLUDED.nom
-			RETURNING id, nom, notifications`, email, nom,
-		).Scan(&inst.ID, &inst.Nom, &inst.Notifications); err != nil {
-			return fmt.Errorf("upsert instructeur: %w", err)
-		}
-		tag, err := tx.Exec(ctx, `
-			INSERT INTO procedure_instructeurs (procedure_id, instructeur_id) VALUES ($1, $2)
-			ON CONFLICT DO NOTHING`, procedureID, inst.ID)
-		if err != nil {
-			return fmt.Errorf("add instructeur to procedure %d: %w", procedureID, err)
-		}
-		added = tag.RowsAffected() == 1
-		return nil
-	})
-	return inst, added, err
+	if _, err := getProcedure(ctx, tx, procedureID); err != nil {
+		return nil, false, err
+	}
+	inst = &Instructeur{Email: email}
+	// The name is updated: the latest call knows best.
+	if err := tx.QueryRow(ctx, `
+		INSERT INTO instructeurs (email, nom) VALUES ($1, $2)
+		ON CONFLICT (email) DO UPDATE SET nom = EXCLUDED.nom
+		RETURNING id, nom, notifications`, email, nom,
+	).Scan(&inst.ID, &inst.Nom, &inst.Notifications); err != nil {
+		return nil, false, fmt.Errorf("upsert instructeur: %w", err)
+	}
+	tag, err := tx.Exec(ctx, `
+		INSERT INTO procedure_instructeurs (procedure_id, instructeur_id) VALUES ($1, $2)
+		ON CONFLICT DO NOTHING`, procedureID, inst.ID)
+	if err != nil {
+		return nil, false, fmt.Errorf("add instructeur to procedure %d: %w", procedureID, err)
+	}
+	return inst, tag.RowsAffected() == 1, nil
 }
 
 // DossierInput is what creates a dossier.
@@ -258,12 +294,7 @@ func (s *Service) CreateDossierTx(ctx context.Context, tx pgx.Tx, in DossierInpu
 // GetDossier returns a dossier with its history, followers, e-mails and
 // attestation, or ENotFound.
 func (s *Service) GetDossier(ctx context.Context, id int64) (*Dossier, error) {
-	var d *Dossier
-	err := s.inTx(ctx, func(tx pgx.Tx) (err error) {
-		d, err = getDossier(ctx, tx, id, s.opts.PublicURL)
-		return err
-	})
-	return d, err
+	return getDossier(ctx, s.reader(ctx), id, s.opts.PublicURL)
 }
 
 // Transition applies an instructeur's event to a dossier.
@@ -304,8 +335,12 @@ func (s *Service) TransitionTx(ctx context.Context, tx pgx.Tx, id int64, cmd Com
 	}
 
 	// The writes and the read-back go in one batch: one round trip instead
-	// of one per statement. Results come back in this order.
+	// of one per statement. Each statement is queued with what reads its
+	// result, if anything does, so the reading cannot drift from the
+	// writing: Close runs the readers in the order of the batch.
 	b := &pgx.Batch{}
+	d := &Dossier{}
+	var deliveryID int64
 	// Any transition clears the stale flag; a decision records its motivation
 	// and date. A dossier given back to the applicant starts its stale clock
 	// again: they could not act on it while it was in instruction.
@@ -317,7 +352,11 @@ func (s *Service) TransitionTx(ctx context.Context, tx pgx.Tx, id int64, cmd Com
 			motivation = CASE WHEN $4 THEN $5 ELSE motivation END,
 			decided_at = CASE WHEN $4 THEN $3 ELSE decided_at END
 		WHERE id = $1
-		RETURNING `+dossierColumns, id, out.To, now, out.Decision, motivation)
+		RETURNING `+dossierColumns, id, out.To, now, out.Decision, motivation,
+	).Query(func(rows pgx.Rows) (err error) {
+		d.DossierSummary, err = pgx.CollectExactlyOneRow(rows, scanDossier)
+		return err
+	})
 	historyStmt(id, string(cmd.Event), out.From, out.To, &email, motivation, now).queue(b)
 	if out.Follow {
 		followStmt(id, instID).queue(b)
@@ -327,7 +366,7 @@ func (s *Service) TransitionTx(ctx context.Context, tx pgx.Tx, id int64, cmd Com
 		if err != nil {
 			return nil, err
 		}
-		st.queue(b)
+		st.queue(b).QueryRow(func(row pgx.Row) error { return row.Scan(&deliveryID) })
 	}
 	if out.Attestation {
 		code, err := newVerificationCode()
@@ -338,10 +377,9 @@ func (s *Service) TransitionTx(ctx context.Context, tx pgx.Tx, id int64, cmd Com
 	}
 	// No attestation query: a dossier in transition has no rendered one (an
 	// accepted dossier never moves again; its PDF is rendered after commit).
-	queueDossierLists(b, id)
-	d, deliveryID, err := s.sendTransition(tx.SendBatch(ctx, b), id, out)
-	if err != nil {
-		return nil, err
+	queueDossierLists(b, id, d)
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return nil, fmt.Errorf("transition dossier %d: %w", id, err)
 	}
 
 	var tasks []Task
@@ -357,45 +395,6 @@ func (s *Service) TransitionTx(ctx context.Context, tx pgx.Tx, id int64, cmd Com
 		}
 	}
 	return d, nil
-}
-
-// sendTransition reads the results of the batch TransitionTx queued: the
-// writes, the first of which returns the dossier's row, then its lists. It
-// returns the dossier and the id of the delivery row, if one was written.
-func (s *Service) sendTransition(br pgx.BatchResults, id int64, out Outcome) (d *Dossier, deliveryID int64, err error) {
-	defer func() {
-		if cerr := br.Close(); err == nil && cerr != nil {
-			err = fmt.Errorf("transition dossier %d: %w", id, cerr)
-		}
-	}()
-	rows, _ := br.Query()
-	sum, err := pgx.CollectExactlyOneRow(rows, scanDossier)
-	if err != nil {
-		return nil, 0, fmt.Errorf("transition dossier %d: %w", id, err)
-	}
-	d = &Dossier{DossierSummary: sum}
-	if _, err := br.Exec(); err != nil {
-		return nil, 0, fmt.Errorf("history of dossier %d: %w", id, err)
-	}
-	if out.Follow {
-		if _, err := br.Exec(); err != nil {
-			return nil, 0, fmt.Errorf("follow dossier %d: %w", id, err)
-		}
-	}
-	if out.Mail != "" {
-		if err := br.QueryRow().Scan(&deliveryID); err != nil {
-			return nil, 0, fmt.Errorf("delivery log: %w", err)
-		}
-	}
-	if out.Attestation {
-		if _, err := br.Exec(); err != nil {
-			return nil, 0, fmt.Errorf("create attestation of dossier %d: %w", id, err)
-		}
-	}
-	if err := readDossierLists(br, d); err != nil {
-		return nil, 0, err
-	}
-	return d, deliveryID, nil
 }
 
 // UpdateDemandeur applies a partial demandeur (JSON merge patch) from the
@@ -457,26 +456,34 @@ func (s *Service) UpdateDemandeurTx(ctx context.Context, tx pgx.Tx, id int64, pa
 // Follow makes an instructeur of the dossier's procedure follow it. Following
 // twice is not an error.
 func (s *Service) Follow(ctx context.Context, dossierID int64, email string) error {
-	return s.inTx(ctx, func(tx pgx.Tx) error {
-		_, instID, err := dossierAndInstructeur(ctx, tx, dossierID, email)
-		if err != nil {
-			return err
-		}
-		return follow(ctx, tx, dossierID, instID)
-	})
+	return s.inTx(ctx, func(tx pgx.Tx) error { return s.FollowTx(ctx, tx, dossierID, email) })
+}
+
+// FollowTx is Follow in the caller's transaction.
+func (s *Service) FollowTx(ctx context.Context, tx pgx.Tx, dossierID int64, email string) error {
+	_, instID, err := dossierAndInstructeur(ctx, tx, dossierID, email)
+	if err != nil {
+		return err
+	}
+	return follow(ctx, tx, dossierID, instID)
 }
 
 // Unfollow stops an instructeur following a dossier; notifications already
 // queued for them are dropped at send time.
 func (s *Service) Unfollow(ctx context.Context, dossierID int64, email string) error {
-	return s.inTx(ctx, func(tx pgx.Tx) error {
-		_, instID, err := dossierAndInstructeur(ctx, tx, dossierID, email)
-		if err != nil {
-			return err
-		}
-		_, err = tx.Exec(ctx, `DELETE FROM follows WHERE dossier_id = $1 AND instructeur_id = $2`, dossierID, instID)
+	return s.inTx(ctx, func(tx pgx.Tx) error { return s.UnfollowTx(ctx, tx, dossierID, email) })
+}
+
+// UnfollowTx is Unfollow in the caller's transaction.
+func (s *Service) UnfollowTx(ctx context.Context, tx pgx.Tx, dossierID int64, email string) error {
+	_, instID, err := dossierAndInstructeur(ctx, tx, dossierID, email)
+	if err != nil {
 		return err
-	})
+	}
+	if _, err := tx.Exec(ctx, `DELETE FROM follows WHERE dossier_id = $1 AND instructeur_id = $2`, dossierID, instID); err != nil {
+		return fmt.Errorf("unfollow dossier %d: %w", dossierID, err)
+	}
+	return nil
 }
 
 // Tabs of an instructeur's dossier list.
@@ -530,19 +537,29 @@ func (s *Service) ListForInstructeur(ctx context.Context, email string, f ListFi
 	if f.Limit < 1 || f.Limit > MaxListLimit {
 		return nil, invalid([]FieldError{{Field: "limit", Code: "out_of_range", Detail: fmt.Sprintf("limit doit être entre 1 et %d", MaxListLimit)}})
 	}
+	q := s.reader(ctx)
 	var inst Instructeur
-	err := s.pool.QueryRow(ctx, `SELECT id FROM instructeurs WHERE email = $1`, email).Scan(&inst.ID)
+	err := q.QueryRow(ctx, `SELECT id FROM instructeurs WHERE email = $1`, email).Scan(&inst.ID)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, Errorf(ENotFound, "instructeur inconnu")
 	} else if err != nil {
 		return nil, err
 	}
-	return listTab(ctx, s.pool, inst.ID, f)
+	return listTab(ctx, q, inst.ID, f)
 }
 
 // SetPreferences sets an instructeur's notification mode: instant, daily or
 // none.
-func (s *Service) SetPreferences(ctx context.Context, email, notifications string) (*Instructeur, error) {
+func (s *Service) SetPreferences(ctx context.Context, email, notifications string) (inst *Instructeur, err error) {
+	err = s.inTx(ctx, func(tx pgx.Tx) error {
+		inst, err = s.SetPreferencesTx(ctx, tx, email, notifications)
+		return err
+	})
+	return inst, err
+}
+
+// SetPreferencesTx is SetPreferences in the caller's transaction.
+func (s *Service) SetPreferencesTx(ctx context.Context, tx pgx.Tx, email, notifications string) (*Instructeur, error) {
 	var fields []FieldError
 	email, ok := NormalizeEmail(email)
 	if !ok {
@@ -557,13 +574,15 @@ func (s *Service) SetPreferences(ctx context.Context, email, notifications strin
 		return nil, err
 	}
 	inst := &Instructeur{Email: email}
-	err := s.pool.QueryRow(ctx, `
+	err := tx.QueryRow(ctx, `
 		UPDATE instructeurs SET notifications = $2 WHERE email = $1
 		RETURNING id, nom, notifications`, email, notifications).Scan(&inst.ID, &inst.Nom, &inst.Notifications)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, Errorf(ENotFound, "instructeur inconnu")
+	} else if err != nil {
+		return nil, fmt.Errorf("set preferences: %w", err)
 	}
-	return inst, err
+	return inst, nil
 }
 
 // recordActivity writes an activity and schedules a notification for each

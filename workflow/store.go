@@ -135,7 +135,10 @@ func (s stmt) exec(ctx context.Context, q querier) error {
 	return err
 }
 
-func (s stmt) queue(b *pgx.Batch) { b.Queue(s.sql, s.args...) }
+// queue queues s on b. The caller sets on the result what reads it
+// (QueuedQuery.Exec, QueryRow or Query), if anything does: BatchResults.Close
+// runs those readers in the order of the batch, each on its own result.
+func (s stmt) queue(b *pgx.Batch) *pgx.QueuedQuery { return b.Queue(s.sql, s.args...) }
 
 func historyStmt(dossierID int64, event string, from, to State, instructeur, motivation *string, at time.Time) stmt {
 	if instructeur != nil && *instructeur == "" {
@@ -228,101 +231,93 @@ func scanDossier(row pgx.CollectableRow) (DossierSummary, error) {
 // round trip.
 func getDossier(ctx context.Context, q querier, id int64, publicURL string) (*Dossier, error) {
 	b := &pgx.Batch{}
-	queueDossier(b, id)
-	br := q.SendBatch(ctx, b)
-	defer br.Close()
-	return readDossier(br, id, publicURL)
-}
-
-// queueDossier queues on b the queries of getDossier, whose results
-// readDossier reads, so that a batch may hold other statements before them.
-func queueDossier(b *pgx.Batch, id int64) {
-	b.Queue(`SELECT `+dossierColumns+` FROM dossiers d WHERE d.id = $1`, id)
-	queueDossierLists(b, id)
-	b.Queue(`SELECT code, sha256 FROM attestations WHERE dossier_id = $1 AND pdf IS NOT NULL`, id)
-}
-
-// queueDossierLists queues the queries of a dossier's history, followers
-// and e-mails, which readDossierLists reads.
-func queueDossierLists(b *pgx.Batch, id int64) {
-	b.Queue(`SELECT event, from_state, to_state, instructeur_email, motivation, at
-		FROM dossier_history WHERE dossier_id = $1 ORDER BY id`, id)
-	b.Queue(`SELECT i.email FROM follows f JOIN instructeurs i ON i.id = f.instructeur_id
-		WHERE f.dossier_id = $1 ORDER BY f.created_at, i.email`, id)
-	// A cancelled delivery was never to be sent (its recipient stopped
-	// following the dossier before it went out): the API's statuses are
-	// pending, sent and failed.
-	b.Queue(`SELECT id, kind, recipient, status, attempts, last_error, sent_at
-		FROM email_deliveries WHERE dossier_id = $1 AND status <> 'cancelled' ORDER BY id`, id)
-}
-
-// readDossier reads the results of the queries queueDossier queued.
-func readDossier(br pgx.BatchResults, id int64, publicURL string) (*Dossier, error) {
-	rows, _ := br.Query()
-	sum, err := pgx.CollectExactlyOneRow(rows, scanDossier)
-	d := Dossier{DossierSummary: sum}
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, Errorf(ENotFound, "dossier %d inconnu", id)
-	} else if err != nil {
-		return nil, fmt.Errorf("get dossier %d: %w", id, err)
-	}
-	if err := readDossierLists(br, &d); err != nil {
-		return nil, err
-	}
-	var code string
-	var digest *string
-	err = br.QueryRow().Scan(&code, &digest)
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-	case err != nil:
-		return nil, fmt.Errorf("attestation of dossier %d: %w", id, err)
-	default:
+	d := &Dossier{}
+	found := false
+	// An unknown dossier is not an error of the batch, which would make
+	// pgx forget the prepared statements of every query in it.
+	b.Queue(`SELECT `+dossierColumns+` FROM dossiers d WHERE d.id = $1`, id).Query(func(rows pgx.Rows) error {
+		sum, err := pgx.CollectExactlyOneRow(rows, scanDossier)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		d.DossierSummary, found = sum, err == nil
+		return err
+	})
+	queueDossierLists(b, id, d)
+	b.Queue(`SELECT code, sha256 FROM attestations WHERE dossier_id = $1 AND pdf IS NOT NULL`, id).QueryRow(func(row pgx.Row) error {
+		var code string
+		var digest *string
+		err := row.Scan(&code, &digest)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		} else if err != nil {
+			return err
+		}
 		d.Attestation = &AttestationRef{
 			URL:             publicURL + "/v1/dossiers/" + strconv.FormatInt(id, 10) + "/attestation.pdf",
 			SHA256:          deref(digest),
 			VerificationURL: VerificationURL(publicURL, code),
 		}
+		return nil
+	})
+	if err := q.SendBatch(ctx, b).Close(); err != nil {
+		return nil, fmt.Errorf("get dossier %d: %w", id, err)
 	}
-	return &d, nil
+	if !found {
+		return nil, Errorf(ENotFound, "dossier %d inconnu", id)
+	}
+	return d, nil
 }
 
-// readDossierLists reads the results of queueDossierLists into d.
-func readDossierLists(br pgx.BatchResults, d *Dossier) error {
-	id := d.ID
-	rows, _ := br.Query()
-	var err error
-	d.History, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (HistoryEntry, error) {
-		var h HistoryEntry
-		err := r.Scan(&h.Event, &h.From, &h.To, &h.Instructeur, &h.Motivation, &h.At)
-		return h, err
+// queueDossierLists queues on b the queries of a dossier's history,
+// followers and e-mails, each with what reads its result into d.
+func queueDossierLists(b *pgx.Batch, id int64, d *Dossier) {
+	b.Queue(`SELECT event, from_state, to_state, instructeur_email, motivation, at
+		FROM dossier_history WHERE dossier_id = $1 ORDER BY id`, id).Query(func(rows pgx.Rows) (err error) {
+		d.History, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (HistoryEntry, error) {
+			var h HistoryEntry
+			err := r.Scan(&h.Event, &h.From, &h.To, &h.Instructeur, &h.Motivation, &h.At)
+			return h, err
+		})
+		if err != nil {
+			return fmt.Errorf("history of dossier %d: %w", id, err)
+		}
+		d.History = nonNil(d.History)
+		return nil
 	})
-	if err != nil {
-		return fmt.Errorf("history of dossier %d: %w", id, err)
-	}
-	rows, _ = br.Query()
-	if d.Followers, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
-		return fmt.Errorf("followers of dossier %d: %w", id, err)
-	}
-	rows, _ = br.Query()
-	d.Emails, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (Delivery, error) {
-		var e Delivery
-		err := r.Scan(&e.ID, &e.Kind, &e.To, &e.Status, &e.Attempts, &e.LastError, &e.SentAt)
-		return e, err
+	b.Queue(`SELECT i.email FROM follows f JOIN instructeurs i ON i.id = f.instructeur_id
+		WHERE f.dossier_id = $1 ORDER BY f.created_at, i.email`, id).Query(func(rows pgx.Rows) (err error) {
+		if d.Followers, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+			return fmt.Errorf("followers of dossier %d: %w", id, err)
+		}
+		d.Followers = nonNil(d.Followers)
+		return nil
 	})
-	if err != nil {
-		return fmt.Errorf("e-mails of dossier %d: %w", id, err)
+	// A cancelled delivery was never to be sent (its recipient stopped
+	// following the dossier before it went out): the API's statuses are
+	// pending, sent and failed.
+	b.Queue(`SELECT id, kind, recipient, status, attempts, last_error, sent_at
+		FROM email_deliveries WHERE dossier_id = $1 AND status <> 'cancelled' ORDER BY id`, id).Query(func(rows pgx.Rows) (err error) {
+		d.Emails, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (Delivery, error) {
+			var e Delivery
+			err := r.Scan(&e.ID, &e.Kind, &e.To, &e.Status, &e.Attempts, &e.LastError, &e.SentAt)
+			return e, err
+		})
+		if err != nil {
+			return fmt.Errorf("e-mails of dossier %d: %w", id, err)
+		}
+		d.Emails = nonNil(d.Emails)
+		return nil
+	})
+}
+
+// nonNil returns s, or an empty slice for nil: the API shows [] for an
+// empty list, not null.
+func nonNil[S ~[]E, E any](s S) S {
+	if s == nil {
+		return S{}
 	}
-	// Empty lists are [] in the API, not null.
-	if d.History == nil {
-		d.History = []HistoryEntry{}
-	}
-	if d.Followers == nil {
-		d.Followers = []string{}
-	}
-	if d.Emails == nil {
-		d.Emails = []Delivery{}
-	}
-	return nil
+	return s
 }
 
 // VerificationURL is the public page where anyone holding an attestation

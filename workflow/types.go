@@ -100,24 +100,6 @@ type AttestationRef struct {
 	VerificationURL string `json:"verification_url"`
 }
 
-// Activity kinds: what followers hear about.
-const (
-	ActivityMessageUsager      = "message_usager"
-	ActivityMessageInstructeur = "message_instructeur"
-	ActivityAvis               = "avis"
-	ActivityModification       = "modification"
-)
-
-// Kinds of e-mail besides the transitions' (see MailEnInstruction...). They
-// name templates and appear in the delivery log.
-const (
-	MailMessageUsager    = "message_usager"    // an instructeur's message, to the applicant
-	MailNotification     = "notification"      // activity on a followed dossier, to an instructeur
-	MailDigest           = "digest"            // daily digest, to an instructeur
-	MailStaleInstructeur = "stale_instructeur" // stale dossiers, to an instructeur
-	MailStaleUsager      = "stale_usager"      // reminder, to the applicant
-)
-
 // Task is background work that a change asks for. The Service hands tasks to
 // an Enqueuer inside the change's transaction.
 type Task interface{ task() }

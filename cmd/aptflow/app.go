@@ -118,13 +118,10 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, workers bool) (*a
 		transitions.WithLabelValues(string(e))
 	}
 	a.reg.MustRegister(transitions)
-	// The workers write through the Service, so it comes first; its
-	// Enqueuer gets the River client once the client exists.
-	enq := jobs.NewEnqueuer(nil, jc)
-	a.service = workflow.NewService(pool, enq, workflow.Options{
+	opts := workflow.Options{
 		PublicURL:    cfg.PublicURL,
 		OnTransition: func(e workflow.Event) { transitions.WithLabelValues(string(e)).Inc() },
-	})
+	}
 	var rw *river.Workers
 	if workers {
 		tpl, err := templates.Load()
@@ -147,9 +144,15 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, workers bool) (*a
 			pool.Close()
 			return nil, err
 		}
+		// The workers' Service inserts jobs with the client that runs
+		// them, which needs the workers first.
 		rw, err = jobs.NewWorkers(jc, jobs.Deps{
-			Pool: pool, Mailer: m, Templates: tpl, Attestations: renderer, Metrics: jobs.NewMetrics(a.reg),
-			Service: a.service,
+			Service:      workflow.NewService(pool, jobs.NewEnqueuer(nil, jc), opts),
+			Pool:         pool,
+			Mailer:       m,
+			Templates:    tpl,
+			Attestations: renderer,
+			Metrics:      jobs.NewMetrics(a.reg),
 		})
 		if err != nil {
 			pool.Close()
@@ -161,7 +164,7 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, workers bool) (*a
 		pool.Close()
 		return nil, err
 	}
-	enq.SetClient(a.river)
+	a.service = workflow.NewService(pool, jobs.NewEnqueuer(a.river, jc), opts)
 	return a, nil
 }
 

@@ -110,7 +110,7 @@ func TestServeOps(t *testing.T) {
 			stale       = `aptflow_dossiers_stale`
 			up          = `aptflow_stats_up`
 		)
-		for _, k := range []string{transitions, completed, oldest, stale} {
+		for _, k := range []string{transitions, sent, completed, oldest, stale} {
 			if v, ok := before[k]; !ok || v != 0 {
 				t.Errorf("before: %s = %v (present %v), want 0", k, v, ok)
 			}

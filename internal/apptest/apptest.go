@@ -130,10 +130,7 @@ func Start(t testing.TB, opts Options) *Stack {
 	jc.Logger = log
 	jc.Defaults()
 
-	// The workers write through the Service; its Enqueuer gets the River
-	// client once the client exists.
-	enq := jobs.NewEnqueuer(nil, jc)
-	s.Service = workflow.NewService(s.Pool, enq, workflow.Options{PublicURL: s.Server.URL, Now: opts.Now})
+	svcOpts := workflow.Options{PublicURL: s.Server.URL, Now: opts.Now}
 	var workers *river.Workers
 	if !opts.NoWorkers {
 		tpl, err := templates.Load()
@@ -152,8 +149,10 @@ func Start(t testing.TB, opts Options) *Stack {
 		if err != nil {
 			t.Fatalf("mailer: %v", err)
 		}
-		workers, err = jobs.NewWorkers(jc, jobs.Deps{Pool: s.Pool, Mailer: m, Templates: tpl,
-			Attestations: renderer, Metrics: jobs.NewMetrics(s.Registry), Service: s.Service})
+		// The workers' Service inserts jobs with the client that runs
+		// them, which needs the workers first.
+		workers, err = jobs.NewWorkers(jc, jobs.Deps{Service: workflow.NewService(s.Pool, jobs.NewEnqueuer(nil, jc), svcOpts),
+			Pool: s.Pool, Mailer: m, Templates: tpl, Attestations: renderer, Metrics: jobs.NewMetrics(s.Registry)})
 		if err != nil {
 			t.Fatalf("workers: %v", err)
 		}
@@ -164,7 +163,7 @@ func Start(t testing.TB, opts Options) *Stack {
 	}
 	s.River = client
 	s.Jobs = jc
-	enq.SetClient(client)
+	s.Service = workflow.NewService(s.Pool, jobs.NewEnqueuer(client, jc), svcOpts)
 	handler = api.NewServer(api.Deps{Service: s.Service, Pool: s.Pool, Logger: log})
 	if !opts.NoWorkers {
 		if err := client.Start(ctx); err != nil {

@@ -94,11 +94,7 @@ func New(t testing.TB) *pgxpool.Pool {
 // The database is dropped when the test ends, its connections terminated.
 func URL(t testing.TB) string {
 	t.Helper()
-	s, err := setup()
-	if err != nil {
-		t.Fatalf("dbtest: %v", err)
-	}
-	return s.newDatabase(t, s.template)
+	return databaseFor(t, Create)
 }
 
 // EmptyURL returns the connection string of a fresh database with nothing
@@ -107,38 +103,60 @@ func URL(t testing.TB) string {
 // ends, like URL's.
 func EmptyURL(t testing.TB) string {
 	t.Helper()
-	s, err := setup()
+	return databaseFor(t, func() (string, func() error, error) { return create(false) })
+}
+
+// databaseFor creates a database with create and drops it when t ends.
+func databaseFor(t testing.TB, create func() (string, func() error, error)) string {
+	t.Helper()
+	connString, drop, err := create()
 	if err != nil {
 		t.Fatalf("dbtest: %v", err)
 	}
-	return s.newDatabase(t, "template0")
-}
-
-// newDatabase creates a database from template, named so that dropStale
-// recognises it, and drops it when the test ends.
-func (s *server) newDatabase(t testing.TB, template string) string {
-	t.Helper()
-	name := fmt.Sprintf("aptflow_test_%d_%d_%d_%s", time.Now().Unix(), os.Getpid(), counter.Add(1), randomHex(3))
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := createDatabase(ctx, s.admin, name, template); err != nil {
-		t.Fatalf("dbtest: create database %s: %v", name, err)
-	}
-	connString := harness.WithDatabase(s.adminURL, name)
 	t.Cleanup(func() {
 		if t.Failed() && os.Getenv("TEST_DATABASE_KEEP") == "1" {
 			t.Logf("dbtest: kept the database of this failed test: %s", connString)
 			return
 		}
+		if err := drop(); err != nil {
+			t.Errorf("dbtest: %v", err)
+		}
+	})
+	return connString
+}
+
+// Create is URL for code that has no test to clean up after: a TestMain,
+// or the examples it runs. It returns the connection string of a fresh
+// migrated database and the function that drops it.
+func Create() (connString string, drop func() error, err error) { return create(true) }
+
+// create makes a database named so that dropStale recognises it: a clone of
+// the migrated template, or an empty one.
+func create(migrated bool) (connString string, drop func() error, err error) {
+	s, err := setup()
+	if err != nil {
+		return "", nil, err
+	}
+	template := "template0"
+	if migrated {
+		template = s.template
+	}
+	name := fmt.Sprintf("aptflow_test_%d_%d_%d_%s", time.Now().Unix(), os.Getpid(), counter.Add(1), randomHex(3))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := createDatabase(ctx, s.admin, name, template); err != nil {
+		return "", nil, fmt.Errorf("create database %s: %w", name, err)
+	}
+	return harness.WithDatabase(s.adminURL, name), func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		// FORCE terminates the sessions still connected (a River client
 		// the test forgot to stop, a binary it started).
 		if _, err := s.admin.Exec(ctx, "DROP DATABASE IF EXISTS "+ident(name)+" WITH (FORCE)"); err != nil {
-			t.Errorf("dbtest: drop database %s: %v", name, err)
+			return fmt.Errorf("drop database %s: %w", name, err)
 		}
-	})
-	return connString
+		return nil
+	}, nil
 }
 
 // connect opens the admin pool, makes sure the template of the current

@@ -2,7 +2,8 @@
 //
 // New returns a pool on a fresh database and URL its connection string (for a
 // test that starts the aptflow binary). Both drop the database when the test
-// ends.
+// ends. Create makes one for code outside a test (a TestMain for examples),
+// which drops it itself.
 //
 // Creating and migrating a database for every test would be slow, so the first
 // call in a test process builds a template database once, named after a hash
