@@ -85,10 +85,13 @@ CREATE OR REPLACE TRIGGER dossiers_follows_ouverts
     WHEN ((OLD.state IN ('en_construction', 'en_instruction')) IS DISTINCT FROM (NEW.state IN ('en_construction', 'en_instruction')))
     EXECUTE FUNCTION dossiers_follows_ouverts();
 
--- The counts of the dossiers followed before follows_count existed, 5,000
--- dossier ids at a time. Each batch first locks its followed dossiers, as
--- follows_count does: a follow committed before the lock is in the count;
--- one waiting on it adds itself after. Only followed dossiers are written.
+-- The counts of the dossiers followed before follows_count existed, and
+-- the follows of those decided before dossiers_follows_ouverts existed,
+-- 5,000 dossier ids at a time, each batch its own transaction. A batch
+-- first locks its followed dossiers, as follows_count does: a follow
+-- committed before the lock is in the count; one waiting on it adds itself
+-- after. A decision is final: closing its follows needs no lock. Only
+-- followed dossiers, and follows to close, are written.
 -- +goose StatementBegin
 DO $$
 DECLARE
@@ -105,23 +108,6 @@ BEGIN
         FROM (SELECT dossier_id, count(*)::integer AS n FROM follows
               WHERE dossier_id > lo AND dossier_id <= lo + 5000 GROUP BY dossier_id) c
         WHERE d.id = c.dossier_id AND d.followers <> c.n;
-        COMMIT;
-        lo := lo + 5000;
-    END LOOP;
-END;
-$$;
--- +goose StatementEnd
-
--- The follows of the dossiers decided before dossiers_follows_ouverts
--- existed, in batches likewise. A decision is final: no lock is needed.
--- +goose StatementBegin
-DO $$
-DECLARE
-    lo bigint;
-    top bigint;
-BEGIN
-    SELECT coalesce(min(dossier_id), 1) - 1, coalesce(max(dossier_id), 0) INTO lo, top FROM follows;
-    WHILE lo < top LOOP
         UPDATE follows f SET dossier_ouvert = false
         FROM dossiers d
         WHERE f.dossier_id > lo AND f.dossier_id <= lo + 5000 AND f.dossier_ouvert

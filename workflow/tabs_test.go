@@ -6,9 +6,8 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/aptflow/aptflow/internal/apptest"
+	"github.com/aptflow/aptflow/internal/dbtest"
 	"github.com/aptflow/aptflow/workflow"
 )
 
@@ -165,19 +164,10 @@ func TestFollowCountsConcurrent(t *testing.T) {
 	consistent(t, s)
 }
 
-// consistent checks that every dossier's followers is its number of
-// follows, and every follow's dossier_ouvert its dossier's state.
+// consistent checks that the columns the triggers keep are right.
 func consistent(t *testing.T, s *apptest.Stack) {
 	t.Helper()
-	rows, _ := s.Pool.Query(t.Context(), `
-		SELECT format('dossier %s: followers %s, %s follows', d.id, d.followers, count(f.*))
-		FROM dossiers d LEFT JOIN follows f ON f.dossier_id = d.id
-		GROUP BY d.id HAVING d.followers <> count(f.*)
-		UNION ALL
-		SELECT format('follow of dossier %s by %s: dossier_ouvert %s, state %s', f.dossier_id, f.instructeur_id, f.dossier_ouvert, d.state)
-		FROM follows f JOIN dossiers d ON d.id = f.dossier_id
-		WHERE f.dossier_ouvert <> (d.state IN ('en_construction', 'en_instruction'))`)
-	wrong, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	wrong, err := dbtest.FollowDrift(t.Context(), s.Pool)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/aptflow/aptflow/internal/dbtest"
 	"github.com/aptflow/aptflow/jobs"
 )
 
@@ -40,15 +41,7 @@ func queueOldBulkEmail(t *testing.T, db *pgxpool.Pool) int64 {
 func checkScaleUpgrade(t *testing.T, db *pgxpool.Pool, bulkJob int64) {
 	t.Helper()
 	ctx := context.Background()
-	rows, _ := db.Query(ctx, `
-		SELECT format('dossier %s (%s): followers %s, %s follows', d.id, d.state, d.followers, count(f.*))
-		FROM dossiers d LEFT JOIN follows f ON f.dossier_id = d.id
-		GROUP BY d.id HAVING d.followers <> count(f.*)
-		UNION ALL
-		SELECT format('follow of dossier %s (%s): dossier_ouvert %s', d.id, d.state, f.dossier_ouvert)
-		FROM follows f JOIN dossiers d ON d.id = f.dossier_id
-		WHERE f.dossier_ouvert <> (d.state IN ('en_construction', 'en_instruction'))`)
-	wrong, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	wrong, err := dbtest.FollowDrift(ctx, db)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +55,7 @@ func checkScaleUpgrade(t *testing.T, db *pgxpool.Pool, bulkJob int64) {
 	if followed != 4 || closed != 3 {
 		t.Errorf("fixture: %d dossiers followed, %d follows closed; want 4 and 3", followed, closed)
 	}
-	rows, _ = db.Query(ctx, `SELECT id, queue FROM river_job WHERE kind = 'send_email' AND state <> 'completed' ORDER BY id`)
+	rows, _ := db.Query(ctx, `SELECT id, queue FROM river_job WHERE kind = 'send_email' AND state <> 'completed' ORDER BY id`)
 	queues, err := pgx.CollectRows(rows, pgx.RowToStructByPos[struct {
 		ID    int64
 		Queue string
