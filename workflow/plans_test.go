@@ -5,96 +5,26 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/aptflow/aptflow/internal/apptest"
+	"github.com/aptflow/aptflow/internal/explain"
 	"github.com/aptflow/aptflow/workflow"
 )
 
-// planLog collects the plans of the statements a pool runs, with the
-// buffers each read, as PostgreSQL's auto_explain reports them: the
-// EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) of every statement, sent to the
-// client as a LOG message. It guards the real queries of the Service's
-// methods, whatever their shape, batches included.
-type planLog struct {
-	mu    sync.Mutex
-	plans []explained
-	errs  []error
-}
-
-// explained is one statement's plan and the shared buffers it touched
-// (hit in PostgreSQL's cache, or read), children and subplans included.
-type explained struct {
-	Query   string
-	Buffers int64
-	Plan    json.RawMessage
-}
-
 // explainingService returns a Service reading url through connections that
-// explain every statement into the returned planLog. LOAD 'auto_explain'
-// needs a superuser, which the tests' server gives.
-func explainingService(t *testing.T, url string) (*workflow.Service, *planLog) {
+// explain every statement into the returned Log.
+func explainingService(t *testing.T, url string) (*workflow.Service, *explain.Log) {
 	t.Helper()
-	log := &planLog{}
-	cfg, err := pgxpool.ParseConfig(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.MaxConns = 2
-	cfg.ConnConfig.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) { log.add(n) }
-	cfg.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
-		_, err := c.Exec(ctx, `LOAD 'auto_explain';
-			SET auto_explain.log_min_duration = 0; SET auto_explain.log_analyze = on;
-			SET auto_explain.log_buffers = on; SET auto_explain.log_timing = off;
-			SET auto_explain.log_format = json; SET client_min_messages = log`)
-		return err
-	}
-	pool, err := pgxpool.NewWithConfig(t.Context(), cfg)
+	log := &explain.Log{}
+	pool, err := log.Open(t.Context(), url, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
 	return workflow.NewService(pool, nil, workflow.Options{PublicURL: "http://aptflow.test"}), log
-}
-
-func (l *planLog) add(n *pgconn.Notice) {
-	_, text, ok := strings.Cut(n.Message, "plan:\n")
-	if n.Severity != "LOG" || !ok {
-		return
-	}
-	var p struct {
-		Query string `json:"Query Text"`
-		Plan  struct {
-			Hit  int64 `json:"Shared Hit Blocks"`
-			Read int64 `json:"Shared Read Blocks"`
-		}
-	}
-	err := json.Unmarshal([]byte(text), &p)
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if err != nil {
-		l.errs = append(l.errs, fmt.Errorf("auto_explain: %w: %.200s", err, text))
-		return
-	}
-	l.plans = append(l.plans, explained{Query: p.Query, Buffers: p.Plan.Hit + p.Plan.Read, Plan: json.RawMessage(text)})
-}
-
-// take returns the plans collected since the last take.
-func (l *planLog) take(t *testing.T) []explained {
-	t.Helper()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, err := range l.errs {
-		t.Error(err)
-	}
-	p := l.plans
-	l.plans, l.errs = nil, nil
-	return p
 }
 
 // TestTabPlans guards the plans of the reads of the API without timing
@@ -165,7 +95,9 @@ func TestTabPlans(t *testing.T) {
 	const runs = 7
 	check := func(t *testing.T, rows int, read func() (int, error)) {
 		t.Helper()
-		plans.take(t)
+		if _, err := plans.Take(); err != nil {
+			t.Fatal(err)
+		}
 		for range runs {
 			n, err := read()
 			if err != nil {
@@ -175,7 +107,10 @@ func TestTabPlans(t *testing.T) {
 				t.Fatalf("%d rows, want %d", n, rows)
 			}
 		}
-		got := plans.take(t)
+		got, err := plans.Take()
+		if err != nil {
+			t.Fatal(err)
+		}
 		if len(got) == 0 {
 			t.Fatal("no plan explained")
 		}
@@ -183,7 +118,7 @@ func TestTabPlans(t *testing.T) {
 		// page) and a few pages more: 8 a row and 40 is twice what the
 		// plans read (docs/PERFORMANCE.md).
 		budget := int64(40 + 8*rows)
-		var max explained
+		var max explain.Plan
 		var total int64
 		for _, p := range got {
 			total += p.Buffers
@@ -195,7 +130,7 @@ func TestTabPlans(t *testing.T) {
 		t.Logf("%d buffers a run for %d rows", perRun, rows)
 		if perRun > budget {
 			t.Errorf("%d buffers a run for %d rows, more than %d; the costliest statement (%d buffers):\n%s\n%s",
-				perRun, rows, budget, max.Buffers, max.Query, max.Plan)
+				perRun, rows, budget, max.Buffers, max.Query, max.Text)
 		}
 	}
 	tab := func(email, name string, after int64, rows int) {
