@@ -70,9 +70,15 @@ func (l *Log) add(n *pgconn.Notice) {
 	p := Plan{Text: text}
 	var err error
 	if l.TextFormat {
-		// "Query Text: ...\n<plan>"
-		first, rest, _ := strings.Cut(text, "\n")
-		p.Query, p.Text = strings.TrimPrefix(first, "Query Text: "), rest
+		// "Query Text: <the query>\n<the plan>": the plan starts at the
+		// first line that is not indented, the query's own lines being so
+		// in aptflow's source.
+		lines := strings.Split(strings.TrimPrefix(text, "Query Text: "), "\n")
+		i := 1
+		for i < len(lines) && strings.TrimLeft(lines[i], " \t") != lines[i] {
+			i++
+		}
+		p.Query, p.Text = strings.Join(lines[:i], "\n"), strings.Join(lines[i:], "\n")
 	} else {
 		var j struct {
 			Query string `json:"Query Text"`
