@@ -36,7 +36,7 @@ func TestBulkWorkers(t *testing.T) {
 	for _, tc := range []struct {
 		rate float64
 		want int
-	}{{0, 10}, {0.05, 1}, {2.5, 3}, {10, 10}, {500, 10}} {
+	}{{0, 5}, {0.05, 1}, {2.5, 3}, {10, 5}, {500, 5}} {
 		c := Config{BulkRate: tc.rate}
 		c.Defaults()
 		if got := bulkWorkers(c); got != tc.want {

@@ -48,9 +48,11 @@ type Config struct {
 	// them idle (docs/PERFORMANCE.md).
 	EmailWorkers       int
 	AttestationWorkers int
-	// BulkEmailWorkers sizes the bulk e-mail queue (default 10), apart
+	// BulkEmailWorkers sizes the bulk e-mail queue (default 5), apart
 	// from EmailWorkers: bulk mail never takes the workers of the e-mails
 	// people wait for. Under BulkRate it is at most the rate, rounded up.
+	// Five keep two processes within PostgreSQL's default 100 connections
+	// (PoolSize) and send a stale scan's reminders at hundreds a second.
 	BulkEmailWorkers int
 	// BulkRate caps the bulk e-mails this process sends, in messages a
 	// second (SMTP_MAX_RATE); 0 means no cap.
@@ -98,7 +100,7 @@ func (c *Config) Defaults() {
 		c.EmailWorkers = 20
 	}
 	if c.BulkEmailWorkers == 0 {
-		c.BulkEmailWorkers = 10
+		c.BulkEmailWorkers = 5
 	}
 	if c.StaleListMax == 0 {
 		c.StaleListMax = 100
