@@ -239,8 +239,8 @@ func (sc *scale) seed(ctx context.Context, n int, st *scaleStage) error {
 				'en_instruction', d.state, ` + instructeurEmail + `, d.motivation, d.decided_at
 			FROM dossiers d WHERE d.id > $1 AND d.state IN ('accepte', 'refuse', 'sans_suite')`, []any{before, sc.big.ID}},
 		{"follows", `
-			INSERT INTO follows (dossier_id, instructeur_id, created_at, dossier_ouvert)
-			SELECT d.id, i.id, d.created_at + interval '10 days', d.state = 'en_instruction'
+			INSERT INTO follows (dossier_id, instructeur_id, created_at, dossier_ouvert, procedure_id)
+			SELECT d.id, i.id, d.created_at + interval '10 days', d.state = 'en_instruction', d.procedure_id
 			FROM dossiers d JOIN instructeurs i ON i.email = ` + instructeurEmail + `
 			WHERE d.id > $1 AND d.state <> 'en_construction'`, []any{before, sc.big.ID}},
 		{"e-mails", `
