@@ -41,6 +41,7 @@ type scaleOptions struct {
 	writes    int   // samples of each write route, per procedure and stage
 	reminders int   // stale reminders queued before the decisions
 	decisions int   // decisions per procedure while they are queued
+	vacuum    bool  // VACUUM ANALYZE after seeding, as autovacuum would in time
 }
 
 // scaleEnv is aptflow's configuration during bench-scale: no cron fires
@@ -65,6 +66,7 @@ func runScale(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&o.writes, "writes", 150, "samples of each write route, per procedure and stage (a third of them for each decision)")
 	fs.IntVar(&o.reminders, "reminders", 50_000, "stale reminders queued before the decisions, at the last stage (0: none)")
 	fs.IntVar(&o.decisions, "decisions", 10, "acceptances per procedure while the reminders are queued")
+	fs.BoolVar(&o.vacuum, "vacuum", true, "VACUUM ANALYZE the seeded tables, as autovacuum would in time; false measures them as a bulk load leaves them (no statistics, hint bits or visibility map)")
 	fs.StringVar(&o.doc, "doc", "", "rewrite the generated section of this Markdown file (docs/PERFORMANCE.md)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the database "+scaleDB+" after the run")
 	if err := fs.Parse(args); err != nil {

@@ -283,13 +283,15 @@ func (sc *scale) seed(ctx context.Context, n int, st *scaleStage) error {
 	}
 	st.SeedSteps = append(st.SeedSteps, fmt.Sprintf("%d indexes rebuilt in %s", len(indexes), time.Since(t).Round(time.Second)))
 	t = time.Now()
-	// One statement each: VACUUM cannot run in the implicit transaction of
-	// several.
-	for _, q := range []string{`RESET session_replication_role`,
-		`VACUUM ANALYZE dossiers, dossier_history, follows, activities, email_deliveries, attestations, instructeurs, procedure_instructeurs, procedures`} {
-		if _, err := conn.Exec(ctx, q); err != nil {
-			return fmt.Errorf("%s: %w", q, err)
-		}
+	if _, err := conn.Exec(ctx, `RESET session_replication_role`); err != nil {
+		return err
+	}
+	if !sc.o.vacuum {
+		st.SeedSteps = append(st.SeedSteps, "no VACUUM ANALYZE")
+		return nil
+	}
+	if _, err := conn.Exec(ctx, `VACUUM ANALYZE dossiers, dossier_history, follows, activities, email_deliveries, attestations, instructeurs, procedure_instructeurs, procedures`); err != nil {
+		return fmt.Errorf("vacuum: %w", err)
 	}
 	st.SeedSteps = append(st.SeedSteps, fmt.Sprintf("VACUUM ANALYZE in %s", time.Since(t).Round(time.Second)))
 	return nil
