@@ -25,7 +25,10 @@ COPY --from=build /out/aptflow /aptflow
 WORKDIR /home/nonroot
 USER nonroot:nonroot
 # The default 127.0.0.1:8080 would not be reachable from outside the container.
+# PUBLIC_URL (links in e-mails, the QR code) cannot be 0.0.0.0: this default
+# suits `docker run -p 8080:8080`; set the real one anywhere else.
 ENV HTTP_ADDR=0.0.0.0:8080 \
+    PUBLIC_URL=http://localhost:8080 \
     LOG_FORMAT=json
 EXPOSE 8080
 ENTRYPOINT ["/aptflow"]

@@ -17,7 +17,7 @@ VENDORED ?= github.com/jung-kurt/gofpdf
 # readable: the throwaway PostgreSQL's) and bin/.
 GOFILES = find . \( -path ./var -o -path ./bin -o -path ./.git \) -prune -o -name '*.go' -print
 
-.PHONY: help build run test test-load bench chaos fuzz lint vet staticcheck fmt-check fmt clean
+.PHONY: help build run test test-load bench chaos fuzz lint vet staticcheck rules fmt-check fmt clean
 
 help: ## List the targets
 	@echo "Usage: make TARGET"
@@ -29,17 +29,36 @@ build: ## Build bin/aptflow
 # A DATABASE_URL set by the user is used as it is; otherwise a local
 # PostgreSQL is found or started and the database aptflow created in it.
 # Without SMTP_URL, aptflow writes the e-mails as .eml files under var/mail.
+# Before serving, it prints the commands to copy into another terminal (the
+# README shows them): that terminal has neither the DATABASE_URL found here
+# nor an HTTP_ADDR or PUBLIC_URL given to make run, so they are spelled out.
 run: build ## Migrate and serve the API, workers and dashboard on a local PostgreSQL
 	@if [[ -z "$${DATABASE_URL:-}" ]]; then \
 		admin=$$(./scripts/ensure-postgres.sh); \
 		DATABASE_URL=$$(./scripts/ensure-db.sh aptflow "$$admin"); \
 		export DATABASE_URL; \
 	fi; \
-	echo "DATABASE_URL=$$(sed -E 's#^([a-z]+://[^:/@]*):[^@]*@#\1:***@#' <<<"$$DATABASE_URL")"; \
+	masked=$$(sed -E -e 's#^([a-z]+://[^:/@]*):[^@]*@#\1:***@#' -e "s#(password[[:space:]]*=[[:space:]]*)('[^']*'|[^[:space:]]*)#\1***#g" <<<"$$DATABASE_URL"); \
+	echo "DATABASE_URL=$$masked"; \
 	bin/aptflow migrate; \
+	quote() { printf "'%s'" "$$(sed "s/'/'\\\\''/g" <<<"$$1")"; }; \
+	server=; \
+	for v in HTTP_ADDR PUBLIC_URL; do \
+		if [[ -n "$${!v:-}" ]]; then server+="$$v=$$(quote "$${!v}") "; fi; \
+	done; \
+	echo; \
+	echo "In another terminal, from this directory: an API token, then the demo:"; \
+	if [[ "$$masked" == "$$DATABASE_URL" ]]; then \
+		echo "  export APTFLOW_TOKEN=\$$(DATABASE_URL=$$(quote "$$DATABASE_URL") bin/aptflow token create moi)"; \
+	else \
+		echo "  export DATABASE_URL=$$(quote "$$masked")   # with its password instead of ***"; \
+		echo "  export APTFLOW_TOKEN=\$$(bin/aptflow token create moi)"; \
+	fi; \
+	echo "  $${server}bin/aptflow demo"; \
+	echo; \
 	exec bin/aptflow serve
 
-test: lint ## Lint, and run every test (the vendored gofpdf's too) with -race against real PostgreSQL and mailpit
+test: lint rules ## Lint, check the alert rules, and run every test (the vendored gofpdf's too) with -race against real PostgreSQL and mailpit
 	@TEST_DATABASE_URL=$$(./scripts/ensure-postgres.sh); export TEST_DATABASE_URL; \
 	MAILPIT=$$(./scripts/ensure-mailpit.sh); export MAILPIT; \
 	echo "$(GO) test -race -count=1 -timeout 8m $(PKGS) $(VENDORED)"; \
@@ -106,6 +125,15 @@ staticcheck:
 	@sc=$$(./scripts/ensure-staticcheck.sh); \
 	echo "staticcheck $(PKGS) $(VENDORED)"; \
 	"$$sc" $(PKGS) $(VENDORED)
+
+# The Prometheus alert rules, checked and unit-tested (deploy/prometheus/
+# alerts_test.yml) by promtool, from Debian's prometheus package (.ci/run
+# installs it). Missing, it fails: it is never skipped.
+PROMTOOL ?= promtool
+rules: ## Check and unit-test the Prometheus alert rules with promtool
+	@command -v $(PROMTOOL) >/dev/null || { echo "promtool not found: apt-get install prometheus (or set PROMTOOL)"; exit 1; }
+	$(PROMTOOL) check rules deploy/prometheus/alerts.yml
+	$(PROMTOOL) test rules deploy/prometheus/alerts_test.yml
 
 fmt-check:
 	@files=$$($(GOFILES) | xargs -r gofmt -l); \

@@ -28,6 +28,10 @@ const (
 	codeForbidden             = "forbidden"
 	codeRateLimited           = "rate_limited"
 	codeUnavailable           = "unavailable"
+	codeInsufficientScope     = "insufficient_scope"
+	codeMisdirected           = "misdirected_request"
+	codeCrossOrigin           = "cross_origin"
+	codeMethodNotAllowed      = "method_not_allowed"
 )
 
 // statuses maps every error code the API answers with to its HTTP status:
@@ -44,6 +48,10 @@ var statuses = map[string]int{
 	workflow.ENotEditable:         http.StatusConflict,
 	workflow.ENotInstructeur:      http.StatusForbidden,
 	codeForbidden:                 http.StatusForbidden,
+	codeInsufficientScope:         http.StatusForbidden,
+	codeCrossOrigin:               http.StatusForbidden,
+	codeMisdirected:               http.StatusMisdirectedRequest,
+	codeMethodNotAllowed:          http.StatusMethodNotAllowed,
 	codeInvalidJSON:               http.StatusBadRequest,
 	codeIdempotencyKeyTooLong:     http.StatusBadRequest,
 	codeInvalidIdempotencyKey:     http.StatusBadRequest,

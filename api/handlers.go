@@ -125,7 +125,11 @@ func handleEvent(d Deps) http.Handler {
 	})
 }
 
-func handleFollow(d Deps, on bool) http.Handler {
+func handleFollow(on bool) func(Deps) http.Handler {
+	return func(d Deps) http.Handler { return handleFollowing(d, on) }
+}
+
+func handleFollowing(d Deps, on bool) http.Handler {
 	return handle(d.Logger, func(w http.ResponseWriter, r *http.Request) error {
 		id, err := pathID(r)
 		if err != nil {
@@ -156,6 +160,15 @@ func handleMessage(d Deps) http.Handler {
 			Body string `json:"body"`
 		}
 		if err := decode(w, r, &in); err != nil {
+			return err
+		}
+		// The applicant's side writes as the applicant, the back office as
+		// an instructeur.
+		need := ScopeInstruction
+		if in.From == workflow.FromUsager {
+			need = ScopeDepot
+		}
+		if err := requireScope(r, need); err != nil {
 			return err
 		}
 		m, err := d.Service.PostMessage(r.Context(), id, in.From, in.Body)
@@ -241,7 +254,7 @@ func handlePreferences(d Deps) http.Handler {
 	})
 }
 
-func handleHealthz() http.Handler {
+func handleHealthz(Deps) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_ = writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})

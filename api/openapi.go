@@ -14,7 +14,7 @@ var OpenAPI []byte
 
 // handleOpenAPI serves openapi.yaml, open to anyone: it holds no secret and
 // client generators fetch it without credentials.
-func handleOpenAPI() http.Handler {
+func handleOpenAPI(Deps) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/yaml; charset=utf-8")
 		w.Header().Set("Content-Length", strconv.Itoa(len(OpenAPI)))

@@ -17,6 +17,7 @@ func TestProfilerBehindOpsGuard(t *testing.T) {
 	get := func(h http.Handler, remote string, auth bool) *httptest.ResponseRecorder {
 		r := httptest.NewRequest(http.MethodGet, "/debug/pprof/", nil)
 		r.RemoteAddr = remote
+		r.Host = "localhost:8080"
 		if auth {
 			r.SetBasicAuth("ops", "s3cret")
 		}

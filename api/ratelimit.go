@@ -2,6 +2,7 @@ package api
 
 import (
 	"net/http"
+	"net/netip"
 	"strconv"
 	"sync"
 	"time"
@@ -61,10 +62,10 @@ func (l *rateLimiter) allow(key string) (bool, time.Duration) {
 }
 
 // limit answers 429 rate_limited with Retry-After to a client over its rate.
-func (l *rateLimiter) limit(trustProxy bool, next http.Handler) http.Handler {
+func (l *rateLimiter) limit(trustedProxies []netip.Prefix, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		key := "?"
-		if ip := clientIP(r, trustProxy); ip != nil {
+		if ip := clientIP(r, trustedProxies); ip.IsValid() {
 			key = ip.String()
 		}
 		if ok, wait := l.allow(key); !ok {

@@ -12,7 +12,7 @@ func TestRateLimiter(t *testing.T) {
 	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
 	l := newRateLimiter(60, 3)
 	l.now = func() time.Time { return now }
-	h := l.limit(false, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	h := l.limit(nil, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	do := func(addr string) *httptest.ResponseRecorder {
 		r := httptest.NewRequest("GET", "/attestations/x", nil)
 		r.RemoteAddr = addr

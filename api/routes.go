@@ -1,6 +1,10 @@
 package api
 
-import "net/http"
+import (
+	"net/http"
+	"slices"
+	"strings"
+)
 
 // router is what the routes are added to: an *http.ServeMux, or a test
 // that lists them (to check them against openapi.yaml).
@@ -8,52 +12,130 @@ type router interface {
 	Handle(pattern string, handler http.Handler)
 }
 
-// addRoutes lists every route of aptflow.
-func addRoutes(mux router, d Deps) {
-	log := d.Logger
-	auth := requireToken(d.Pool, log)
-	idem := idempotent(d.Pool, log)
-	v1 := func(h http.Handler) http.Handler { return auth(h) }
-	post := func(h http.Handler) http.Handler { return auth(idem(h)) }
+// Who may take a route.
+var (
+	// public: anyone, without a token.
+	public = access{kind: accessPublic}
+	// ops: the ops guard (Host, same origin, OPS_BASIC_AUTH or loopback).
+	ops = access{kind: accessOps}
+	// adminEvery: an admin token of every procedure.
+	adminEvery = access{kind: accessToken, every: true}
+	// admin: an admin token (of the procedure at hand).
+	admin = access{kind: accessToken}
+)
 
-	mux.Handle("POST /v1/procedures", post(handleCreateProcedure(d)))
-	mux.Handle("POST /v1/procedures/{id}/instructeurs", post(handleAddInstructeur(d)))
-	mux.Handle("POST /v1/dossiers", post(handleCreateDossier(d)))
-	mux.Handle("GET /v1/dossiers/{id}", v1(handleGetDossier(d)))
-	mux.Handle("PATCH /v1/dossiers/{id}", v1(handlePatchDossier(d)))
-	mux.Handle("POST /v1/dossiers/{id}/events", post(handleEvent(d)))
-	mux.Handle("PUT /v1/dossiers/{id}/followers/{email}", v1(handleFollow(d, true)))
-	mux.Handle("DELETE /v1/dossiers/{id}/followers/{email}", v1(handleFollow(d, false)))
-	mux.Handle("POST /v1/dossiers/{id}/messages", post(handleMessage(d)))
-	mux.Handle("POST /v1/dossiers/{id}/avis", post(handleAvis(d)))
-	mux.Handle("GET /v1/dossiers/{id}/attestation.pdf", v1(handleAttestationPDF(d)))
-	mux.Handle("GET /v1/instructeurs/{email}/dossiers", v1(handleListDossiers(d)))
-	mux.Handle("PUT /v1/instructeurs/{email}/preferences", v1(handlePreferences(d)))
-	mux.Handle("/v1/", v1(handle(log, func(w http.ResponseWriter, r *http.Request) error {
-		return errf(codeNotFound, "route inconnue")
-	})))
+// scopes is a route open to tokens of these scopes, and to admin tokens.
+func scopes(s ...Scope) access { return access{kind: accessToken, scopes: s} }
 
-	// Public: an employer checks an attestation. Rate limited per client
-	// (60 a minute, bursts of 20): codes are unguessable, guessing is noise.
-	mux.Handle("GET /attestations/{code}", newRateLimiter(60, 20).limit(d.TrustProxy, handleVerify(d)))
-	mux.Handle("GET /openapi.yaml", handleOpenAPI())
+// routes is every route of aptflow and who may take it: the one place
+// where access is decided (DESIGN.md « Access: scoped tokens »). A token
+// route checks the token's scope here (403 insufficient_scope); a token
+// limited to some procedures finds nothing outside them (404 not_found):
+// the workflow checks that where it reads the dossier, procedure or
+// instructeur the request names, in the same query (workflow.
+// OnlyProcedures). A POST with an Idempotency-Key replays its response.
+// TestAuthorizationMatrix takes every route of this table with every scope;
+// a route it has no case for fails it.
+var routes = []route{
+	{"POST /v1/procedures", adminEvery, handleCreateProcedure},
+	{"POST /v1/procedures/{id}/instructeurs", admin, handleAddInstructeur},
+	{"POST /v1/dossiers", scopes(ScopeDepot), handleCreateDossier},
+	{"GET /v1/dossiers/{id}", scopes(ScopeInstruction, ScopeDepot, ScopeLecture), handleGetDossier},
+	{"PATCH /v1/dossiers/{id}", scopes(ScopeDepot), handlePatchDossier},
+	{"POST /v1/dossiers/{id}/events", scopes(ScopeInstruction), handleEvent},
+	{"PUT /v1/dossiers/{id}/followers/{email}", scopes(ScopeInstruction), handleFollow(true)},
+	{"DELETE /v1/dossiers/{id}/followers/{email}", scopes(ScopeInstruction), handleFollow(false)},
+	// from "usager" takes depot, from an instructeur instruction: the
+	// handler narrows it with requireScope.
+	{"POST /v1/dossiers/{id}/messages", scopes(ScopeInstruction, ScopeDepot), handleMessage},
+	{"POST /v1/dossiers/{id}/avis", scopes(ScopeInstruction), handleAvis},
+	{"GET /v1/dossiers/{id}/attestation.pdf", scopes(ScopeInstruction, ScopeDepot, ScopeLecture), handleAttestationPDF},
+	{"GET /v1/instructeurs/{email}/dossiers", scopes(ScopeInstruction, ScopeLecture), handleListDossiers},
+	{"PUT /v1/instructeurs/{email}/preferences", scopes(ScopeInstruction), handlePreferences},
 
-	addOpsRoutes(mux, d)
+	// An employer checks an attestation.
+	{"GET /attestations/{code}", public, handleVerify},
+	{"GET /openapi.yaml", public, handleOpenAPI},
+	{"GET /healthz", public, handleHealthz},
+	{"GET /readyz", public, handleReadyz},
+	{"GET /metrics", ops, func(d Deps) http.Handler { return d.Metrics }},
+	{"/riverui/", ops, func(d Deps) http.Handler { return d.RiverUI }},
+	{"/debug/pprof/", ops, func(d Deps) http.Handler { return d.Profiler }},
 }
 
-// addOpsRoutes lists the routes of the ops listener (METRICS_ADDR), which
-// the main one serves too.
+// opsListenerRoutes are the routes of routes that the ops listener
+// (METRICS_ADDR) serves too.
+var opsListenerRoutes = []string{"GET /healthz", "GET /readyz", "GET /metrics"}
+
+// route is a line of routes: its pattern, who may take it, and its
+// handler, nil when Deps lacks what it serves.
+type route struct {
+	pattern string
+	access  access
+	handler func(Deps) http.Handler
+}
+
+type accessKind int
+
+const (
+	accessToken accessKind = iota
+	accessPublic
+	accessOps
+)
+
+// access says who may take a route.
+type access struct {
+	kind accessKind
+	// scopes may take a token route beside admin.
+	scopes []Scope
+	// every: the token must see every procedure (what it makes would be
+	// outside a limited token's procedures).
+	every bool
+}
+
+// addRoutes adds every route of aptflow to mux.
+func addRoutes(mux router, d Deps) {
+	addTableRoutes(mux, d, nil)
+	// Unknown /v1/ paths are a 404 problem, after the token check: no
+	// route is revealed to a client without a token.
+	mux.Handle("/v1/", d.tokens.authorize(d.Logger, Scopes, false, handle(d.Logger, func(w http.ResponseWriter, r *http.Request) error {
+		return errf(codeNotFound, "route inconnue")
+	})))
+}
+
+// addOpsRoutes adds the routes of the ops listener (METRICS_ADDR).
 func addOpsRoutes(mux router, d Deps) {
-	mux.Handle("GET /healthz", handleHealthz())
-	mux.Handle("GET /readyz", handleReadyz(d))
-	ops := opsOnly(d.OpsBasicAuth, d.TrustProxy)
-	if d.Metrics != nil {
-		mux.Handle("GET /metrics", ops(d.Metrics))
-	}
-	if d.RiverUI != nil {
-		mux.Handle("/riverui/", ops(d.RiverUI))
-	}
-	if d.Profiler != nil {
-		mux.Handle("/debug/pprof/", ops(d.Profiler))
+	addTableRoutes(mux, d, opsListenerRoutes)
+}
+
+// addTableRoutes adds the routes of the table, only those patterns if
+// only is not nil, each behind what its access says.
+func addTableRoutes(mux router, d Deps, only []string) {
+	guard := opsGuard(d)
+	verifyLimit := newRateLimiter(60, 20)
+	for _, rt := range routes {
+		if only != nil && !slices.Contains(only, rt.pattern) {
+			continue
+		}
+		h := rt.handler(d)
+		if h == nil {
+			continue
+		}
+		switch rt.access.kind {
+		case accessOps:
+			h = guard(h)
+		case accessPublic:
+			if rt.pattern == "GET /attestations/{code}" {
+				// Rate limited per client (60 a minute, bursts of 20):
+				// codes are unguessable, guessing is noise.
+				h = verifyLimit.limit(d.TrustedProxies, h)
+			}
+		case accessToken:
+			if strings.HasPrefix(rt.pattern, "POST ") {
+				h = idempotent(d.Pool, d.Logger)(h)
+			}
+			h = d.tokens.authorize(d.Logger, rt.access.scopes, rt.access.every, h)
+		}
+		mux.Handle(rt.pattern, h)
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/aptflow/aptflow/internal/apptest"
 )
@@ -134,46 +133,80 @@ func TestHeaderInjectionRefused(t *testing.T) {
 		id, _ := s.Dossier(proc)
 		invalid(t, s.Do("POST", fmt.Sprintf("/v1/dossiers/%d/messages", id), map[string]any{"from": inst + "\r\nBcc: " + evil, "body": "Bonjour"}), "from")
 	})
+}
 
-	t.Run("LineSeparatorStaysInTheBody", func(t *testing.T) {
-		dem := apptest.Demandeur()
-		dem["prenom"] = "Élodie\u2028Bcc: " + evil
-		usager := "separateur@etudiant.test"
-		d := s.Must(201, "POST", "/v1/dossiers", map[string]any{"procedure_id": proc, "usager_email": usager, "demandeur": dem})
-		id := int64(d["id"].(float64))
-		if r := s.Event(id, "passer_en_instruction", inst, ""); r.StatusCode != 200 {
-			t.Fatalf("event: %d %s", r.StatusCode, r.Body)
-		}
-		s.WaitDelivery(id, "en_instruction", "sent", 20*time.Second)
-		msgs := s.Mailpit.WaitFor(t, "to:"+usager, 1, 10*time.Second)
-		if len(msgs) != 1 || len(msgs[0].To) != 1 || len(msgs[0].Cc) != 0 || len(msgs[0].Bcc) != 0 || msgs[0].To[0].Address != usager {
-			t.Fatalf("recipients: %+v", msgs)
-		}
-		if n, err := s.Mailpit.Count(t.Context(), "to:"+evil); err != nil || n != 0 {
-			t.Fatalf("%d e-mails to the injected address (%v)", n, err)
-		}
-		m, err := s.Mailpit.Message(t.Context(), msgs[0].ID)
-		if err != nil {
+// TestSpoofingRefused: the input rules of DESIGN.md « Access: scoped
+// tokens », through the API: names and free text with a bidirectional
+// override or isolate or a Unicode line separator, e-mail addresses that
+// are not plain ASCII with a DNS domain, a 2-year-old applicant, a job of
+// 0.001 hours a week. Each is a 422 naming the field, and changes nothing.
+func TestSpoofingRefused(t *testing.T) {
+	t.Parallel()
+	s := apptest.Start(t, apptest.Options{NoWorkers: true})
+	proc := s.Procedure()
+	inst := s.Instructeur(proc, "Camille Martin")
+	id, _ := s.Dossier(proc)
+	s.Must(200, "POST", fmt.Sprintf("/v1/dossiers/%d/events", id), map[string]any{"event": "passer_en_instruction", "instructeur": inst})
+	draft, _ := s.Dossier(proc)
+	snapshot := func() string {
+		var out string
+		if err := s.Pool.QueryRow(t.Context(), `SELECT concat_ws('|',
+			(SELECT count(*) FROM dossiers), (SELECT count(*) FROM activities), (SELECT count(*) FROM procedures),
+			(SELECT string_agg(email || nom, ',' ORDER BY id) FROM instructeurs),
+			(SELECT string_agg(demandeur::text || state, ',' ORDER BY id) FROM dossiers))`).Scan(&out); err != nil {
 			t.Fatal(err)
 		}
-		if m.Subject != "Votre dossier nº "+strconv.FormatInt(id, 10)+" va être examiné" {
-			t.Errorf("subject %q", m.Subject)
-		}
-		headers, err := s.Mailpit.Headers(t.Context(), msgs[0].ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for k, vs := range headers {
-			for _, v := range vs {
-				if strings.EqualFold(k, "Bcc") || strings.Contains(strings.ToLower(v), evil) || strings.ContainsRune(v, '\u2028') {
-					t.Errorf("header %s: %q", k, v)
-				}
+		return out
+	}
+	before := snapshot()
+	dem := func(change func(map[string]any)) map[string]any {
+		d := apptest.Demandeur()
+		change(d)
+		return map[string]any{"procedure_id": proc, "usager_email": "ok@etudiant.test", "demandeur": d}
+	}
+	for name, tc := range map[string]struct {
+		method, path string
+		body         any
+		field, code  string
+	}{
+		"NomRLO":              {"POST", "/v1/dossiers", dem(func(d map[string]any) { d["nom"] = "Dupré\u202Eetpecca" }), "demandeur.nom", "formatting_character"},
+		"PrenomIsolate":       {"POST", "/v1/dossiers", dem(func(d map[string]any) { d["prenom"] = "\u2067Élodie" }), "demandeur.prenom", "formatting_character"},
+		"PrenomLineSeparator": {"POST", "/v1/dossiers", dem(func(d map[string]any) { d["prenom"] = "Élodie\u2028Bcc: evil@attaquant.test" }), "demandeur.prenom", "formatting_character"},
+		"EmployeurParagraph": {"POST", "/v1/dossiers", dem(func(d map[string]any) {
+			d["employeur"].(map[string]any)["raison_sociale"] = "Œuvre\u2029& Fils"
+		}), "demandeur.employeur.raison_sociale", "formatting_character"},
+		"TwoYearsOld":         {"POST", "/v1/dossiers", dem(func(d map[string]any) { d["date_naissance"] = "2024-06-01" }), "demandeur.date_naissance", "too_young"},
+		"TinyHours":           {"POST", "/v1/dossiers", dem(func(d map[string]any) { d["heures_hebdo"] = 0.001 }), "demandeur.heures_hebdo", "out_of_range"},
+		"UsagerNoBreakSpace":  {"POST", "/v1/dossiers", map[string]any{"procedure_id": proc, "usager_email": "elodie\u00a0@etudiant.test", "demandeur": apptest.Demandeur()}, "usager_email", "invalid_email"},
+		"Usager8Bit":          {"POST", "/v1/dossiers", map[string]any{"procedure_id": proc, "usager_email": "élodie@etudiant.test", "demandeur": apptest.Demandeur()}, "usager_email", "invalid_email"},
+		"UsagerDomainLiteral": {"POST", "/v1/dossiers", map[string]any{"procedure_id": proc, "usager_email": "a@[127.0.0.1]", "demandeur": apptest.Demandeur()}, "usager_email", "invalid_email"},
+		"UsagerHyphenDomain":  {"POST", "/v1/dossiers", map[string]any{"procedure_id": proc, "usager_email": "a@-b.fr", "demandeur": apptest.Demandeur()}, "usager_email", "invalid_email"},
+		"PatchRLO":            {"PATCH", fmt.Sprintf("/v1/dossiers/%d", draft), map[string]any{"demandeur": map[string]any{"nom": "\u202Dx"}}, "demandeur.nom", "formatting_character"},
+		"MessageBody":         {"POST", fmt.Sprintf("/v1/dossiers/%d/messages", id), map[string]any{"from": "usager", "body": "Bonjour\u202E"}, "body", "formatting_character"},
+		"AvisBody":            {"POST", fmt.Sprintf("/v1/dossiers/%d/avis", id), map[string]any{"expert": "expert@prefecture.test", "body": "Avis\u2028favorable"}, "body", "formatting_character"},
+		"Motivation":          {"POST", fmt.Sprintf("/v1/dossiers/%d/events", id), map[string]any{"event": "refuser", "instructeur": inst, "motivation": "Pièce manquante\u2066"}, "motivation", "formatting_character"},
+		"InstructeurNom":      {"POST", fmt.Sprintf("/v1/procedures/%d/instructeurs", proc), map[string]any{"email": "agent@prefecture.test", "nom": "Agent\u202E"}, "nom", "formatting_character"},
+		"InstructeurEmail":    {"POST", fmt.Sprintf("/v1/procedures/%d/instructeurs", proc), map[string]any{"email": "agent@prefecture.test\u00a0", "nom": "Agent"}, "email", "invalid_email"},
+		"ProcedureLibelle":    {"POST", "/v1/procedures", map[string]any{"libelle": "APT\u202E", "service": map[string]any{"nom": "Préfecture", "adresse": "Lyon"}, "stale_after_days": 30, "heures_hebdo_max": 20}, "libelle", "formatting_character"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := s.Do(tc.method, tc.path, tc.body)
+			if r.StatusCode != http.StatusUnprocessableEntity {
+				t.Fatalf("%d %s, want 422", r.StatusCode, r.Body)
 			}
-		}
-		if !strings.Contains(m.Text, "Bcc: "+evil) {
-			t.Errorf("the name is not in the body:\n%s", m.Text)
-		}
-	})
+			var got []string
+			for _, e := range r.JSON(t)["errors"].([]any) {
+				e := e.(map[string]any)
+				got = append(got, e["field"].(string)+":"+e["code"].(string))
+			}
+			if len(got) != 1 || got[0] != tc.field+":"+tc.code {
+				t.Fatalf("errors %v, want exactly %s:%s", got, tc.field, tc.code)
+			}
+		})
+	}
+	if after := snapshot(); after != before {
+		t.Errorf("refused requests changed the data:\n%s\n%s", before, after)
+	}
 }
 
 // TestVerifyRateLimited: the public verification page, through its real
@@ -208,5 +241,32 @@ func TestVerifyRateLimited(t *testing.T) {
 	}
 	if first.Header.Get("Content-Type") != "application/problem+json" || first.JSON(t)["code"] != "rate_limited" {
 		t.Errorf("%s %s", first.Header.Get("Content-Type"), first.Body)
+	}
+}
+
+// TestAddInstructeurKeepsName: putting an existing instructeur on a
+// procedure (again, or on another one) keeps the name they have, as
+// documented: a token of one procedure cannot rename the agent of another.
+func TestAddInstructeurKeepsName(t *testing.T) {
+	t.Parallel()
+	s := apptest.Start(t, apptest.Options{NoWorkers: true})
+	mine, theirs := s.Procedure(), s.Procedure()
+	const email = "camille.martin@prefecture.test"
+	r := s.Must(201, "POST", fmt.Sprintf("/v1/procedures/%d/instructeurs", theirs), map[string]any{"email": email, "nom": "Camille Martin"})
+	if r["instructeur"].(map[string]any)["nom"] != "Camille Martin" {
+		t.Fatalf("created: %v", r)
+	}
+	for _, tc := range []struct {
+		proc int64
+		want int
+	}{{theirs, 200}, {mine, 201}} {
+		r := s.Must(tc.want, "POST", fmt.Sprintf("/v1/procedures/%d/instructeurs", tc.proc), map[string]any{"email": "Camille.Martin@Prefecture.test", "nom": "Usurpateur"})
+		if got := r["instructeur"].(map[string]any)["nom"]; got != "Camille Martin" {
+			t.Errorf("procedure %d: nom %v, want the name kept", tc.proc, got)
+		}
+	}
+	var nom string
+	if err := s.Pool.QueryRow(t.Context(), `SELECT nom FROM instructeurs WHERE email = $1`, email).Scan(&nom); err != nil || nom != "Camille Martin" {
+		t.Errorf("stored nom %q (%v)", nom, err)
 	}
 }

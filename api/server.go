@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 
@@ -35,11 +36,17 @@ type Deps struct {
 	// OpsBasicAuth is "user:password"; empty: ops endpoints answer loopback
 	// clients only.
 	OpsBasicAuth string
-	// TrustProxy: take the client address from X-Forwarded-For (only behind
-	// a proxy that sets it).
-	TrustProxy bool
-	// OnRequest, if set, observes each request (for metrics).
-	OnRequest func(route string, status int)
+	// TrustedProxies are the proxies whose X-Forwarded-For is read, right
+	// to left (TRUSTED_PROXIES); none: the connection's peer is the client.
+	TrustedProxies []netip.Prefix
+	// OpsHosts are what the ops routes answer to in the Host header beside
+	// loopback names: PUBLIC_URL, HTTP_ADDR and METRICS_ADDR (URLs or
+	// host:port).
+	OpsHosts []string
+	// tokens authenticates the bearer tokens; NewServer sets it.
+	tokens *tokenAuth
+	// HTTPMetrics, if set, counts the requests by route.
+	HTTPMetrics *HTTPMetrics
 }
 
 // NewServer returns the HTTP handler of aptflow.
@@ -47,11 +54,10 @@ func NewServer(deps Deps) http.Handler {
 	if deps.Logger == nil {
 		deps.Logger = slog.Default()
 	}
+	deps.tokens = newTokenAuth(deps.Pool, deps.Logger)
 	mux := http.NewServeMux()
-	addRoutes(mux, deps)
-	var h http.Handler = mux
-	h = recoverPanics(deps.Logger, h)
-	return h
+	addRoutes(deps.HTTPMetrics.router(mux), deps)
+	return deps.HTTPMetrics.instrument(recoverPanics(deps.Logger, problemErrors(mux)))
 }
 
 // NewOpsServer returns the handler of the ops endpoints alone: /healthz,
@@ -62,8 +68,33 @@ func NewOpsServer(deps Deps) http.Handler {
 		deps.Logger = slog.Default()
 	}
 	mux := http.NewServeMux()
-	addOpsRoutes(mux, deps)
-	return recoverPanics(deps.Logger, mux)
+	addOpsRoutes(deps.HTTPMetrics.router(mux), deps)
+	return deps.HTTPMetrics.instrument(recoverPanics(deps.Logger, problemErrors(mux)))
+}
+
+// problemErrors answers the mux's own 404 and 405 (no route for the path,
+// or not for the method) as problem+json, like every other error; the
+// mux's redirects (a path to clean) go out as they are.
+func problemErrors(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, pattern := mux.Handler(r); pattern != "" {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		rec := newBufferedResponse()
+		mux.ServeHTTP(rec, r)
+		switch rec.status {
+		case http.StatusNotFound:
+			writeProblem(w, problem(codeNotFound, "route inconnue", nil))
+		case http.StatusMethodNotAllowed:
+			if allow := rec.header.Get("Allow"); allow != "" {
+				w.Header().Set("Allow", allow)
+			}
+			writeProblem(w, problem(codeMethodNotAllowed, "méthode non permise sur cette route", nil))
+		default:
+			rec.sendTo(w)
+		}
+	})
 }
 
 // handlerFunc is a handler that returns its error instead of writing it.

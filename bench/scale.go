@@ -51,7 +51,7 @@ type scaleOptions struct {
 var scaleEnv = []string{
 	"STALE_SCAN_CRON=CRON_TZ=Europe/Paris 0 3 29 2 *",
 	"DIGEST_CRON=CRON_TZ=Europe/Paris 0 3 29 2 *",
-	"TRUST_PROXY=true",
+	"TRUSTED_PROXIES=127.0.0.1",
 }
 
 func runScale(ctx context.Context, args []string, stdout, stderr io.Writer) error {

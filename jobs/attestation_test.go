@@ -273,7 +273,8 @@ func TestDecisions(t *testing.T) {
 }
 
 // TestDecisionsAreFinal: after a decision every event is 409, the applicant
-// cannot edit, and the database itself refuses a change of state.
+// cannot edit, and the database itself refuses a change of state, of the
+// decision's date and motivation, and of the demandeur.
 func TestDecisionsAreFinal(t *testing.T) {
 	t.Parallel()
 	s := apptest.Start(t, apptest.Options{NoWorkers: true})
@@ -297,6 +298,34 @@ func TestDecisionsAreFinal(t *testing.T) {
 				if to != decidedState(decision) && (err == nil || !strings.Contains(err.Error(), "cannot change")) {
 					t.Errorf("SQL update to %s: %v", to, err)
 				}
+			}
+			// What the verification page and the attestation show is
+			// final too: the decision's date and motivation, the demandeur.
+			for name, set := range map[string]string{
+				"decided_at": `decided_at = decided_at - interval '1 day'`,
+				"motivation": `motivation = 'Autre motif.'`,
+				"demandeur":  `demandeur = jsonb_set(demandeur, '{nom}', '"Usurpé"')`,
+				"null":       `motivation = NULL`,
+			} {
+				if _, err := s.Pool.Exec(t.Context(), `UPDATE dossiers SET `+set+` WHERE id = $1`, id); err == nil || !strings.Contains(err.Error(), "cannot change") {
+					t.Errorf("SQL update of %s: %v", name, err)
+				}
+			}
+			// What stays open: the applicant's messages, the stale flag.
+			if _, err := s.Pool.Exec(t.Context(), `UPDATE dossiers SET last_activity_at = now(), stale_since = NULL, updated_at = now() WHERE id = $1`, id); err != nil {
+				t.Errorf("activity on a decided dossier: %v", err)
+			}
+			// The RGPD purge says so in its transaction.
+			tx, err := s.Pool.Begin(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tx.Rollback(t.Context())
+			if _, err := tx.Exec(t.Context(), `SET LOCAL aptflow.purge = 'on'`); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := tx.Exec(t.Context(), `UPDATE dossiers SET demandeur = '{}', motivation = NULL WHERE id = $1`, id); err != nil {
+				t.Errorf("the purge's erasure: %v", err)
 			}
 		})
 	}

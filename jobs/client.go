@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivertype"
 
 	"github.com/aptflow/aptflow/jobs/mailer"
 	"github.com/aptflow/aptflow/templates"
@@ -76,6 +77,10 @@ type Config struct {
 	// PeriodicJobs are registered on every process; River's leader enqueues
 	// them, once per cluster.
 	PeriodicJobs []*river.PeriodicJob
+	// PollOnly: River polls for new jobs and leadership changes instead of
+	// LISTENing, which a pooler in transaction mode does not carry (a new
+	// job then waits up to FetchPollInterval).
+	PollOnly bool
 	// Logger is shared with River.
 	Logger *slog.Logger
 }
@@ -181,6 +186,7 @@ func NewClient(pool *pgxpool.Pool, cfg Config, workers *river.Workers) (*river.C
 		// Completed jobs are River's bookkeeping only: the delivery log and
 		// the history are the durable record.
 		CompletedJobRetentionPeriod: 24 * time.Hour,
+		PollOnly:                    cfg.PollOnly,
 	}
 	if workers != nil {
 		rc.Workers = workers
@@ -192,6 +198,7 @@ func NewClient(pool *pgxpool.Pool, cfg Config, workers *river.Workers) (*river.C
 			QueueMaintenance:  {MaxWorkers: 2},
 		}
 		rc.PeriodicJobs = cfg.PeriodicJobs
+		rc.Hooks = []rivertype.Hook{&cronRecorder{pool: pool, log: cfg.Logger}}
 	} else {
 		// An insert-only client cannot check kinds against its workers.
 		rc.SkipUnknownJobCheck = true

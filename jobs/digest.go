@@ -53,7 +53,7 @@ func (w *SendDigestsWorker) Work(ctx context.Context, job *river.Job[SendDigests
 // schedule (DIGEST_CRON). Register it on every process: River's leader
 // enqueues it, once per cluster.
 func NewSendDigestsPeriodicJob(schedule river.PeriodicSchedule) *river.PeriodicJob {
-	return NewCronJob("send_digests", schedule, func(slot time.Time) river.JobArgs {
+	return NewCronJob(SendDigestsArgs{}.Kind(), schedule, func(slot time.Time) river.JobArgs {
 		return SendDigestsArgs{At: slot}
 	})
 }

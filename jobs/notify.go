@@ -3,6 +3,7 @@ package jobs
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -88,6 +89,7 @@ type activity struct {
 	templates.Activity
 	body        string
 	prenom, nom string // the applicant, for digests
+	proc        procedureRef
 }
 
 func loadActivities(ctx context.Context, q querier, ids []int64) ([]activity, error) {
@@ -96,8 +98,9 @@ func loadActivities(ctx context.Context, q querier, ids []int64) ([]activity, er
 	}
 	rows, err := q.Query(ctx, `
 		SELECT a.id, a.dossier_id, a.kind, a.author, a.body, a.at,
-			d.demandeur->>'prenom', d.demandeur->>'nom'
-		FROM activities a JOIN dossiers d ON d.id = a.dossier_id
+			d.demandeur->>'prenom', d.demandeur->>'nom',
+			p.libelle, p.service_nom, coalesce(p.lien_instructeur, '')
+		FROM activities a JOIN dossiers d ON d.id = a.dossier_id JOIN procedures p ON p.id = d.procedure_id
 		WHERE a.id = ANY($1) ORDER BY a.dossier_id, a.id`, ids)
 	if err != nil {
 		return nil, fmt.Errorf("load activities: %w", err)
@@ -106,7 +109,8 @@ func loadActivities(ctx context.Context, q querier, ids []int64) ([]activity, er
 		var a activity
 		var id int64
 		var prenom, nom *string
-		err := r.Scan(&id, &a.DossierID, &a.Kind, &a.Author, &a.body, &a.At, &prenom, &nom)
+		err := r.Scan(&id, &a.DossierID, &a.Kind, &a.Author, &a.body, &a.At, &prenom, &nom,
+			&a.proc.libelle, &a.proc.service, &a.proc.lienInstructeur)
 		a.Excerpt = a.body // the templates cut it to a one-line excerpt
 		if prenom != nil && nom != nil {
 			a.prenom, a.nom = *prenom, *nom
@@ -116,17 +120,21 @@ func loadActivities(ctx context.Context, q querier, ids []int64) ([]activity, er
 }
 
 // groupActivities returns the activities flat (one dossier) and, for a
-// digest, grouped by dossier.
-func groupActivities(acts []activity, byDossier bool) ([]templates.Activity, []templates.DossierSummary) {
+// digest, grouped by dossier, each linked with its procedure's
+// liens.instructeur, with the procedures of the dossiers.
+func groupActivities(acts []activity, byDossier bool) ([]templates.Activity, []templates.DossierSummary, []procedureRef) {
 	flat := make([]templates.Activity, 0, len(acts))
 	var groups []templates.DossierSummary
+	var procs []procedureRef
 	for _, a := range acts {
 		flat = append(flat, a.Activity)
 		if !byDossier {
 			continue
 		}
 		if n := len(groups); n == 0 || groups[n-1].ID != a.DossierID {
-			groups = append(groups, templates.DossierSummary{ID: a.DossierID, Prenom: a.prenom, Nom: a.nom})
+			groups = append(groups, templates.DossierSummary{ID: a.DossierID, Prenom: a.prenom, Nom: a.nom,
+				URL: workflow.DossierURL(a.proc.lienInstructeur, a.DossierID)})
+			procs = append(procs, a.proc)
 		}
 		g := &groups[len(groups)-1]
 		g.Activities = append(g.Activities, a.Activity)
@@ -134,5 +142,31 @@ func groupActivities(acts []activity, byDossier bool) ([]templates.Activity, []t
 			g.LastActivityAt = a.At
 		}
 	}
-	return flat, groups
+	return flat, groups, procs
+}
+
+// procedureRef is what an instructeur's list of dossiers shows of their
+// procedures: who signs it, which démarche, where each dossier is.
+type procedureRef struct {
+	libelle, service, lienInstructeur string
+}
+
+// signedBy sets what an e-mail listing dossiers of these procedures says
+// of them: signed by their services (one, or several joined), and of one
+// démarche if they share one.
+func signedBy(data *templates.EmailData, procs []procedureRef) {
+	var services, libelles []string
+	for _, p := range procs {
+		if !slices.Contains(services, p.service) {
+			services = append(services, p.service)
+		}
+		if !slices.Contains(libelles, p.libelle) {
+			libelles = append(libelles, p.libelle)
+		}
+	}
+	slices.Sort(services)
+	data.ServiceNom = templates.JoinFR(services)
+	if len(libelles) == 1 {
+		data.ProcedureLibelle = libelles[0]
+	}
 }

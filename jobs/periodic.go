@@ -19,10 +19,15 @@ import (
 // make that harmless: the new leader's insert for a slot already enqueued
 // (and still retained by River) is dropped, and a worker that sees a slot
 // it has already done does nothing.
+//
+// Each successful run is recorded in cron_runs under id, which the metrics
+// read (QueueCollector.WithCrons): a cron's run that did not happen shows.
 func NewCronJob(id string, schedule river.PeriodicSchedule, args func(slot time.Time) river.JobArgs) *river.PeriodicJob {
 	s := &slotSchedule{schedule: schedule}
 	return river.NewPeriodicJob(s, func() (river.JobArgs, *river.InsertOpts) {
-		return args(s.slot(time.Now())), nil
+		slot := s.slot(time.Now())
+		// The metadata names the cron and its slot, for cron_runs.
+		return args(slot), cronInsertOpts(id, slot)
 	}, &river.PeriodicJobOpts{ID: id, RunOnStart: true})
 }
 

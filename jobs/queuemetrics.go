@@ -37,6 +37,8 @@ type QueueCollector struct {
 	now     func() time.Time
 
 	jobs, oldest, stale, up *prometheus.Desc
+	cronLast, cronOverdue   *prometheus.Desc
+	crons                   []Cron
 
 	mu   sync.Mutex
 	at   time.Time // when snap was taken; zero: never
@@ -49,6 +51,7 @@ type queueStats struct {
 	jobs   map[[2]string]float64 // {queue, state} → count
 	oldest map[string]float64    // queue → seconds
 	stale  float64
+	crons  map[string]cronRun // name → its runs
 }
 
 // NewQueueCollector returns a collector reading pool, caching for ttl
@@ -73,9 +76,23 @@ func NewQueueCollector(pool *pgxpool.Pool, ttl time.Duration, log *slog.Logger) 
 			"Dossiers en construction flagged stale by the scan and not modified since.",
 			nil, nil),
 		up: prometheus.NewDesc("aptflow_stats_up",
-			"1 if the last database read behind aptflow_jobs, aptflow_job_oldest_available_age_seconds and aptflow_dossiers_stale succeeded, else 0.",
+			"1 if the last database read behind aptflow_jobs, aptflow_job_oldest_available_age_seconds, aptflow_dossiers_stale and aptflow_cron_* succeeded, else 0.",
 			nil, nil),
+		cronLast: prometheus.NewDesc("aptflow_cron_last_success_timestamp_seconds",
+			"Run time (the cron time it stood for) of the cron job's last successful run, for the whole cluster; absent before the first.",
+			[]string{"cron"}, nil),
+		cronOverdue: prometheus.NewDesc("aptflow_cron_overdue_seconds",
+			"How long the last run that the cron job's schedule asked for has been due without succeeding (missed, failing or still running); 0 once it succeeded.",
+			[]string{"cron"}, nil),
 	}
+}
+
+// WithCrons makes the collector watch the runs of crons too: when a run
+// due by its schedule has not succeeded, aptflow_cron_overdue_seconds
+// grows from its run time. It returns c.
+func (c *QueueCollector) WithCrons(crons []Cron) *QueueCollector {
+	c.crons = crons
+	return c
 }
 
 // Describe implements prometheus.Collector.
@@ -84,6 +101,8 @@ func (c *QueueCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.oldest
 	ch <- c.stale
 	ch <- c.up
+	ch <- c.cronLast
+	ch <- c.cronOverdue
 }
 
 // Collect implements prometheus.Collector.
@@ -104,6 +123,14 @@ func (c *QueueCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.oldest, prometheus.GaugeValue, age, q)
 	}
 	ch <- prometheus.MustNewConstMetric(c.stale, prometheus.GaugeValue, stats.stale)
+	now := c.now()
+	for _, cron := range c.crons {
+		run := stats.crons[cron.Name]
+		if run.last != nil {
+			ch <- prometheus.MustNewConstMetric(c.cronLast, prometheus.GaugeValue, float64(run.last.UnixMilli())/1000, cron.Name)
+		}
+		ch <- prometheus.MustNewConstMetric(c.cronOverdue, prometheus.GaugeValue, cron.overdue(run, now).Seconds(), cron.Name)
+	}
 }
 
 // read returns the cached stats, refreshed if older than the TTL. Holding
@@ -127,7 +154,7 @@ func (c *QueueCollector) read() (queueStats, error) {
 }
 
 // query reads the statistics in one round trip: jobs grouped by queue and
-// state, and the stale dossiers.
+// state, the stale dossiers, and the cron jobs' runs.
 //
 // A job waits from its scheduled_at until a worker starts it, whatever its
 // state says meanwhile: River inserts a job with a run time (a retry, a
@@ -135,7 +162,7 @@ func (c *QueueCollector) read() (queueStats, error) {
 // makes it available once due. Counting those too makes a cluster without a
 // leader, or without workers, show as a growing age.
 func (c *QueueCollector) query(ctx context.Context) (queueStats, error) {
-	s := queueStats{jobs: map[[2]string]float64{}, oldest: map[string]float64{}}
+	s := queueStats{jobs: map[[2]string]float64{}, oldest: map[string]float64{}, crons: map[string]cronRun{}}
 	for _, q := range Queues {
 		for _, st := range rivertype.JobStates() {
 			s.jobs[[2]string{q, string(st)}] = 0
@@ -173,6 +200,9 @@ func (c *QueueCollector) query(ctx context.Context) (queueStats, error) {
 			s.stale = float64(n)
 			return err
 		})
+	if len(c.crons) > 0 {
+		queueCronRuns(b, s.crons)
+	}
 	if err := c.pool.SendBatch(ctx, b).Close(); err != nil {
 		return queueStats{}, fmt.Errorf("queue statistics: %w", err)
 	}

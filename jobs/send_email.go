@@ -67,6 +67,10 @@ type deliveryParams struct {
 	ActivityIDs   []int64 `json:"activity_ids,omitempty"`
 	DossierIDs    []int64 `json:"dossier_ids,omitempty"`
 	StaleDays     int     `json:"stale_days,omitempty"`
+	// HistoryID is a transition e-mail's history row, whose motivation it
+	// shows; loadDelivery reads it in SQL. Deliveries of earlier releases
+	// have none.
+	HistoryID int64 `json:"history_id,omitempty"`
 }
 
 // errUnwanted says that a delivery must not go out any more (the recipient
@@ -201,17 +205,24 @@ func loadDelivery(ctx context.Context, q querier, id int64) (*delivery, error) {
 		code                *string
 		pdf                 []byte
 	)
+	// The motivation is the transition's, from its history row (what to
+	// change, for repasser_en_construction); a delivery of an earlier
+	// release names none, and shows the decision's.
 	err := q.QueryRow(ctx, `
 		SELECT e.id, e.dossier_id, e.kind, e.recipient, e.params, e.status,
-			p.libelle, p.service_nom, d.demandeur, d.motivation, d.decided_at,
+			p.libelle, p.service_nom, coalesce(p.lien_usager, ''), coalesce(p.lien_instructeur, ''),
+			coalesce(p.reply_to, ''),
+			d.demandeur, coalesce(h.motivation, d.motivation), d.decided_at,
 			a.code, a.pdf
 		FROM email_deliveries e
 		LEFT JOIN dossiers d ON d.id = e.dossier_id
 		LEFT JOIN procedures p ON p.id = d.procedure_id
+		LEFT JOIN dossier_history h ON h.id = (e.params->>'history_id')::bigint AND h.dossier_id = e.dossier_id
 		LEFT JOIN attestations a ON a.dossier_id = e.dossier_id AND e.kind = $2
 		WHERE e.id = $1`, id, workflow.MailAccepte,
 	).Scan(&d.ID, &d.DossierID, &d.Kind, &d.Recipient, &params, &d.Status,
-		&libelle, &serviceNom, &dem, &di.Motivation, &di.DecidedAt,
+		&libelle, &serviceNom, &di.Liens.Usager, &di.Liens.Instructeur, &di.ReplyTo,
+		&dem, &di.Motivation, &di.DecidedAt,
 		&code, &pdf)
 	if err != nil {
 		return nil, err
@@ -272,6 +283,7 @@ func (w *SendEmailWorker) compose(ctx context.Context, d *delivery) (mailer.Mess
 		MessageID:   MessageID(d.ID, w.cfg.MailFrom),
 		From:        w.cfg.MailFrom,
 		To:          d.Recipient,
+		ReplyTo:     data.ReplyTo,
 		Subject:     rendered.Subject,
 		Text:        rendered.Text,
 		HTML:        rendered.HTML,
@@ -284,6 +296,8 @@ func (w *SendEmailWorker) compose(ctx context.Context, d *delivery) (mailer.Mess
 // dossierInfo is what e-mails show of a dossier.
 type dossierInfo struct {
 	ProcedureLibelle, ServiceNom string
+	Liens                        workflow.Liens
+	ReplyTo                      string
 	Demandeur                    workflow.Demandeur
 	Motivation                   *string
 	DecidedAt                    *time.Time
@@ -304,6 +318,14 @@ func emailData(ctx context.Context, q querier, cfg Config, d *delivery) (templat
 		}
 		if di.DecidedAt != nil {
 			data.DecidedAt = *di.DecidedAt
+		}
+		// Each audience its link; replies only from the applicant, to the
+		// address the procedure reads.
+		if workflow.MailToInstructeur(d.Kind) {
+			data.DossierURL = workflow.DossierURL(di.Liens.Instructeur, data.DossierID)
+		} else {
+			data.DossierURL = workflow.DossierURL(di.Liens.Usager, data.DossierID)
+			data.ReplyTo = di.ReplyTo
 		}
 	}
 	if d.Params.InstructeurID != 0 {
@@ -329,7 +351,11 @@ func emailData(ctx context.Context, q querier, cfg Config, d *delivery) (templat
 		if d.Kind == workflow.MailMessageUsager && len(acts) > 0 {
 			data.Message = acts[0].body
 		}
-		data.Activities, data.Dossiers = groupActivities(acts, d.Kind == workflow.MailDigest)
+		var procs []procedureRef
+		data.Activities, data.Dossiers, procs = groupActivities(acts, d.Kind == workflow.MailDigest)
+		if d.Kind == workflow.MailDigest {
+			signedBy(&data, procs)
+		}
 		if d.Kind == workflow.MailNotification {
 			// Unfollowing stops notifications at once, even queued ones.
 			var follows bool
@@ -343,19 +369,26 @@ func emailData(ctx context.Context, q querier, cfg Config, d *delivery) (templat
 		}
 	case workflow.MailStaleInstructeur:
 		rows, err := q.Query(ctx, `
-			SELECT id, demandeur->>'prenom', demandeur->>'nom', state, last_activity_at
-			FROM dossiers WHERE id = ANY($1) ORDER BY id LIMIT $2`, d.Params.DossierIDs, cfg.StaleListMax)
+			SELECT d.id, d.demandeur->>'prenom', d.demandeur->>'nom', d.state, d.last_activity_at,
+				p.libelle, p.service_nom, coalesce(p.lien_instructeur, '')
+			FROM dossiers d JOIN procedures p ON p.id = d.procedure_id
+			WHERE d.id = ANY($1) ORDER BY d.id LIMIT $2`, d.Params.DossierIDs, cfg.StaleListMax)
 		if err != nil {
 			return data, nil, err
 		}
+		var procs []procedureRef
 		data.Dossiers, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (templates.DossierSummary, error) {
 			var s templates.DossierSummary
-			err := r.Scan(&s.ID, &s.Prenom, &s.Nom, &s.State, &s.LastActivityAt)
+			var p procedureRef
+			err := r.Scan(&s.ID, &s.Prenom, &s.Nom, &s.State, &s.LastActivityAt, &p.libelle, &p.service, &p.lienInstructeur)
+			s.URL = workflow.DossierURL(p.lienInstructeur, s.ID)
+			procs = append(procs, p)
 			return s, err
 		})
 		if err != nil {
 			return data, nil, err
 		}
+		signedBy(&data, procs)
 		data.DossiersNotListed = max(0, len(d.Params.DossierIDs)-len(data.Dossiers))
 	}
 	return data, attachments, nil

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 
+	"github.com/aptflow/aptflow/internal/pglock"
 	"github.com/aptflow/aptflow/workflow"
 )
 
@@ -38,7 +39,7 @@ func (ScanStaleArgs) InsertOpts() river.InsertOpts {
 // schedule (STALE_SCAN_CRON). Register it on every process: River's leader
 // enqueues it, once per cluster.
 func NewScanStalePeriodicJob(schedule river.PeriodicSchedule) *river.PeriodicJob {
-	return NewCronJob("scan_stale", schedule, func(slot time.Time) river.JobArgs {
+	return NewCronJob(ScanStaleArgs{}.Kind(), schedule, func(slot time.Time) river.JobArgs {
 		return ScanStaleArgs{At: slot}
 	})
 }
@@ -97,7 +98,7 @@ type ScanResult struct {
 // dominate.
 const DefaultStaleBatch = 2000
 
-// staleLockKey is the session advisory lock held during a scan ("apts"),
+// staleLockKey is the advisory lock held during a scan ("apts"),
 // distinct from the migrations' and the test template's keys.
 const staleLockKey int64 = 0x61707473
 
@@ -211,31 +212,18 @@ func scanStale(ctx context.Context, svc *workflow.Service, client *river.Client[
 	return res, nil
 }
 
-// lockScan takes the cluster-wide scan lock on a connection of its own, or
-// returns ErrScanRunning. The lock belongs to the session: if the process
-// dies, PostgreSQL releases it with the connection.
+// lockScan takes the cluster-wide scan lock, or returns ErrScanRunning. It
+// holds through a pooler in transaction mode, and goes with the connection
+// if the process dies (internal/pglock).
 func lockScan(ctx context.Context, pool *pgxpool.Pool) (unlock func(), err error) {
-	conn, err := pool.Acquire(ctx)
+	unlock, ok, err := pglock.TryLock(ctx, pool, staleLockKey)
 	if err != nil {
 		return nil, fmt.Errorf("stale scan lock: %w", err)
 	}
-	var ok bool
-	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, staleLockKey).Scan(&ok); err != nil {
-		conn.Release()
-		return nil, fmt.Errorf("stale scan lock: %w", err)
-	}
 	if !ok {
-		conn.Release()
 		return nil, ErrScanRunning
 	}
-	return func() {
-		ctx := context.WithoutCancel(ctx)
-		if _, err := conn.Exec(ctx, `SELECT pg_advisory_unlock($1)`, staleLockKey); err != nil {
-			// A pooled session must not keep the lock: drop the connection.
-			_ = conn.Conn().Close(ctx)
-		}
-		conn.Release()
-	}, nil
+	return unlock, nil
 }
 
 // finishScan writes, in one transaction, the instructeur e-mails of the

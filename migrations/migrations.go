@@ -16,6 +16,8 @@ import (
 	"github.com/pressly/goose/v3"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivermigrate"
+
+	"github.com/aptflow/aptflow/internal/pglock"
 )
 
 //go:embed *.sql
@@ -36,15 +38,13 @@ type Result struct {
 // safe to run from several processes at once.
 func Up(ctx context.Context, pool *pgxpool.Pool) (Result, error) {
 	var res Result
-	conn, err := pool.Acquire(ctx)
+	// Held on a connection of its own while the others migrate, through a
+	// pooler in transaction mode too (internal/pglock).
+	unlock, err := pglock.Lock(ctx, pool, lockKey)
 	if err != nil {
-		return res, fmt.Errorf("migrate: acquire connection: %w", err)
-	}
-	defer conn.Release()
-	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", lockKey); err != nil {
 		return res, fmt.Errorf("migrate: lock: %w", err)
 	}
-	defer conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", lockKey) //nolint:errcheck // released with the session anyway
+	defer unlock()
 
 	migrator, err := rivermigrate.New(riverpgxv5.New(pool), nil)
 	if err != nil {

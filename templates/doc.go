@@ -16,6 +16,17 @@
 // (workflow.Date) as it is, an instant in the Europe/Paris time zone
 // (« 26/11/2026 à 14:05 »), workflow.Paris(), whose database is embedded.
 //
+// What every e-mail shares, whatever its template: French typography
+// ([Typo], [TypoHTML]: a no-break space before « : ; ! ? » and inside « »)
+// is applied to the subject, the text and the HTML after rendering; each
+// is signed by the service alone (ServiceNom), never by the software; a
+// link to the dossier (EmailData.DossierURL, DossierSummary.URL: the
+// procedure's liens, expanded by the jobs) shows through the layout's
+// "lien" (text) and "bouton" (HTML) templates, and nothing shows without
+// one. The golden files under testdata/email hold every kind as it reads
+// (go test ./templates -update rewrites them): a change to a template
+// shows in their diff.
+//
 // The kinds (workflow.MailAccepte, …) are declared once, in workflow
 // (workflow.MailKinds); Load fails unless every kind has its templates and
 // every template a kind. They are a contract with the jobs that send the

@@ -65,7 +65,27 @@ func funcMap(loc *time.Location) map[string]any {
 		},
 		"lines":   lines,
 		"excerpt": excerpt,
+		"auteur":  activityAuthor,
+		// lien: a link to a dossier with its label, for the "lien" (text)
+		// and "bouton" (HTML) templates; they show nothing without a URL.
+		"lien": func(label, url string) Link { return Link{Label: label, URL: url} },
 	}
+}
+
+// Link is a labelled link, as the templates "lien" and "bouton" show it.
+type Link struct {
+	Label, URL string
+}
+
+// activityAuthor is who an activity is shown as coming from: the
+// instructeur or the expert who wrote it; no one for the applicant's own,
+// which the label already names (« nouveau message de l'usager »).
+func activityAuthor(a Activity) string {
+	switch a.Kind {
+	case workflow.ActivityMessageUsager, workflow.ActivityModification:
+		return ""
+	}
+	return a.Author
 }
 
 // activityLabels is how each kind of activity reads in a list. Load
@@ -107,4 +127,15 @@ func excerpt(s string) string {
 	}
 	r := []rune(s)
 	return strings.TrimSpace(string(r[:excerptRunes-1])) + "…"
+}
+
+// JoinFR joins names the French way: « A », « A et B », « A, B et C ».
+func JoinFR(names []string) string {
+	switch len(names) {
+	case 0:
+		return ""
+	case 1:
+		return names[0]
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " et " + names[len(names)-1]
 }

@@ -26,16 +26,28 @@ var ErrUnknownKind = errors.New("unknown e-mail kind")
 type EmailData struct {
 	DossierID        int64
 	ProcedureLibelle string
-	ServiceNom       string // e.g. « Préfecture du Rhône »; signs the e-mail
-	Prenom, Nom      string // the applicant (demandeur)
-	RecipientNom     string // the instructeur addressed, for instructor e-mails
-	Motivation       string
-	DecidedAt        time.Time
-	VerificationURL  string // PUBLIC_URL/attestations/{code}
-	PublicURL        string
-	Message          string           // body of a message from an instructeur to the applicant
-	Activities       []Activity       // for "notification": what happened on one dossier
-	Dossiers         []DossierSummary // for "digest" and "stale_instructeur"
+	// ServiceNom signs the e-mail, alone: « Préfecture du Rhône »; for an
+	// instructeur's list of dossiers of several services, their names
+	// (JoinFR).
+	ServiceNom   string
+	Prenom, Nom  string // the applicant (demandeur)
+	RecipientNom string // the instructeur addressed, for instructor e-mails
+	// Motivation is the transition's: a decision's, or what to change for
+	// en_construction.
+	Motivation      string
+	DecidedAt       time.Time
+	VerificationURL string // PUBLIC_URL/attestations/{code}
+	PublicURL       string
+	// DossierURL links to the dossier in the recipient's application (the
+	// procedure's liens.usager for the applicant, liens.instructeur for an
+	// instructeur), "" when the procedure sets none.
+	DossierURL string
+	// ReplyTo is the address replies go to, "" when the e-mail is not to be
+	// answered.
+	ReplyTo    string
+	Message    string           // body of a message from an instructeur to the applicant
+	Activities []Activity       // for "notification": what happened on one dossier
+	Dossiers   []DossierSummary // for "digest" and "stale_instructeur"
 	// DossiersNotListed counts the dossiers of a "stale_instructeur" e-mail
 	// beyond those in Dossiers: a long list is cut, the rest counted.
 	DossiersNotListed int
@@ -58,6 +70,7 @@ type Activity struct {
 // DossierSummary is one dossier in a list sent to an instructeur (digest, stale dossiers).
 type DossierSummary struct {
 	ID             int64
+	URL            string // the dossier in the instructeurs' application, "" for none
 	Prenom, Nom    string
 	State          string
 	LastActivityAt time.Time
@@ -214,18 +227,19 @@ func (t *Templates) Email(kind string, d EmailData) (Email, error) {
 		return Email{}, fmt.Errorf("render %s e-mail subject: %w", kind, err)
 	}
 	// Folded as the mailer folds a header, so that the subject shown in the
-	// HTML's title is the one sent.
-	v.Subject = mailer.OneLine(buf.String())
+	// HTML's title is the one sent. Every part goes through the same French
+	// typography, whatever template wrote it.
+	v.Subject = Typo(mailer.OneLine(buf.String()))
 	buf.Reset()
 	if err := kt.text.ExecuteTemplate(&buf, "body", v); err != nil {
 		return Email{}, fmt.Errorf("render %s e-mail text: %w", kind, err)
 	}
-	text := tidyText(buf.String())
+	text := Typo(tidyText(buf.String()))
 	buf.Reset()
 	if err := kt.html.ExecuteTemplate(&buf, "layout", v); err != nil {
 		return Email{}, fmt.Errorf("render %s e-mail HTML: %w", kind, err)
 	}
-	html := strings.ToValidUTF8(normalizeNewlines(buf.String()), "\uFFFD")
+	html := TypoHTML(strings.ToValidUTF8(normalizeNewlines(buf.String()), "\uFFFD"))
 	return Email{Subject: v.Subject, Text: text, HTML: html}, nil
 }
 
@@ -248,15 +262,16 @@ func normalizeNewlines(s string) string {
 }
 
 // sample is data that exercises every branch a template may take, for the
-// check in Load.
+// check in Load and the golden files.
 func sample(loc *time.Location) EmailData {
 	at := time.Date(2026, time.November, 26, 14, 5, 0, 0, loc)
 	acts := []Activity{
-		{DossierID: 42, Kind: workflow.ActivityMessageUsager, Author: "Élodie Dupré", At: at, Excerpt: "Bonjour,\nvoici mon titre de séjour."},
-		{DossierID: 42, Kind: workflow.ActivityMessageInstructeur, Author: "agent@example.gouv.fr", At: at, Excerpt: "Merci."},
-		{DossierID: 42, Kind: workflow.ActivityAvis, Author: "expert@example.gouv.fr", At: at, Excerpt: "Avis favorable."},
-		{DossierID: 42, Kind: workflow.ActivityModification, Author: "Élodie Dupré", At: at},
+		{DossierID: 42, Kind: workflow.ActivityMessageUsager, Author: "usager", At: at, Excerpt: "Bonjour,\nvoici mon titre de séjour : est-ce suffisant ?"},
+		{DossierID: 42, Kind: workflow.ActivityMessageInstructeur, Author: "agent@rhone.gouv.fr", At: at, Excerpt: "Merci."},
+		{DossierID: 42, Kind: workflow.ActivityAvis, Author: "expert@rhone.gouv.fr", At: at, Excerpt: "Avis favorable."},
+		{DossierID: 42, Kind: workflow.ActivityModification, Author: "usager", At: at},
 	}
+	const instruction = "https://instruction.rhone.gouv.fr/dossiers/"
 	return EmailData{
 		DossierID:        42,
 		ProcedureLibelle: "Autorisation provisoire de travail (APT) pour les étudiants",
@@ -266,13 +281,15 @@ func sample(loc *time.Location) EmailData {
 		RecipientNom:     "Jeanne Martin",
 		Motivation:       "Le contrat de travail est conforme.",
 		DecidedAt:        at,
-		VerificationURL:  "https://aptflow.example/attestations/abc123",
-		PublicURL:        "https://aptflow.example",
+		VerificationURL:  "https://apt.rhone.gouv.fr/attestations/abc123",
+		PublicURL:        "https://apt.rhone.gouv.fr",
+		DossierURL:       "https://demarche.rhone.gouv.fr/dossiers/42",
+		ReplyTo:          "etrangers@rhone.gouv.fr",
 		Message:          "Bonjour,\n\nMerci de joindre votre titre de séjour.",
 		Activities:       acts,
 		Dossiers: []DossierSummary{
-			{ID: 42, Prenom: "Élodie", Nom: "Dupré", State: string(workflow.EnConstruction), LastActivityAt: at, Activities: acts},
-			{ID: 43, Prenom: "Wei", Nom: "Zhang", State: string(workflow.EnInstruction), LastActivityAt: at, Activities: acts[:1]},
+			{ID: 42, URL: instruction + "42", Prenom: "Élodie", Nom: "Dupré", State: string(workflow.EnConstruction), LastActivityAt: at, Activities: acts},
+			{ID: 43, URL: instruction + "43", Prenom: "Wei", Nom: "Zhang", State: string(workflow.EnInstruction), LastActivityAt: at, Activities: acts[:1]},
 		},
 		StaleDays: 30,
 	}

@@ -3,6 +3,7 @@ package templates
 import (
 	"errors"
 	"io/fs"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -36,8 +37,12 @@ func checkEmail(t testing.TB, kind string, e Email) {
 	if !strings.HasSuffix(e.Text, "\n") || strings.Contains(e.Text, "\n\n\n") || strings.Contains(e.Text, "\r") {
 		t.Errorf("%s: text is not tidy:\n%s", kind, e.Text)
 	}
-	if !strings.Contains(e.Text, "via aptflow") || !strings.Contains(e.HTML, "via aptflow") {
-		t.Errorf("%s: not signed « via aptflow »", kind)
+	// French typography, whatever the data: no ordinary space where a line
+	// may break before « : ; ! ? » or inside « ».
+	for name, s := range map[string]string{"subject": e.Subject, "text": e.Text, "html": e.HTML} {
+		if m := badTypography.FindString(s); m != "" {
+			t.Errorf("%s: %s has %q, without a no-break space", kind, name, m)
+		}
 	}
 	if !strings.HasPrefix(e.HTML, "<!DOCTYPE html>") || !strings.Contains(e.HTML, `<html lang="fr">`) {
 		t.Errorf("%s: HTML is not a French document:\n%s", kind, e.HTML)
@@ -46,6 +51,10 @@ func checkEmail(t testing.TB, kind string, e Email) {
 		t.Errorf("%s: HTML contains a script element", kind)
 	}
 }
+
+// badTypography finds an ordinary space (not at a line's start) before
+// « : ; ! ? », or inside « ».
+var badTypography = regexp.MustCompile(`[^\s] +[:;!?»]|« `)
 
 func TestEmailSubject(t *testing.T) {
 	t.Parallel()
@@ -57,8 +66,8 @@ func TestEmailSubject(t *testing.T) {
 		workflow.MailAccepte:          "Votre dossier nº 42 a été accepté",
 		workflow.MailRefuse:           "Votre dossier nº 42 a été refusé",
 		workflow.MailMessageUsager:    "Nouveau message concernant votre dossier nº 42",
-		workflow.MailNotification:     "Dossier nº 42 : nouvelle activité",
-		workflow.MailDigest:           "Votre récapitulatif quotidien : 2 dossiers avec de l'activité",
+		workflow.MailNotification:     "Dossier nº 42" + nb + ": nouvelle activité",
+		workflow.MailDigest:           "Votre récapitulatif quotidien" + nb + ": 2 dossiers avec de l'activité",
 		workflow.MailStaleInstructeur: "2 dossiers en construction sans activité depuis plus de 30 jours",
 		workflow.MailStaleUsager:      "Votre dossier nº 42 est toujours en construction",
 	}
@@ -90,7 +99,7 @@ func TestEmailSingular(t *testing.T) {
 	d.Dossiers = d.Dossiers[:1]
 	d.StaleDays = 1
 	for kind, want := range map[string]string{
-		workflow.MailDigest:           "Votre récapitulatif quotidien : 1 dossier avec de l'activité",
+		workflow.MailDigest:           "Votre récapitulatif quotidien" + nb + ": 1 dossier avec de l'activité",
 		workflow.MailStaleInstructeur: "1 dossier en construction sans activité depuis plus d'un jour",
 	} {
 		e, err := tpl.Email(kind, d)
@@ -119,20 +128,41 @@ func TestEmailBody(t *testing.T) {
 		want  []string // in both text and HTML
 		avoid []string // in neither
 	}{
-		{kind: workflow.MailEnInstruction, want: []string{"vous ne pouvez plus le modifier", "messagerie", "Préfecture du Rhône"}},
-		{kind: workflow.MailEnConstruction, want: []string{"de nouveau modifiable"}},
+		{kind: workflow.MailEnInstruction, want: []string{"vous ne pouvez plus le modifier", "messagerie", "Préfecture du Rhône",
+			// classer_sans_suite sends nothing: the promise names what does.
+			"si votre dossier est accepté ou refusé, ou s'il vous est rendu"},
+			avoid: []string{"dès qu'une décision"}},
+		{kind: workflow.MailEnConstruction, edit: func(d *EmailData) { d.Motivation = "Joignez votre contrat de travail signé." },
+			want:  []string{"de nouveau modifiable", "vous demande de modifier", "Joignez votre contrat de travail signé.", "https://demarche.rhone.gouv.fr/dossiers/42"},
+			avoid: []string{"peut-être", "Si vous ne savez pas quoi modifier"}},
+		{kind: workflow.MailEnConstruction, edit: func(d *EmailData) { d.Motivation = "" },
+			want:  []string{"de nouveau modifiable", "Si vous ne savez pas quoi modifier, posez la question"},
+			avoid: []string{"vous demande de modifier", "peut-être"}},
 		{kind: workflow.MailAccepte, want: []string{"a été accepté", "26 novembre 2026", "Le contrat de travail est conforme.", "PDF",
-			"https://aptflow.example/attestations/abc123"}},
+			"https://apt.rhone.gouv.fr/attestations/abc123", "https://demarche.rhone.gouv.fr/dossiers/42"}},
 		{kind: workflow.MailAccepte, edit: func(d *EmailData) { d.Motivation = "" },
 			avoid: []string{"Message du service instructeur"}},
 		{kind: workflow.MailRefuse, edit: func(d *EmailData) { d.Motivation = "Le titre de séjour a expiré." },
 			want: []string{"a été refusé", "Motif du refus", "Le titre de séjour a expiré.", "recours gracieux", "recours contentieux", "deux mois"}},
-		{kind: workflow.MailMessageUsager, want: []string{"Merci de joindre votre titre de séjour."}},
-		{kind: workflow.MailNotification, want: []string{"Jeanne Martin", "nº 42", "26/11/2026 à 14:05", "nouveau message de l", "nouveau message d", "nouvel avis d", "dossier modifié par l", "Avis favorable."}},
-		{kind: workflow.MailDigest, want: []string{"Dossier nº 42", "Dossier nº 43", "Wei Zhang", "en instruction", "nouvel avis d"}},
-		{kind: workflow.MailStaleInstructeur, want: []string{"Dossier nº 42", "Dossier nº 43", "dernière activité le 26 novembre 2026", "30 jours"}},
+		{kind: workflow.MailMessageUsager, want: []string{"Merci de joindre votre titre de séjour.", "https://demarche.rhone.gouv.fr/dossiers/42"}},
+		{kind: workflow.MailNotification, want: []string{"Jeanne Martin", "nº 42", "26/11/2026 à 14:05", "nouveau message de l", "nouveau message d", "nouvel avis d", "dossier modifié par l", "Avis favorable.",
+			"(agent@rhone.gouv.fr)", "(expert@rhone.gouv.fr)"},
+			avoid: []string{"(usager)", "usager ("}},
+		{kind: workflow.MailDigest, want: []string{"Dossier nº 42", "Dossier nº 43", "Wei Zhang", "en instruction", "nouvel avis d",
+			"https://instruction.rhone.gouv.fr/dossiers/42", "https://instruction.rhone.gouv.fr/dossiers/43"}},
+		{kind: workflow.MailStaleInstructeur, want: []string{"Dossier nº 42", "Dossier nº 43", "dernière activité le 26 novembre 2026", "30 jours",
+			"https://instruction.rhone.gouv.fr/dossiers/42", "https://instruction.rhone.gouv.fr/dossiers/43",
+			"envoyé aux usagers concernés. Si besoin, vous pouvez leur écrire"},
+			avoid: []string{"chaque usager"}},
+		{kind: workflow.MailStaleInstructeur, edit: func(d *EmailData) { d.Dossiers = d.Dossiers[:1] },
+			want: []string{"envoyé à l'usager. Si besoin, vous pouvez lui écrire"}},
 		{kind: workflow.MailStaleUsager, want: []string{"toujours en construction", "30 jours", "compléter", "clôturé"}},
-		{kind: workflow.MailStaleUsager, edit: func(d *EmailData) { d.ServiceNom = "" }, want: []string{"Le service instructeur, via aptflow"}},
+		// Without links, nothing points nowhere.
+		{kind: workflow.MailStaleUsager, edit: func(d *EmailData) { d.DossierURL = "" }, avoid: []string{"Compléter votre dossier", "href=\"\""}},
+		{kind: workflow.MailDigest, edit: func(d *EmailData) { d.Dossiers[0].URL, d.Dossiers[1].URL = "", "" }, avoid: []string{"https://instruction", "href=\"\""}},
+		// Replies: read only when the procedure says where they go.
+		{kind: workflow.MailRefuse, want: []string{"répondez à ce courriel"}, avoid: []string{"ne pas y répondre"}},
+		{kind: workflow.MailRefuse, edit: func(d *EmailData) { d.ReplyTo = "" }, want: []string{"merci de ne pas y répondre"}, avoid: []string{"répondez à ce courriel"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.kind, func(t *testing.T) {

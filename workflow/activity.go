@@ -41,6 +41,10 @@ func checkBody(body string) *FieldError {
 		if unicode.IsControl(r) && r != '\n' && r != '\r' && r != '\t' {
 			return &FieldError{Field: "body", Code: "control_character", Detail: "le message contient un caractère de contrôle"}
 		}
+		if spoofing(r) {
+			fe := spoofingField("body")
+			return &fe
+		}
 	}
 	return nil
 }

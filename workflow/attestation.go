@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -14,9 +15,11 @@ import (
 // AttestationPDF returns the rendered attestation of a dossier and its
 // sha256, or ENotFound while there is none.
 func (s *Service) AttestationPDF(ctx context.Context, dossierID int64) (pdf []byte, sha256 string, err error) {
+	var procedureID int64
 	err = s.reader(ctx).QueryRow(ctx, `
-		SELECT pdf, sha256 FROM attestations WHERE dossier_id = $1 AND pdf IS NOT NULL`, dossierID).Scan(&pdf, &sha256)
-	if errors.Is(err, pgx.ErrNoRows) {
+		SELECT d.procedure_id, a.pdf, a.sha256 FROM attestations a JOIN dossiers d ON d.id = a.dossier_id
+		WHERE a.dossier_id = $1 AND a.pdf IS NOT NULL`, dossierID).Scan(&procedureID, &pdf, &sha256)
+	if errors.Is(err, pgx.ErrNoRows) || (err == nil && !visible(ctx, procedureID)) {
 		return nil, "", Errorf(ENotFound, "pas encore d'attestation pour le dossier %d", dossierID)
 	} else if err != nil {
 		return nil, "", fmt.Errorf("attestation of dossier %d: %w", dossierID, err)
@@ -78,7 +81,9 @@ type Verification struct {
 // ENotFound for an unknown code, or one whose PDF is not rendered yet. An
 // attestation is valid while the dossier is accepted.
 func (s *Service) VerifyAttestation(ctx context.Context, code string) (*Verification, error) {
-	if len(code) != 32 {
+	// Only a code of the right form reaches the database: any bytes may
+	// come in a URL, and PostgreSQL refuses a text that is not UTF-8.
+	if len(code) != 32 || strings.Trim(code, verificationAlphabet) != "" {
 		return nil, Errorf(ENotFound, "code inconnu")
 	}
 	var v Verification

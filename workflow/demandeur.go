@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"net/mail"
 	"slices"
 	"strings"
 	"time"
@@ -54,6 +53,13 @@ const (
 	maxAddressLen = 500
 )
 
+// MinAge is the age the applicant has reached on date_debut at the least:
+// the age from which the Code du travail lets a student work.
+const MinAge = 16
+
+// MinHeuresHebdo is the fewest weekly hours of a job.
+const MinHeuresHebdo = 1
+
 // Validate checks every field of d and returns an EInvalid *Error with one
 // FieldError per bad field, or nil. heuresMax is the procedure's weekly cap;
 // now bounds the birth date, which must be before today in Paris.
@@ -63,10 +69,13 @@ func (d *Demandeur) Validate(heuresMax float64, now time.Time) error {
 	v.name("nom", d.Nom)
 	v.name("prenom", d.Prenom)
 	birth := d.DateNaissance
-	if ok := v.date("date_naissance", birth); ok && !birth.Before(today) {
+	okBirth := v.date("date_naissance", birth)
+	if okBirth && !birth.Before(today) {
 		v.add("date_naissance", "out_of_range", "la date de naissance doit être dans le passé")
-	} else if ok && birth.Before(today.AddYears(-120)) {
+		okBirth = false
+	} else if okBirth && birth.Before(today.AddYears(-120)) {
 		v.add("date_naissance", "out_of_range", "la date de naissance est invraisemblable")
+		okBirth = false
 	}
 	v.text("lieu_naissance", d.LieuNaissance, maxTextLen)
 	v.text("nationalite", d.Nationalite, maxNameLen)
@@ -80,13 +89,16 @@ func (d *Demandeur) Validate(heuresMax float64, now time.Time) error {
 	v.lines("employeur.adresse", d.Employeur.Adresse, maxAddressLen)
 	v.text("emploi", d.Emploi, maxTextLen)
 	switch {
-	case math.IsNaN(d.HeuresHebdo) || d.HeuresHebdo <= 0:
-		v.add("heures_hebdo", "out_of_range", "le nombre d'heures hebdomadaires doit être positif")
+	case math.IsNaN(d.HeuresHebdo) || d.HeuresHebdo < MinHeuresHebdo:
+		v.add("heures_hebdo", "out_of_range", "le nombre d'heures hebdomadaires doit être d'au moins 1")
 	case d.HeuresHebdo > heuresMax:
 		v.add("heures_hebdo", "out_of_range", fmt.Sprintf("le nombre d'heures hebdomadaires ne peut dépasser %g", heuresMax))
 	}
 	okDebut := v.date("date_debut", d.DateDebut)
 	okFin := v.date("date_fin", d.DateFin)
+	if okDebut && okBirth && d.DateDebut.Before(birth.AddYears(MinAge)) {
+		v.add("date_naissance", "too_young", fmt.Sprintf("le demandeur doit avoir au moins %d ans à la date de début", MinAge))
+	}
 	if okDebut && okFin && d.DateFin.Before(d.DateDebut) {
 		v.add("date_fin", "before_date_debut", "la date de fin doit suivre la date de début")
 	} else if okFin && okExpire && d.DateFin.After(d.TitreSejour.ExpireLe) {
@@ -127,6 +139,8 @@ func (v *validator) check(field, s string, max int, bad func(rune) bool) bool {
 		v.add(field, "too_long", fmt.Sprintf("ce champ dépasse %d caractères", max))
 	case strings.IndexFunc(s, bad) >= 0:
 		v.add(field, "control_character", "ce champ contient un caractère de contrôle")
+	case strings.IndexFunc(s, spoofing) >= 0:
+		v.errs = append(v.errs, spoofingField(v.prefix+field))
 	default:
 		return true
 	}
@@ -180,25 +194,6 @@ func ValidSIRET(s string) bool {
 		return digits%5 == 0
 	}
 	return sum%10 == 0
-}
-
-// NormalizeEmail lower-cases and checks a bare e-mail address
-// ("nom@domaine"), refusing display names and line breaks.
-func NormalizeEmail(s string) (string, bool) {
-	// A line break is refused even at the ends, where trimming would hide
-	// it: no address has one, and it is what a header injection is made of.
-	if strings.ContainsAny(s, "\r\n") {
-		return "", false
-	}
-	s = strings.ToLower(strings.TrimSpace(s))
-	if s == "" || len(s) > 254 || strings.ContainsAny(s, "<> ,;\"") {
-		return "", false
-	}
-	a, err := mail.ParseAddress(s)
-	if err != nil || a.Address != s || a.Name != "" || !strings.Contains(s[strings.LastIndexByte(s, '@')+1:], ".") {
-		return "", false
-	}
-	return s, true
 }
 
 // DecodeDemandeur decodes a demandeur from JSON, refusing unknown fields, and

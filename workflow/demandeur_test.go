@@ -62,7 +62,8 @@ func TestDemandeurValidate(t *testing.T) {
 		{"ErrBornToday", `{"date_naissance": "2026-11-26"}`, time.Time{}, map[string]string{"demandeur.date_naissance": "out_of_range"}},
 		// 23:30 UTC on the 25th is the 26th in Paris: born on the 25th is
 		// born yesterday, not today.
-		{"OKBornYesterdayInParis", `{"date_naissance": "2026-11-25"}`, time.Date(2026, 11, 25, 23, 30, 0, 0, time.UTC), nil},
+		// (Then too young to work, not born in the future.)
+		{"BornYesterdayInParis", `{"date_naissance": "2026-11-25"}`, time.Date(2026, 11, 25, 23, 30, 0, 0, time.UTC), map[string]string{"demandeur.date_naissance": "too_young"}},
 		{"OKOldest", `{"date_naissance": "1906-11-26"}`, time.Time{}, nil},
 		{"ErrTooOld", `{"date_naissance": "1906-11-25"}`, time.Time{}, map[string]string{"demandeur.date_naissance": "out_of_range"}},
 		{"OKOneDay", `{"date_debut": "2027-06-30"}`, time.Time{}, nil},
@@ -72,6 +73,17 @@ func TestDemandeurValidate(t *testing.T) {
 		{"ErrHours", `{"heures_hebdo": 20.5}`, time.Time{}, map[string]string{"demandeur.heures_hebdo": "out_of_range"}},
 		{"ErrHoursZero", `{"heures_hebdo": 0}`, time.Time{}, map[string]string{"demandeur.heures_hebdo": "out_of_range"}},
 		{"ErrSiret", `{"employeur": {"siret": "123 456 789 00012"}}`, time.Time{}, map[string]string{"demandeur.employeur.siret": "invalid_siret"}},
+		{"ErrHoursTiny", `{"heures_hebdo": 0.001}`, time.Time{}, map[string]string{"demandeur.heures_hebdo": "out_of_range"}},
+		{"OKOneHour", `{"heures_hebdo": 1}`, time.Time{}, nil},
+		// DESIGN.md: at least 16 on date_debut (2026-12-01 here).
+		{"ErrTwoYearsOld", `{"date_naissance": "2024-05-01"}`, time.Time{}, map[string]string{"demandeur.date_naissance": "too_young"}},
+		{"ErrSixteenTheDayAfter", `{"date_naissance": "2010-12-02"}`, time.Time{}, map[string]string{"demandeur.date_naissance": "too_young"}},
+		{"OKSixteenThatDay", `{"date_naissance": "2010-12-01"}`, time.Time{}, nil},
+		{"ErrBidiOverride", `{"nom": "Dupré\u202Eetpecca"}`, time.Time{}, map[string]string{"demandeur.nom": "formatting_character"}},
+		{"ErrBidiIsolate", `{"prenom": "\u2066Élodie", "emploi": "vendeuse\u2069"}`, time.Time{}, map[string]string{"demandeur.prenom": "formatting_character", "demandeur.emploi": "formatting_character"}},
+		{"ErrLineSeparator", `{"employeur": {"adresse": "3 place Bellecour\u202869002 Lyon"}}`, time.Time{}, map[string]string{"demandeur.employeur.adresse": "formatting_character"}},
+		{"ErrParagraphSeparator", `{"lieu_naissance": "Montréal\u2029Canada"}`, time.Time{}, map[string]string{"demandeur.lieu_naissance": "formatting_character"}},
+		{"OKArabicName", `{"nom": "محمد"}`, time.Time{}, nil},
 	}
 	valid, err := json.Marshal(validDemandeur())
 	if err != nil {
@@ -165,6 +177,28 @@ func TestNormalizeEmail(t *testing.T) {
 		"c@d.fr\r\n":                     "",
 		"\nc@d.fr":                       "",
 		"":                               "",
+		// DESIGN.md: ASCII local@domain with a DNS domain, IDN in ASCII form.
+		"a@b.fr\u00a0":                         "",
+		"a\u00a0b@c.fr":                        "",
+		"a b@c.fr":                             "",
+		"\xe9lodie@c.fr":                       "",
+		"élodie@c.fr":                          "",
+		"a@[127.0.0.1]":                        "",
+		"a@127.0.0.1":                          "",
+		"a@-b.fr":                              "",
+		"a@b-.fr":                              "",
+		"a@b..fr":                              "",
+		".a@b.fr":                              "",
+		"a..b@c.fr":                            "",
+		`"a b"@c.fr`:                           "",
+		"a@b.fr.":                              "",
+		"a@b_c.fr":                             "",
+		"a@" + strings.Repeat("x", 64) + ".fr": "",
+		"a@exämple.fr":                         "a@xn--exmple-cua.fr",
+		"A@EXÄMPLE.FR":                         "a@xn--exmple-cua.fr",
+		"o'brien+apt@b.fr":                     "o'brien+apt@b.fr",
+		"a@xn--exmple-cua.fr":                  "a@xn--exmple-cua.fr",
+		"a@sub.domain-1.gouv.fr":               "a@sub.domain-1.gouv.fr",
 	} {
 		got, ok := NormalizeEmail(in)
 		if got != want || ok != (want != "") {

@@ -28,6 +28,15 @@ var mailKinds = []string{
 // one list that the templates, the jobs and the metrics go by.
 func MailKinds() []string { return slices.Clone(mailKinds) }
 
+// mailToInstructeur lists the kinds sent to instructeurs; every other kind
+// goes to the applicant.
+var mailToInstructeur = []string{MailNotification, MailDigest, MailStaleInstructeur}
+
+// MailToInstructeur reports whether e-mails of kind go to an instructeur,
+// who follows dossiers in the back office (liens.instructeur), rather than
+// to the applicant (liens.usager, the procedure's reply_to).
+func MailToInstructeur(kind string) bool { return slices.Contains(mailToInstructeur, kind) }
+
 // The kinds of activity on a dossier: what its followers hear about. The
 // database accepts these and no other (activities_kind_check).
 const (

@@ -138,7 +138,7 @@ func Apply(from State, cmd Command) (Outcome, error) {
 }
 
 // checkMotivation bounds a motivation and refuses control characters other
-// than line breaks and tabs.
+// than line breaks and tabs, and the characters that spoof text.
 func checkMotivation(m string) *FieldError {
 	if !utf8.ValidString(m) {
 		return &FieldError{Field: "motivation", Code: "invalid_utf8", Detail: "la motivation n'est pas de l'UTF-8 valide"}
@@ -149,6 +149,10 @@ func checkMotivation(m string) *FieldError {
 	for _, r := range m {
 		if unicode.IsControl(r) && r != '\n' && r != '\r' && r != '\t' {
 			return &FieldError{Field: "motivation", Code: "control_character", Detail: "la motivation contient un caractère de contrôle"}
+		}
+		if spoofing(r) {
+			fe := spoofingField("motivation")
+			return &fe
 		}
 	}
 	return nil

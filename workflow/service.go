@@ -135,6 +135,8 @@ type ProcedureInput struct {
 	Service        ProcedureService `json:"service"`
 	StaleAfterDays int              `json:"stale_after_days"`
 	HeuresHebdoMax float64          `json:"heures_hebdo_max"`
+	Liens          Liens            `json:"liens"`
+	ReplyTo        string           `json:"reply_to"`
 }
 
 // Validate checks a procedure input, one FieldError per bad field.
@@ -148,6 +150,14 @@ func (in *ProcedureInput) Validate() error {
 	}
 	if !(in.HeuresHebdoMax > 0 && in.HeuresHebdoMax <= 48) {
 		v.add("heures_hebdo_max", "out_of_range", "heures_hebdo_max doit être entre 0 (exclu) et 48")
+	}
+	in.Liens.validate(&v)
+	if in.ReplyTo != "" {
+		if email, ok := NormalizeEmail(in.ReplyTo); ok {
+			in.ReplyTo = email
+		} else {
+			v.add("reply_to", "invalid_email", "adresse e-mail invalide")
+		}
 	}
 	return invalid(v.errs)
 }
@@ -166,11 +176,14 @@ func (s *Service) CreateProcedureTx(ctx context.Context, tx pgx.Tx, in Procedure
 	if err := in.Validate(); err != nil {
 		return nil, err
 	}
-	p := &Procedure{Libelle: in.Libelle, Service: in.Service, StaleAfterDays: in.StaleAfterDays, HeuresHebdoMax: in.HeuresHebdoMax}
+	p := &Procedure{Libelle: in.Libelle, Service: in.Service, StaleAfterDays: in.StaleAfterDays, HeuresHebdoMax: in.HeuresHebdoMax,
+		Liens: in.Liens, ReplyTo: in.ReplyTo}
 	if err := tx.QueryRow(ctx, `
-		INSERT INTO procedures (libelle, service_nom, service_adresse, stale_after_days, heures_hebdo_max)
-		VALUES ($1, $2, $3, $4, $5) RETURNING id, created_at`,
+		INSERT INTO procedures (libelle, service_nom, service_adresse, stale_after_days, heures_hebdo_max,
+			lien_usager, lien_instructeur, reply_to)
+		VALUES ($1, $2, $3, $4, $5, nullif($6, ''), nullif($7, ''), nullif($8, '')) RETURNING id, created_at`,
 		in.Libelle, in.Service.Nom, in.Service.Adresse, in.StaleAfterDays, in.HeuresHebdoMax,
+		in.Liens.Usager, in.Liens.Instructeur, in.ReplyTo,
 	).Scan(&p.ID, &p.CreatedAt); err != nil {
 		return nil, fmt.Errorf("create procedure: %w", err)
 	}
@@ -183,7 +196,8 @@ func (s *Service) GetProcedure(ctx context.Context, id int64) (*Procedure, error
 }
 
 // AddInstructeur puts the instructeur with this e-mail on a procedure,
-// creating the instructeur if needed. added is false if it was already there.
+// creating the instructeur, named nom, if needed; an existing instructeur
+// keeps their name. added is false if it was already there.
 func (s *Service) AddInstructeur(ctx context.Context, procedureID int64, email, nom string) (inst *Instructeur, added bool, err error) {
 	err = s.inTx(ctx, func(tx pgx.Tx) error {
 		inst, added, err = s.AddInstructeurTx(ctx, tx, procedureID, email, nom)
@@ -207,10 +221,12 @@ func (s *Service) AddInstructeurTx(ctx context.Context, tx pgx.Tx, procedureID i
 		return nil, false, err
 	}
 	inst = &Instructeur{Email: email}
-	// The name is updated: the latest call knows best.
+	// An instructeur who exists keeps their name, as documented: a token
+	// of one procedure must not rename the agent of another. (The no-op
+	// update makes RETURNING give the existing row.)
 	if err := tx.QueryRow(ctx, `
 		INSERT INTO instructeurs (email, nom) VALUES ($1, $2)
-		ON CONFLICT (email) DO UPDATE SET nom = EXCLUDED.nom
+		ON CONFLICT (email) DO UPDATE SET email = EXCLUDED.email
 		RETURNING id, nom, notifications`, email, nom,
 	).Scan(&inst.ID, &inst.Nom, &inst.Notifications); err != nil {
 		return nil, false, fmt.Errorf("upsert instructeur: %w", err)
@@ -362,11 +378,8 @@ func (s *Service) TransitionTx(ctx context.Context, tx pgx.Tx, id int64, cmd Com
 		followStmt(id, instID).queue(b)
 	}
 	if out.Mail != "" {
-		st, err := deliveryStmt(id, out.Mail, cur.usagerEmail, nil, now)
-		if err != nil {
-			return nil, err
-		}
-		st.queue(b).QueryRow(func(row pgx.Row) error { return row.Scan(&deliveryID) })
+		transitionDeliveryStmt(id, out.Mail, cur.usagerEmail, now).queue(b).
+			QueryRow(func(row pgx.Row) error { return row.Scan(&deliveryID) })
 	}
 	if out.Attestation {
 		code, err := newVerificationCode()
@@ -486,6 +499,13 @@ func (s *Service) UnfollowTx(ctx context.Context, tx pgx.Tx, dossierID int64, em
 	return nil
 }
 
+// instructeurVisible is the condition, on instructeurs i, that the
+// instructeur is on one of the procedures of the query parameter $2 (NULL:
+// every procedure): an instructeur of no procedure the caller sees does not
+// exist for it.
+const instructeurVisible = `($2::bigint[] IS NULL OR EXISTS (
+	SELECT 1 FROM procedure_instructeurs pi WHERE pi.instructeur_id = i.id AND pi.procedure_id = ANY($2)))`
+
 // Tabs of an instructeur's dossier list.
 const (
 	TabASuivre = "a_suivre"
@@ -537,15 +557,16 @@ func (s *Service) ListForInstructeur(ctx context.Context, email string, f ListFi
 	if f.Limit < 1 || f.Limit > MaxListLimit {
 		return nil, invalid([]FieldError{{Field: "limit", Code: "out_of_range", Detail: fmt.Sprintf("limit doit être entre 1 et %d", MaxListLimit)}})
 	}
+	procs, _ := visibleProcedures(ctx)
 	q := s.reader(ctx)
 	var inst Instructeur
-	err := q.QueryRow(ctx, `SELECT id FROM instructeurs WHERE email = $1`, email).Scan(&inst.ID)
+	err := q.QueryRow(ctx, `SELECT id FROM instructeurs i WHERE email = $1 AND `+instructeurVisible, email, procs).Scan(&inst.ID)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, Errorf(ENotFound, "instructeur inconnu")
 	} else if err != nil {
 		return nil, err
 	}
-	return listTab(ctx, q, inst.ID, f)
+	return listTab(ctx, q, inst.ID, f, procs)
 }
 
 // SetPreferences sets an instructeur's notification mode: instant, daily or
@@ -574,9 +595,10 @@ func (s *Service) SetPreferencesTx(ctx context.Context, tx pgx.Tx, email, notifi
 		return nil, err
 	}
 	inst := &Instructeur{Email: email}
+	procs, _ := visibleProcedures(ctx)
 	err := tx.QueryRow(ctx, `
-		UPDATE instructeurs SET notifications = $2 WHERE email = $1
-		RETURNING id, nom, notifications`, email, notifications).Scan(&inst.ID, &inst.Nom, &inst.Notifications)
+		UPDATE instructeurs i SET notifications = $3 WHERE email = $1 AND `+instructeurVisible+`
+		RETURNING id, nom, notifications`, email, procs, notifications).Scan(&inst.ID, &inst.Nom, &inst.Notifications)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, Errorf(ENotFound, "instructeur inconnu")
 	} else if err != nil {

@@ -2,6 +2,7 @@ package workflow_test
 
 import (
 	"encoding/json"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -171,5 +172,51 @@ func TestWithTx(t *testing.T) {
 	run(true)
 	if state() != "en_instruction" || counted.Load() != 1 {
 		t.Fatalf("committed: state %s, %d counted", state(), counted.Load())
+	}
+}
+
+// TestTransitionDeliveryNamesHistory: the delivery of a transition's e-mail
+// names the transition's own history row, so that each e-mail of a dossier
+// given back twice says what to change that time.
+func TestTransitionDeliveryNamesHistory(t *testing.T) {
+	t.Parallel()
+	s := apptest.Start(t, apptest.Options{NoWorkers: true})
+	ctx := t.Context()
+	proc := s.Procedure()
+	inst := s.Instructeur(proc, "Camille Martin")
+	id, _ := s.Dossier(proc)
+	for _, c := range []workflow.Command{
+		{Event: workflow.PasserEnInstruction, Instructeur: inst},
+		{Event: workflow.RepasserEnConstruction, Instructeur: inst, Motivation: "Ajoutez le contrat."},
+		{Event: workflow.PasserEnInstruction, Instructeur: inst, Motivation: "Complet."},
+		{Event: workflow.RepasserEnConstruction, Instructeur: inst, Motivation: "Le contrat n'est pas signé."},
+	} {
+		if _, err := s.Service.Transition(ctx, id, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rows, err := s.Pool.Query(ctx, `
+		SELECT e.kind, h.event, coalesce(h.motivation, '')
+		FROM email_deliveries e JOIN dossier_history h ON h.id = (e.params->>'history_id')::bigint
+		WHERE e.dossier_id = $1 ORDER BY e.id`, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (string, error) {
+		var kind, event, motivation string
+		err := r.Scan(&kind, &event, &motivation)
+		return kind + " " + event + " " + motivation, err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"en_instruction passer_en_instruction ",
+		"en_construction repasser_en_construction Ajoutez le contrat.",
+		"en_instruction passer_en_instruction Complet.",
+		"en_construction repasser_en_construction Le contrat n'est pas signé.",
+	}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("deliveries and their history rows:\n got %q\nwant %q", got, want)
 	}
 }

@@ -25,10 +25,12 @@ type querier interface {
 func getProcedure(ctx context.Context, q querier, id int64) (*Procedure, error) {
 	p := &Procedure{ID: id}
 	err := q.QueryRow(ctx, `
-		SELECT libelle, service_nom, service_adresse, stale_after_days, heures_hebdo_max::float8, created_at
+		SELECT libelle, service_nom, service_adresse, stale_after_days, heures_hebdo_max::float8, created_at,
+			coalesce(lien_usager, ''), coalesce(lien_instructeur, ''), coalesce(reply_to, '')
 		FROM procedures WHERE id = $1`, id,
-	).Scan(&p.Libelle, &p.Service.Nom, &p.Service.Adresse, &p.StaleAfterDays, &p.HeuresHebdoMax, &p.CreatedAt)
-	if errors.Is(err, pgx.ErrNoRows) {
+	).Scan(&p.Libelle, &p.Service.Nom, &p.Service.Adresse, &p.StaleAfterDays, &p.HeuresHebdoMax, &p.CreatedAt,
+		&p.Liens.Usager, &p.Liens.Instructeur, &p.ReplyTo)
+	if errors.Is(err, pgx.ErrNoRows) || (err == nil && !visible(ctx, id)) {
 		return nil, Errorf(ENotFound, "procédure %d inconnue", id)
 	} else if err != nil {
 		return nil, fmt.Errorf("get procedure %d: %w", id, err)
@@ -50,7 +52,7 @@ func lockDossier(ctx context.Context, tx pgx.Tx, id int64) (*lockedDossier, erro
 	err := tx.QueryRow(ctx, `
 		SELECT procedure_id, state, usager_email, demandeur FROM dossiers WHERE id = $1 FOR UPDATE`, id,
 	).Scan(&d.procedureID, &d.state, &d.usagerEmail, &d.demandeur)
-	if errors.Is(err, pgx.ErrNoRows) {
+	if errors.Is(err, pgx.ErrNoRows) || (err == nil && !visible(ctx, d.procedureID)) {
 		return nil, Errorf(ENotFound, "dossier %d inconnu", id)
 	} else if err != nil {
 		return nil, fmt.Errorf("lock dossier %d: %w", id, err)
@@ -71,7 +73,7 @@ func lockDossierAs(ctx context.Context, tx pgx.Tx, id int64, email string) (*loc
 			          WHERE i.email = $2 AND pi.procedure_id = d.procedure_id), 0)
 		FROM dossiers d WHERE d.id = $1 FOR UPDATE OF d`, id, email,
 	).Scan(&d.procedureID, &d.state, &d.usagerEmail, &d.demandeur, &instID)
-	if errors.Is(err, pgx.ErrNoRows) {
+	if errors.Is(err, pgx.ErrNoRows) || (err == nil && !visible(ctx, d.procedureID)) {
 		return nil, 0, Errorf(ENotFound, "dossier %d inconnu", id)
 	} else if err != nil {
 		return nil, 0, fmt.Errorf("lock dossier %d: %w", id, err)
@@ -104,7 +106,7 @@ func instructeurOf(ctx context.Context, q querier, procedureID int64, email stri
 // after, which would deadlock with a transition that follows the dossier.
 func dossierAndInstructeur(ctx context.Context, q querier, dossierID int64, email string) (procedureID, instID int64, err error) {
 	err = q.QueryRow(ctx, `SELECT procedure_id FROM dossiers WHERE id = $1 FOR NO KEY UPDATE`, dossierID).Scan(&procedureID)
-	if errors.Is(err, pgx.ErrNoRows) {
+	if errors.Is(err, pgx.ErrNoRows) || (err == nil && !visible(ctx, procedureID)) {
 		return 0, 0, Errorf(ENotFound, "dossier %d inconnu", dossierID)
 	} else if err != nil {
 		return 0, 0, fmt.Errorf("get dossier %d: %w", dossierID, err)
@@ -197,6 +199,20 @@ func deliveryStmt(dossierID int64, kind, recipient string, params any, now time.
 		VALUES ($1, $2, $3, $4, $5) RETURNING id`, []any{dossier, kind, recipient, p, now}}, nil
 }
 
+// transitionDeliveryStmt writes the pending e-mail of a transition to the
+// delivery log, queued after the transition's history row in the same
+// batch: under the dossier's row lock, that row is the dossier's latest,
+// whose id goes into the params as {"history_id"}, so that the e-mail shows
+// the transition's motivation (what to change, for
+// repasser_en_construction). It returns the delivery's id.
+func transitionDeliveryStmt(dossierID int64, kind, recipient string, now time.Time) stmt {
+	return stmt{`
+		INSERT INTO email_deliveries (dossier_id, kind, recipient, params, created_at)
+		SELECT $1, $2, $3, jsonb_build_object('history_id', max(h.id)), $4
+		FROM dossier_history h WHERE h.dossier_id = $1
+		RETURNING id`, []any{dossierID, kind, recipient, now}}
+}
+
 // newVerificationCode returns 160 random bits in lower-case base32 (32
 // characters): unguessable, and easy to read aloud or type from paper.
 func newVerificationCode() (string, error) {
@@ -207,7 +223,10 @@ func newVerificationCode() (string, error) {
 	return lowerBase32.EncodeToString(b), nil
 }
 
-var lowerBase32 = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+// verificationAlphabet is the alphabet of verification codes.
+const verificationAlphabet = "abcdefghijklmnopqrstuvwxyz234567"
+
+var lowerBase32 = base32.NewEncoding(verificationAlphabet).WithPadding(base32.NoPadding)
 
 // dossierColumns are the columns scanDossier reads, from alias d.
 const dossierColumns = `d.id, d.procedure_id, d.state, d.usager_email, d.demandeur, d.motivation,
@@ -263,7 +282,7 @@ func getDossier(ctx context.Context, q querier, id int64, publicURL string) (*Do
 	if err := q.SendBatch(ctx, b).Close(); err != nil {
 		return nil, fmt.Errorf("get dossier %d: %w", id, err)
 	}
-	if !found {
+	if !found || !visible(ctx, d.ProcedureID) {
 		return nil, Errorf(ENotFound, "dossier %d inconnu", id)
 	}
 	return d, nil

@@ -50,28 +50,29 @@ func dossierRange(cond string) string {
 }
 
 // tabQuery returns the query of one page of the tab f.Tab (a valid one) of
-// the instructeur instID, and its arguments: for each procedure of the
-// instructeur (a LATERAL subquery), the first f.Limit ids of its range,
-// from the index alone; then the first f.Limit of those, whose rows it
-// reads. An instructeur of p procedures reads at most p·limit index entries
-// and limit rows, whatever the size of the procedures.
-func tabQuery(instID int64, f ListFilter) (string, []any) {
+// the instructeur instID, within the procedures procs (nil: all of theirs),
+// and its arguments: for each procedure of the instructeur (a LATERAL
+// subquery), the first f.Limit ids of its range, from the index alone; then
+// the first f.Limit of those, whose rows it reads. An instructeur of p
+// procedures reads at most p·limit index entries and limit rows, whatever
+// the size of the procedures.
+func tabQuery(instID int64, f ListFilter, procs []int64) (string, []any) {
 	return `
 		WITH page AS (
 			SELECT p.id
 			FROM procedure_instructeurs pi
 			CROSS JOIN LATERAL (` + tabRanges[f.Tab] + `) p
-			WHERE pi.instructeur_id = $1
+			WHERE pi.instructeur_id = $1 AND ($4::bigint[] IS NULL OR pi.procedure_id = ANY($4))
 			ORDER BY p.id LIMIT $3
 		)
 		SELECT ` + dossierColumns + `
 		FROM page JOIN dossiers d ON d.id = page.id
-		ORDER BY d.id`, []any{instID, f.AfterID, f.Limit}
+		ORDER BY d.id`, []any{instID, f.AfterID, f.Limit, procs}
 }
 
 // listTab reads one page of a tab.
-func listTab(ctx context.Context, q querier, instID int64, f ListFilter) ([]DossierSummary, error) {
-	sql, args := tabQuery(instID, f)
+func listTab(ctx context.Context, q querier, instID int64, f ListFilter, procs []int64) ([]DossierSummary, error) {
+	sql, args := tabQuery(instID, f, procs)
 	rows, err := q.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list dossiers: %w", err)

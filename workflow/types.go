@@ -14,7 +14,12 @@ type Procedure struct {
 	Service        ProcedureService `json:"service"`
 	StaleAfterDays int              `json:"stale_after_days"`
 	HeuresHebdoMax float64          `json:"heures_hebdo_max"`
-	CreatedAt      time.Time        `json:"created_at"`
+	// Liens link the e-mails to the dossier in the applicant's and the
+	// instructeurs' applications; ReplyTo, if set, is where replies to the
+	// applicant's e-mails go (otherwise they are not to be answered).
+	Liens     Liens     `json:"liens"`
+	ReplyTo   string    `json:"reply_to,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
 }
 
 // ProcedureService is the administration that instructs a procedure.

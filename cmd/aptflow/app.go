@@ -22,6 +22,7 @@ import (
 	"riverqueue.com/riverui"
 
 	"github.com/aptflow/aptflow/api"
+	"github.com/aptflow/aptflow/internal/redact"
 	"github.com/aptflow/aptflow/jobs"
 	"github.com/aptflow/aptflow/jobs/mailer"
 	"github.com/aptflow/aptflow/migrations"
@@ -32,12 +33,15 @@ import (
 
 // newLogger returns the process's logger, shared with River. Nothing logs
 // personal data: handlers and workers log ids only.
+// Every record goes through the configuration's redactor: no secret of
+// the configuration is written, whatever logs it.
 func newLogger(cfg Config, w io.Writer) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	var h slog.Handler = slog.NewJSONHandler(w, opts)
 	if cfg.LogFormat == "text" {
-		return slog.New(slog.NewTextHandler(w, opts))
+		h = slog.NewTextHandler(w, opts)
 	}
-	return slog.New(slog.NewJSONHandler(w, opts))
+	return slog.New(cfg.redactor().Handler(h))
 }
 
 // openPool connects to the database with a pool of size conns, unless
@@ -52,6 +56,15 @@ func openPool(ctx context.Context, cfg Config, conns int32) (*pgxpool.Pool, erro
 	if !strings.Contains(cfg.DatabaseURL, "pool_max_conns") {
 		pc.MaxConns = conns
 	}
+	// Behind a pooler in transaction mode, a statement prepared on one
+	// server connection is unknown to the next: pgx's default caches named
+	// prepared statements. Caching only their descriptions keeps the
+	// parameter types of that mode (River's JSON arguments rely on them)
+	// and prepares on the unnamed statement, which each execution re-parses
+	// in the same round trip. A mode set in DATABASE_URL wins.
+	if cfg.DatabasePooler == PoolerTransaction && !strings.Contains(cfg.DatabaseURL, "default_query_exec_mode") {
+		pc.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeCacheDescribe
+	}
 	pc.ConnConfig.ConnectTimeout = 10 * time.Second
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
@@ -61,7 +74,7 @@ func openPool(ctx context.Context, cfg Config, conns int32) (*pgxpool.Pool, erro
 	defer cancel()
 	if err := pool.Ping(pingCtx); err != nil {
 		pool.Close()
-		return nil, fmt.Errorf("database unreachable at %s: %w", maskURL(cfg.DatabaseURL), err)
+		return nil, fmt.Errorf("database unreachable at %s: %w", redact.DSN(cfg.DatabaseURL), err)
 	}
 	return pool, nil
 }
@@ -77,6 +90,7 @@ func jobsConfig(cfg Config, log *slog.Logger) jobs.Config {
 		BulkRate:         cfg.SMTPMaxRate,
 		MailFrom:         cfg.MailFrom,
 		PublicURL:        cfg.PublicURL,
+		PollOnly:         cfg.DatabasePooler == PoolerTransaction,
 		Logger:           log,
 	}
 	jc.Defaults()
@@ -91,6 +105,7 @@ type app struct {
 	river   *river.Client[pgx.Tx]
 	service *workflow.Service
 	reg     *prometheus.Registry
+	crons   []jobs.Cron // the cron jobs this process's River runs, if any
 }
 
 // newApp connects and builds everything; with workers false, the River
@@ -134,12 +149,12 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, workers bool) (*a
 			pool.Close()
 			return nil, fmt.Errorf("attestation layout: %w", err)
 		}
-		m, err := mailer.New(cfg.SMTPURL, cfg.MailDir)
+		m, err := mailer.New(cfg.SMTPURL, cfg.MailDir, cfg.DKIM)
 		if err != nil {
 			pool.Close()
 			return nil, fmt.Errorf("mailer: %w", err)
 		}
-		jc.PeriodicJobs, err = periodicJobs(cfg)
+		jc.PeriodicJobs, a.crons, err = crons(cfg)
 		if err != nil {
 			pool.Close()
 			return nil, err
@@ -180,12 +195,16 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, withAPI bool) erro
 		command = "serve"
 	}
 	log.Info("starting", "command", command, "config", cfg)
+	warnDKIM(cfg, log)
 	a, err := newApp(ctx, cfg, log, true)
 	if err != nil {
 		return err
 	}
 	defer a.pool.Close()
-	a.reg.MustRegister(jobs.NewQueueCollector(a.pool, jobs.DefaultStatsTTL, log))
+	if err := jobs.RegisterCrons(ctx, a.pool, a.crons); err != nil {
+		return err
+	}
+	a.reg.MustRegister(jobs.NewQueueCollector(a.pool, jobs.DefaultStatsTTL, log).WithCrons(a.crons))
 	jobs.NewJobMetrics(a.reg).Observe(a.river) // before Start: no event missed
 
 	// River runs on its own context: a signal must not cancel running jobs
@@ -195,23 +214,36 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, withAPI bool) erro
 	}
 	var ready atomic.Bool
 	ready.Store(true)
+	readiness := func(ctx context.Context) error {
+		if !ready.Load() {
+			return errors.New("workers not running")
+		}
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		if err := a.pool.Ping(pctx); err != nil {
+			return errors.New("database unreachable")
+		}
+		return nil
+	}
+	// What /readyz answers, for Prometheus, which scrapes /metrics only.
+	a.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "aptflow_ready",
+		Help: "1 when this process is ready (/readyz answers 200: database reachable, workers running), else 0.",
+	}, func() float64 {
+		if readiness(context.Background()) != nil {
+			return 0
+		}
+		return 1
+	}))
 	deps := api.Deps{
 		Service: a.service, Pool: a.pool, Logger: log,
-		Ready: func(r *http.Request) error {
-			if !ready.Load() {
-				return errors.New("workers not running")
-			}
-			pctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-			defer cancel()
-			if err := a.pool.Ping(pctx); err != nil {
-				return errors.New("database unreachable")
-			}
-			return nil
-		},
-		Metrics:      promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{Registry: a.reg}),
-		Profiler:     api.Profiler(),
-		OpsBasicAuth: cfg.OpsBasicAuth,
-		TrustProxy:   cfg.TrustProxy,
+		Ready:          func(r *http.Request) error { return readiness(r.Context()) },
+		Metrics:        promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{Registry: a.reg}),
+		Profiler:       api.Profiler(),
+		OpsBasicAuth:   cfg.OpsBasicAuth,
+		TrustedProxies: cfg.TrustedProxies,
+		OpsHosts:       []string{cfg.PublicURL, cfg.HTTPAddr, cfg.MetricsAddr},
+		HTTPMetrics:    api.NewHTTPMetrics(a.reg),
 	}
 
 	var servers []*http.Server
@@ -274,6 +306,19 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, withAPI bool) erro
 	}
 	ready.Store(false)
 	return errors.Join(err, a.stop(servers))
+}
+
+// warnDKIM says at start what would make receivers junk the e-mails:
+// sent unsigned, or signed for a domain that DMARC does not align with the
+// sender's.
+func warnDKIM(cfg Config, log *slog.Logger) {
+	switch {
+	case cfg.DKIM == nil && cfg.SMTPURL != "":
+		log.Warn("e-mails are not DKIM-signed: a sender domain with a DMARC policy will have them rejected or junked; set DKIM_DOMAIN, DKIM_SELECTOR and DKIM_PRIVATE_KEY (aptflow dkim-record prints the DNS record)")
+	case cfg.DKIM != nil && !dkimAligned(cfg.DKIM.Domain(), cfg.MailFrom):
+		log.Warn("DKIM_DOMAIN does not align with the domain of MAIL_FROM: DMARC ignores a signature of another domain",
+			"dkim_domain", cfg.DKIM.Domain())
+	}
 }
 
 // stop shuts the HTTP servers down and stops the workers, both at once:

@@ -5,19 +5,27 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"net"
 	"net/mail"
+	"net/netip"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/robfig/cron/v3"
+
+	"github.com/aptflow/aptflow/internal/redact"
+	"github.com/aptflow/aptflow/jobs/mailer"
 )
 
 // Config is aptflow's configuration, read from the environment once at
 // start and validated before anything runs.
 type Config struct {
 	DatabaseURL      string
+	DatabasePooler   string // "" (a server, or a pooler in session mode) or PoolerTransaction
 	HTTPAddr         string
 	MetricsAddr      string // optional second listener with the ops endpoints only
 	PublicURL        string
@@ -34,10 +42,20 @@ type Config struct {
 	EmailRetryMax    time.Duration
 	SMTPMaxRate      float64 // bulk e-mails a second per process; 0: no cap
 	OpsBasicAuth     string
-	TrustProxy       bool
-	LogFormat        string
-	LogLevel         slog.Level
+	// DKIM signs every e-mail, or is nil (DKIM_DOMAIN, DKIM_SELECTOR and
+	// DKIM_PRIVATE_KEY unset); DKIMKeyFile is the key's path, for the log.
+	DKIM           *mailer.DKIM
+	DKIMKeyFile    string
+	TrustedProxies []netip.Prefix
+	LogFormat      string
+	LogLevel       slog.Level
 }
+
+// PoolerTransaction is DATABASE_POOLER for a DATABASE_URL that points at a
+// pooler in transaction mode (PgBouncer's pool_mode = transaction), which
+// gives a client's server connection to others between its transactions:
+// no LISTEN (River polls instead), no named prepared statements.
+const PoolerTransaction = "transaction"
 
 // Default cron schedules (robfig/cron syntax with a time zone).
 const (
@@ -73,6 +91,7 @@ func loadConfig(getenv func(string) string) (Config, error) {
 	}
 	c := Config{
 		DatabaseURL:     get("DATABASE_URL", ""),
+		DatabasePooler:  get("DATABASE_POOLER", ""),
 		HTTPAddr:        get("HTTP_ADDR", "127.0.0.1:8080"),
 		MetricsAddr:     get("METRICS_ADDR", ""),
 		SMTPURL:         get("SMTP_URL", ""),
@@ -106,16 +125,40 @@ func loadConfig(getenv func(string) string) (Config, error) {
 			c.SMTPMaxRate = r
 		}
 	}
-	c.TrustProxy = getenv("TRUST_PROXY") == "true" || getenv("TRUST_PROXY") == "1"
+	if getenv("TRUST_PROXY") != "" {
+		// Refused rather than ignored: behind a proxy, every client would
+		// then share the proxy's address (and its rate limit).
+		errs = append(errs, errors.New("TRUST_PROXY is replaced by TRUSTED_PROXIES: set it to your proxies' addresses (CIDR list, e.g. 10.0.0.0/8,192.0.2.1)"))
+	}
+	if s := getenv("TRUSTED_PROXIES"); strings.TrimSpace(s) != "" {
+		for _, f := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' }) {
+			p, err := netip.ParsePrefix(f)
+			if err != nil {
+				ip, ierr := netip.ParseAddr(f)
+				if ierr != nil {
+					errs = append(errs, fmt.Errorf("TRUSTED_PROXIES: %q is neither a CIDR (10.0.0.0/8) nor an address", f))
+					continue
+				}
+				p = netip.PrefixFrom(ip.Unmap(), ip.Unmap().BitLen())
+			}
+			c.TrustedProxies = append(c.TrustedProxies, p.Masked())
+		}
+	}
 	if err := c.LogLevel.UnmarshalText([]byte(get("LOG_LEVEL", "info"))); err != nil {
 		errs = append(errs, fmt.Errorf("LOG_LEVEL: debug, info, warn or error expected"))
 	}
 
+	if c.DatabasePooler != "" && c.DatabasePooler != PoolerTransaction && c.DatabasePooler != "session" {
+		errs = append(errs, fmt.Errorf("DATABASE_POOLER: %q (PgBouncer's pool_mode = transaction) or session expected, got %q", PoolerTransaction, c.DatabasePooler))
+	}
 	if c.DatabaseURL == "" {
 		errs = append(errs, errors.New("DATABASE_URL is required (e.g. postgres://postgres@127.0.0.1:5432/aptflow?sslmode=disable; `make run` finds or starts a PostgreSQL for you)"))
 	}
-	if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		errs = append(errs, fmt.Errorf("PUBLIC_URL: an http(s) URL is expected, got %q", c.PublicURL))
+	if err := checkPublicURL(c.PublicURL); err != nil {
+		if getenv("PUBLIC_URL") == "" {
+			err = fmt.Errorf("%w; it defaults to http://HTTP_ADDR: set PUBLIC_URL to the URL people open (e.g. http://localhost:8080 or https://apt.example.fr)", err)
+		}
+		errs = append(errs, err)
 	}
 	if c.SMTPURL != "" {
 		if u, err := url.Parse(c.SMTPURL); err != nil || (u.Scheme != "smtp" && u.Scheme != "smtps") || u.Host == "" {
@@ -124,6 +167,10 @@ func loadConfig(getenv func(string) string) (Config, error) {
 	}
 	if _, err := mail.ParseAddress(c.MailFrom); err != nil {
 		errs = append(errs, fmt.Errorf("MAIL_FROM: an address such as « Service <noreply@example.fr> » is expected: %v", err))
+	}
+	var err error
+	if c.DKIM, c.DKIMKeyFile, err = loadDKIM(getenv); err != nil {
+		errs = append(errs, err)
 	}
 	for k, spec := range map[string]string{"STALE_SCAN_CRON": c.StaleScanCron, "DIGEST_CRON": c.DigestCron} {
 		if _, err := cronParser.Parse(spec); err != nil {
@@ -144,14 +191,31 @@ func loadConfig(getenv func(string) string) (Config, error) {
 	return c, errors.Join(errs...)
 }
 
+// checkPublicURL refuses a PUBLIC_URL that no one could open: it is the
+// base of the links in e-mails and of the attestation's QR code, read on
+// another machine. A listening address such as 0.0.0.0 or [::] means every
+// interface, not a place to go; an empty host means nowhere.
+func checkPublicURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("PUBLIC_URL: an http(s) URL is expected, got %q", s)
+	}
+	host := u.Hostname()
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		return fmt.Errorf("PUBLIC_URL: %q is an address to listen on, not one a person can open (its host is empty, 0.0.0.0 or ::)", s)
+	}
+	return nil
+}
+
 // LogValue logs the configuration with its secrets masked.
 func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
-		slog.String("database_url", maskURL(c.DatabaseURL)),
+		slog.String("database_url", redact.DSN(c.DatabaseURL)),
+		slog.String("database_pooler", c.DatabasePooler),
 		slog.String("http_addr", c.HTTPAddr),
 		slog.String("metrics_addr", c.MetricsAddr),
 		slog.String("public_url", c.PublicURL),
-		slog.String("smtp_url", maskURL(c.SMTPURL)),
+		slog.String("smtp_url", redact.URL(c.SMTPURL)),
 		slog.String("mail_dir", c.MailDir),
 		slog.String("stale_scan_cron", c.StaleScanCron),
 		slog.String("digest_cron", c.DigestCron),
@@ -163,26 +227,72 @@ func (c Config) LogValue() slog.Value {
 		slog.String("email_retry_max", c.EmailRetryMax.String()),
 		slog.Float64("smtp_max_rate", c.SMTPMaxRate),
 		slog.Bool("ops_basic_auth", c.OpsBasicAuth != ""),
+		slog.String("dkim", c.dkimSummary()),
+		slog.Any("trusted_proxies", c.TrustedProxies),
 		slog.String("log_format", c.LogFormat),
 	)
 }
 
-// maskURL hides the password of a URL.
-func maskURL(s string) string {
-	if s == "" {
-		return ""
+// redactor masks the configuration's secrets in every log line and error
+// of the process: the passwords of DATABASE_URL (either form, or from
+// PGPASSWORD), SMTP_URL and OPS_BASIC_AUTH.
+func (c Config) redactor() *redact.Redactor {
+	secrets := append(redact.Passwords(c.DatabaseURL), redact.Passwords(c.SMTPURL)...)
+	if pc, err := pgconn.ParseConfig(c.DatabaseURL); err == nil {
+		secrets = append(secrets, pc.Password)
 	}
-	u, err := url.Parse(s)
+	if _, p, ok := strings.Cut(c.OpsBasicAuth, ":"); ok {
+		secrets = append(secrets, p)
+	}
+	return redact.New(secrets...)
+}
+
+// loadDKIM reads DKIM_DOMAIN, DKIM_SELECTOR and DKIM_PRIVATE_KEY (the path
+// of a PEM key): all three set give the signer of every e-mail, whose key
+// is loaded and tried now, so that a bad key stops the start; none gives
+// nil (unsigned e-mails); some but not all is an error.
+func loadDKIM(getenv func(string) string) (d *mailer.DKIM, keyFile string, err error) {
+	domain := strings.TrimSpace(getenv("DKIM_DOMAIN"))
+	selector := strings.TrimSpace(getenv("DKIM_SELECTOR"))
+	keyFile = strings.TrimSpace(getenv("DKIM_PRIVATE_KEY"))
+	var missing []string
+	for name, v := range map[string]string{"DKIM_DOMAIN": domain, "DKIM_SELECTOR": selector, "DKIM_PRIVATE_KEY": keyFile} {
+		if v == "" {
+			missing = append(missing, name)
+		}
+	}
+	switch len(missing) {
+	case 3:
+		return nil, "", nil
+	case 0:
+	default:
+		slices.Sort(missing)
+		return nil, "", fmt.Errorf("DKIM: DKIM_DOMAIN, DKIM_SELECTOR and DKIM_PRIVATE_KEY go together; %s unset", strings.Join(missing, " and "))
+	}
+	if d, err = mailer.LoadDKIM(domain, selector, keyFile); err != nil {
+		return nil, "", fmt.Errorf("DKIM: %w", err)
+	}
+	return d, keyFile, nil
+}
+
+// dkimSummary says how e-mails are signed, for the start-up log: the
+// record name, the algorithm and the key's path (never the key).
+func (c Config) dkimSummary() string {
+	if c.DKIM == nil {
+		return "off"
+	}
+	return fmt.Sprintf("%s (%s, key %s)", c.DKIM.RecordName(), c.DKIM.Algorithm(), c.DKIMKeyFile)
+}
+
+// dkimAligned reports whether the DKIM domain aligns with the domain of
+// MAIL_FROM the way DMARC's relaxed alignment asks: the same domain, or
+// one a subdomain of the other. Without the public suffix list this is
+// a warning, not an error.
+func dkimAligned(dkimDomain, mailFrom string) bool {
+	a, err := mail.ParseAddress(mailFrom)
 	if err != nil {
-		return "(unparsable)"
+		return false
 	}
-	if _, ok := u.User.Password(); ok {
-		u.User = url.UserPassword(u.User.Username(), "xxxxx")
-	}
-	q := u.Query()
-	if q.Has("password") {
-		q.Set("password", "xxxxx")
-		u.RawQuery = q.Encode()
-	}
-	return u.String()
+	_, from, _ := strings.Cut(strings.ToLower(a.Address), "@")
+	return from == dkimDomain || strings.HasSuffix(from, "."+dkimDomain) || strings.HasSuffix(dkimDomain, "."+from)
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/aptflow/aptflow/api"
+	"github.com/aptflow/aptflow/internal/redact"
 	"github.com/aptflow/aptflow/workflow"
 )
 
@@ -62,16 +63,17 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	token := cmp.Or(*tokenFlag, getenv("APTFLOW_TOKEN"))
 	if token == "" {
-		if token, err = demoToken(ctx, getenv("DATABASE_URL")); err != nil {
+		if token, err = demoToken(ctx, getenv); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "API token created for the demo (kept hashed in the database): %s\n", token)
 	}
 	c := &demoClient{base: base, token: token, http: &http.Client{Timeout: 30 * time.Second}}
-	if err := c.waitReady(ctx, 30*time.Second); err != nil {
+	if err := c.waitReady(ctx, stdout); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "aptflow demo on %s\n", base)
+	// The server's host, not its URL: its root is no page to open.
+	fmt.Fprintf(stdout, "aptflow demo, through the API of the aptflow on %s\n", strings.TrimPrefix(strings.TrimPrefix(base, "https://"), "http://"))
 
 	var proc struct {
 		ID int64 `json:"id"`
@@ -169,17 +171,22 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 		}
 	}
 
+	// What a browser opens is printed as a link; what needs the token
+	// (/v1/*, which a browser would answer 401) as a curl command.
+	curl := func(args ...string) string {
+		return "curl -fsS -H 'Authorization: Bearer " + token + "' " + strings.Join(args, " ")
+	}
 	fmt.Fprintf(stdout, "\nWhere to look:\n")
 	fmt.Fprintf(stdout, "  jobs (River UI):  %s/riverui/  (OPS_BASIC_AUTH credentials, or from this machine)\n", base)
 	fmt.Fprintf(stdout, "  e-mails:          %s\n", demoMailbox(ctx, getenv))
-	fmt.Fprintf(stdout, "  a dossier:        curl -H 'Authorization: Bearer %s' %s/v1/dossiers/%d\n", token, base, accepted)
+	fmt.Fprintf(stdout, "  a dossier:        %s\n", curl(fmt.Sprintf("'%s/v1/dossiers/%d'", base, accepted)))
 	if d != nil && d.Attestation != nil {
-		fmt.Fprintf(stdout, "  attestation PDF:  curl -H 'Authorization: Bearer %s' -o attestation.pdf %s\n", token, d.Attestation.URL)
+		fmt.Fprintf(stdout, "  attestation PDF:  %s\n", curl("-o attestation.pdf", "'"+d.Attestation.URL+"'"))
 		fmt.Fprintf(stdout, "  its verification: %s  (public: the URL of its QR code)\n", d.Attestation.VerificationURL)
 	} else {
-		fmt.Fprintf(stdout, "  attestation PDF:  %s/v1/dossiers/%d/attestation.pdf, once rendered\n", base, accepted)
+		fmt.Fprintf(stdout, "  attestation PDF:  once rendered, %s\n", curl("-o attestation.pdf", fmt.Sprintf("'%s/v1/dossiers/%d/attestation.pdf'", base, accepted)))
 	}
-	fmt.Fprintf(stdout, "  instructeur tabs: %s/v1/instructeurs/%s/dossiers?tab=tous\n", base, url.PathEscape(camille))
+	fmt.Fprintf(stdout, "  instructeur tabs: %s\n", curl(fmt.Sprintf("'%s/v1/instructeurs/%s/dossiers?tab=tous'", base, url.PathEscape(camille))))
 	fmt.Fprintf(stdout, "  the API:          %s/openapi.yaml\n", base)
 	return nil
 }
@@ -206,11 +213,12 @@ func demoURL(flagURL string, getenv func(string) string) (string, error) {
 }
 
 // demoToken creates an API token in the database, for a demo run without one.
-func demoToken(ctx context.Context, databaseURL string) (string, error) {
+func demoToken(ctx context.Context, getenv func(string) string) (string, error) {
+	databaseURL := getenv("DATABASE_URL")
 	if databaseURL == "" {
 		return "", errors.New("demo: an API token is needed: --token, APTFLOW_TOKEN, or DATABASE_URL to create one")
 	}
-	pool, err := openPool(ctx, Config{DatabaseURL: databaseURL}, 2)
+	pool, err := openPool(ctx, Config{DatabaseURL: databaseURL, DatabasePooler: getenv("DATABASE_POOLER")}, 2)
 	if err != nil {
 		return "", err
 	}
@@ -251,7 +259,7 @@ func demoMailbox(ctx context.Context, getenv func(string) string) string {
 			return ui + "/  (mailpit)"
 		}
 	}
-	return "the SMTP server " + maskURL(smtpURL) + " (SMTP_URL)"
+	return "the SMTP server " + redact.URL(smtpURL) + " (SMTP_URL)"
 }
 
 // demoClient calls the API with a token.
@@ -301,10 +309,20 @@ func (c *demoClient) do(ctx context.Context, method, path string, in, out any) e
 	return nil
 }
 
-// waitReady polls /readyz: the demo may start right after the server.
-func (c *demoClient) waitReady(ctx context.Context, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for {
+// Waits for the server: a server that answers but is not ready yet (it is
+// starting) gets demoReadyWait; an address where nothing answers at all is
+// more likely the wrong one than a server about to listen, and gets
+// demoAnswerWait.
+const (
+	demoReadyWait  = 30 * time.Second
+	demoAnswerWait = 10 * time.Second
+)
+
+// waitReady polls /readyz: the demo may start right after the server. It
+// says at once what it waits for, and how to point it elsewhere.
+func (c *demoClient) waitReady(ctx context.Context, stdout io.Writer) error {
+	start := time.Now()
+	for i := 0; ; i++ {
 		req, err := http.NewRequestWithContext(ctx, "GET", c.base+"/readyz", nil)
 		if err != nil {
 			return err
@@ -315,12 +333,15 @@ func (c *demoClient) waitReady(ctx context.Context, timeout time.Duration) error
 			if resp.StatusCode == http.StatusOK {
 				return nil
 			}
+			err = errors.New(resp.Status)
 		}
-		if time.Now().After(deadline) {
-			if err == nil {
-				err = errors.New(resp.Status)
-			}
-			return fmt.Errorf("demo: aptflow is not ready at %s (is `aptflow serve` running?): %w", c.base, err)
+		if i == 0 {
+			fmt.Fprintf(stdout, "waiting for aptflow at %s (--url, else PUBLIC_URL or HTTP_ADDR as the server has them)…\n", c.base)
+		}
+		answered := resp != nil
+		if waited := time.Since(start); (answered && waited > demoReadyWait) || (!answered && waited > demoAnswerWait) {
+			return fmt.Errorf("demo: aptflow is not ready at %s: %w; is `make run` or `aptflow serve` running? "+
+				"If it listens elsewhere, run the demo line that `make run` printed, or pass --url", c.base, err)
 		}
 		select {
 		case <-ctx.Done():

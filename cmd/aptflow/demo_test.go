@@ -20,7 +20,12 @@ func TestDemo(t *testing.T) {
 	t.Parallel()
 	mp := mailpittest.Start(t)
 	dbURL := dbtest.URL(t)
+	// Signed, as a préfecture's domain needs: every e-mail of the demo
+	// must verify with the record dkim-record prints.
 	e := baseEnv(t, dbURL, mp.SMTPURL())
+	for k, v := range dkimEnv(t) {
+		e[k] = v
+	}
 	base := e["PUBLIC_URL"]
 	startRun(t, e, base, "serve")
 	db := openDB(t, dbURL)
@@ -82,6 +87,9 @@ func TestDemo(t *testing.T) {
 			t.Errorf("the applicant got %d attachments, want the attestation", withPDF)
 		}
 		mp.WaitFor(t, `to:joel.nkoulou-boeuf@etudiant.example subject:refusé`, 1, 20*time.Second)
+		// The acceptance with its PDF, the refusal, the notifications: all
+		// signed, as received.
+		checkMailpitSigned(t, mp, e)
 	})
 
 	t.Run("Verification", func(t *testing.T) {
@@ -110,6 +118,17 @@ func TestDemo(t *testing.T) {
 		out := demo(t, procEnv{"APTFLOW_TOKEN": token}, "--url", base)
 		if strings.Contains(out, "token created") || !strings.Contains(out, "→ accepte") {
 			t.Errorf("second run:\n%s", out)
+		}
+	})
+
+	t.Run("NothingListens", func(t *testing.T) {
+		// The newcomer's mistake: the server listens elsewhere. The demo
+		// says at once where it looks, then gives up saying what to do.
+		var out, errb bytes.Buffer
+		nowhere := "http://" + freeAddr(t)
+		err := run(context.Background(), []string{"demo", "--url", nowhere}, procEnv{"APTFLOW_TOKEN": token}.getenv, &out, &errb)
+		if err == nil || !strings.Contains(err.Error(), "make run") || !strings.Contains(out.String(), "waiting for aptflow at "+nowhere) {
+			t.Errorf("demo against nothing: %v\n%s", err, out.String())
 		}
 	})
 

@@ -49,13 +49,13 @@ func TestSendDigestsCommand(t *testing.T) {
 		}
 		return stdout.String()
 	}
-	if out := send("2026-11-26T09:00:00+01:00"); !strings.HasPrefix(out, "enqueued 1 digests listing 1 activities") {
+	if out := send("2026-11-26T09:00:00+01:00"); !strings.HasPrefix(out, "enqueued 1 digest listing 1 activity (sent") {
 		t.Errorf("first run: %q", out)
 	}
-	if out := send("2026-11-26T09:00:00+01:00"); !strings.HasPrefix(out, "enqueued 0 digests") {
+	if out := send("2026-11-26T09:00:00+01:00"); !strings.HasPrefix(out, "enqueued 0 digests listing 0 activities (sent") {
 		t.Errorf("same time again: %q", out)
 	}
-	if out := send(time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC).Format(time.RFC3339)); !strings.HasPrefix(out, "enqueued 1 digests listing 1 activities") {
+	if out := send(time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC).Format(time.RFC3339)); !strings.HasPrefix(out, "enqueued 1 digest listing 1 activity (sent") {
 		t.Errorf("next day: %q", out)
 	}
 	var digests, jobs int

@@ -2,9 +2,18 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"fmt"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/aptflow/aptflow/internal/dbtest"
+	"github.com/aptflow/aptflow/internal/mailpittest"
 )
 
 // TestLogConfigMasked: the configuration line of either LOG_FORMAT holds
@@ -43,5 +52,53 @@ func TestLogConfigMasked(t *testing.T) {
 				t.Errorf("not slog's text format:\n%s", out)
 			}
 		})
+	}
+}
+
+// TestSecretsNotLogged plants passwords in a key=value DATABASE_URL (the
+// form the security review saw printed), in SMTP_URL and in
+// OPS_BASIC_AUTH, runs `aptflow serve` with them and `aptflow migrate`
+// against a database that does not answer, and scans everything written
+// (logs and returned errors) for them.
+func TestSecretsNotLogged(t *testing.T) {
+	t.Parallel()
+	const dbPass, smtpPass, opsPass = "kv-db-pw-Zq9'x", "smtp-pw-Wk7", "ops-pw-Vj5"
+	pc, err := pgconn.ParseConfig(dbtest.URL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv := func(port uint16) string {
+		return fmt.Sprintf(`host=%s port=%d user=%s dbname=%s sslmode=disable pool_max_conns=%d password='%s'`,
+			pc.Host, port, pc.User, pc.Database, testPoolConns, strings.ReplaceAll(dbPass, "'", `\'`))
+	}
+	mp := mailpittest.Start(t)
+	e := baseEnv(t, "postgres://unused", "smtp://relay:"+smtpPass+"@"+mp.SMTPAddr).with(
+		"DATABASE_URL", kv(pc.Port), "OPS_BASIC_AUTH", "ops:"+opsPass, "LOG_LEVEL", "debug")
+	p := startRun(t, e, e["PUBLIC_URL"], "serve")
+	// A wrong ops password, and a request with one in the URL.
+	httpGet(t, e["PUBLIC_URL"]+"/metrics", "ops:"+opsPass+"x")
+	httpGet(t, e["PUBLIC_URL"]+"/riverui/?password="+opsPass, "ops:"+opsPass)
+	if _, err := p.stop(30 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+
+	// The database does not answer: the error names it, masked.
+	var out, errOut bytes.Buffer
+	port := freeAddr(t)
+	_, portStr, _ := strings.Cut(port, ":")
+	n, _ := strconv.Atoi(portStr)
+	err = run(context.Background(), []string{"migrate"}, e.with("DATABASE_URL", kv(uint16(n))).getenv, &out, &errOut)
+	if err == nil || !strings.Contains(err.Error(), "unreachable") || !strings.Contains(err.Error(), "password=xxxxx") {
+		t.Fatalf("migrate against a closed port: %v", err)
+	}
+
+	written := p.logs.String() + out.String() + errOut.String() + err.Error()
+	for _, secret := range []string{dbPass, `Zq9\'x`, "Zq9", smtpPass, opsPass} {
+		if strings.Contains(written, secret) {
+			t.Errorf("%q written:\n%s", secret, written)
+		}
+	}
+	if !strings.Contains(p.logs.String(), "password=xxxxx") {
+		t.Errorf("the start-up line does not show the masked DATABASE_URL:\n%.2000s", p.logs.String())
 	}
 }

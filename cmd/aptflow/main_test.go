@@ -25,12 +25,30 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/aptflow/aptflow/internal/apptest"
+	"github.com/aptflow/aptflow/internal/openapitest"
 )
 
 // binDir holds the aptflow binary that tests of real processes share.
 var binDir string
 
+// apiCheck checks against api/openapi.yaml every response that the tests
+// receive from an aptflow they started (watch), whatever client asked:
+// it is http.DefaultTransport, which the demo's client, http.Get and the
+// tests' clients use.
+var apiCheck = &openapitest.Transport{Next: http.DefaultTransport}
+
+// watch checks the responses of the listeners that e configures, for t.
+func watch(t *testing.T, e procEnv) {
+	t.Helper()
+	for _, k := range []string{"HTTP_ADDR", "METRICS_ADDR"} {
+		if addr := e[k]; addr != "" {
+			apiCheck.Watch(t, "http://"+addr)
+		}
+	}
+}
+
 func TestMain(m *testing.M) {
+	http.DefaultTransport = apiCheck
 	dir, err := os.MkdirTemp("", "aptflow-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -148,6 +166,7 @@ type inProcess struct {
 // its /readyz answers 200. It is stopped at cleanup if the test did not.
 func startRun(t *testing.T, e procEnv, readyURL string, args ...string) *inProcess {
 	t.Helper()
+	watch(t, e)
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &inProcess{cancel: cancel, logs: &apptest.SyncBuffer{}, done: make(chan struct{})}
 	go func() {
@@ -192,6 +211,7 @@ type process struct {
 // SIGTERM at cleanup if the test did not stop it.
 func startProcess(t *testing.T, e procEnv, args ...string) *process {
 	t.Helper()
+	watch(t, e)
 	cmd := exec.Command(binary(t), args...)
 	cmd.Env = e.list()
 	p := &process{cmd: cmd, logs: &apptest.SyncBuffer{}, done: make(chan struct{})}

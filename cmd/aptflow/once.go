@@ -12,18 +12,22 @@ import (
 	"github.com/aptflow/aptflow/jobs"
 )
 
-// periodicJobs are the cron jobs, registered identically on every process;
-// River's leader enqueues them once per cluster.
-func periodicJobs(cfg Config) ([]*river.PeriodicJob, error) {
+// crons are aptflow's cron jobs: River's periodic jobs, registered
+// identically on every process, which River's leader enqueues once per
+// cluster, and what the metrics watch of them (their names and schedules:
+// aptflow_cron_overdue_seconds shows a run that did not happen).
+func crons(cfg Config) ([]*river.PeriodicJob, []jobs.Cron, error) {
 	digest, err := cronParser.Parse(cfg.DigestCron)
 	if err != nil {
-		return nil, fmt.Errorf("DIGEST_CRON: %w", err)
+		return nil, nil, fmt.Errorf("DIGEST_CRON: %w", err)
 	}
 	stale, err := cronParser.Parse(cfg.StaleScanCron)
 	if err != nil {
-		return nil, fmt.Errorf("STALE_SCAN_CRON: %w", err)
+		return nil, nil, fmt.Errorf("STALE_SCAN_CRON: %w", err)
 	}
-	return []*river.PeriodicJob{jobs.NewSendDigestsPeriodicJob(digest), jobs.NewScanStalePeriodicJob(stale)}, nil
+	return []*river.PeriodicJob{jobs.NewSendDigestsPeriodicJob(digest), jobs.NewScanStalePeriodicJob(stale)},
+		[]jobs.Cron{{Name: jobs.SendDigestsArgs{}.Kind(), Schedule: digest}, {Name: jobs.ScanStaleArgs{}.Kind(), Schedule: stale}},
+		nil
 }
 
 // runOnce runs a scan or the digests now, as the cron would.
@@ -43,7 +47,8 @@ func runOnce(ctx context.Context, cfg Config, log *slog.Logger, cmd string, now 
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "enqueued %d digests listing %d activities (sent by the workers of serve/work)\n", res.Digests, res.Activities)
+		fmt.Fprintf(stdout, "enqueued %s listing %s (sent by the workers of serve/work)\n",
+			plural(res.Digests, "digest"), pluralIrregular(res.Activities, "activity", "activities"))
 		return nil
 	case "scan-stale":
 		return scanStaleOnce(ctx, a, jc, now, stdout)

@@ -88,13 +88,82 @@ func TestServeOps(t *testing.T) {
 		}
 	})
 
+	// opsDo sends req as the operator (OPS_BASIC_AUTH) and returns its
+	// status.
+	opsDo := func(t *testing.T, req *http.Request) int {
+		t.Helper()
+		u, pw, _ := strings.Cut(opsAuth, ":")
+		req.SetBasicAuth(u, pw)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+
+	t.Run("CrossSiteRiverUI", func(t *testing.T) {
+		// What the security review did: from another site's page, a
+		// text/plain POST (no preflight) to River UI's API cancelled a
+		// pending job. The operator's browser sends the credentials.
+		var job int64
+		if err := db.QueryRow(context.Background(), `
+			INSERT INTO river_job (kind, args, queue, state, scheduled_at, max_attempts, priority)
+			VALUES ('cross_site_test', '{}', 'maintenance', 'scheduled', now() + interval '1 day', 1, 1) RETURNING id`).Scan(&job); err != nil {
+			t.Fatal(err)
+		}
+		cancel := func(headers ...string) int {
+			req, _ := http.NewRequest("POST", base+"/riverui/api/jobs/cancel", strings.NewReader(fmt.Sprintf(`{"ids": ["%d"]}`, job)))
+			req.Header.Set("Content-Type", "text/plain")
+			for i := 0; i+1 < len(headers); i += 2 {
+				req.Header.Set(headers[i], headers[i+1])
+			}
+			return opsDo(t, req)
+		}
+		state := func() string {
+			var s string
+			if err := db.QueryRow(context.Background(), `SELECT state FROM river_job WHERE id = $1`, job).Scan(&s); err != nil {
+				t.Fatal(err)
+			}
+			return s
+		}
+		for _, h := range [][]string{
+			{"Origin", "http://evil.example"},
+			{"Origin", "http://evil.example", "Sec-Fetch-Site", "cross-site"},
+			{"Sec-Fetch-Site", "same-site"},
+		} {
+			if code := cancel(h...); code != 403 || state() != "scheduled" {
+				t.Errorf("cross-site cancel %v: %d, job %s", h, code, state())
+			}
+		}
+		// The operator's own page may.
+		if code := cancel("Origin", base, "Sec-Fetch-Site", "same-origin"); code != 200 || state() != "cancelled" {
+			t.Errorf("same-origin cancel: %d, job %s", code, state())
+		}
+	})
+
+	t.Run("ForeignHost", func(t *testing.T) {
+		// DNS rebinding: the attacker's name, pointed at this loopback
+		// address, reaches the listener with its own name in Host.
+		for _, path := range []string{"/metrics", "/riverui/", "/riverui/api/features", "/debug/pprof/"} {
+			req, _ := http.NewRequest("GET", base+path, nil)
+			req.Host = "rebind.evil.example"
+			if code := opsDo(t, req); code != http.StatusMisdirectedRequest {
+				t.Errorf("%s with Host %s: %d, want 421", path, req.Host, code)
+			}
+		}
+		if resp, _ := get(t, "/metrics", opsAuth); resp.StatusCode != 200 {
+			t.Errorf("/metrics by its own address: %d", resp.StatusCode)
+		}
+	})
+
 	t.Run("MetricsMove", func(t *testing.T) {
 		before, help := scrape(t, base+"/metrics", opsAuth)
 		// The families exposed before any job ran; the others appear with
 		// their first sample.
 		for _, name := range []string{
 			"aptflow_jobs", "aptflow_job_oldest_available_age_seconds", "aptflow_dossiers_stale", "aptflow_stats_up",
-			"aptflow_transitions_total",
+			"aptflow_transitions_total", "aptflow_http_request_duration_seconds",
 		} {
 			if help[name] == "" {
 				t.Errorf("%s: not exposed, or without help text", name)
@@ -109,8 +178,12 @@ func TestServeOps(t *testing.T) {
 			oldest      = `aptflow_job_oldest_available_age_seconds{queue="email"}`
 			stale       = `aptflow_dossiers_stale`
 			up          = `aptflow_stats_up`
+			// The API's requests, by route pattern: the dossier's id is not
+			// in the labels.
+			events = `aptflow_http_requests_total{code="200",method="POST",route="/v1/dossiers/{id}/events"}`
+			timed  = `aptflow_http_request_duration_seconds_count{route="/v1/dossiers/{id}/events"}`
 		)
-		for _, k := range []string{transitions, sent, completed, oldest, stale} {
+		for _, k := range []string{transitions, sent, completed, oldest, stale, timed} {
 			if v, ok := before[k]; !ok || v != 0 {
 				t.Errorf("before: %s = %v (present %v), want 0", k, v, ok)
 			}
@@ -128,7 +201,7 @@ func TestServeOps(t *testing.T) {
 			t.Fatal(err)
 		}
 
-		want := map[string]float64{transitions: 1, sent: 1, completed: 1, waited: 1, ran: 1, stale: 1, up: 1}
+		want := map[string]float64{transitions: 1, sent: 1, completed: 1, waited: 1, ran: 1, stale: 1, up: 1, events: 1, timed: 1}
 		var after map[string]float64
 		// The database gauges are read at most every few seconds.
 		deadline := time.Now().Add(20 * time.Second)
@@ -151,7 +224,7 @@ func TestServeOps(t *testing.T) {
 		if _, ok := after[oldest]; !ok {
 			t.Errorf("%s missing", oldest)
 		}
-		for _, name := range []string{"aptflow_emails_total", "aptflow_job_queue_wait_seconds", "aptflow_job_run_seconds"} {
+		for _, name := range []string{"aptflow_emails_total", "aptflow_job_queue_wait_seconds", "aptflow_job_run_seconds", "aptflow_http_requests_total"} {
 			if help[name] == "" {
 				t.Errorf("%s: no help text", name)
 			}

@@ -34,10 +34,18 @@ func scanStaleOnce(ctx context.Context, a *app, jc jobs.Config, now time.Time, s
 	return nil
 }
 
-// plural is n and noun, with an s unless n is 1.
+// plural is n and noun, with an s unless n is 1 (English, as the CLI
+// speaks); pluralIrregular names the plural of a noun that does not just
+// take an s.
 func plural(n int, noun string) string {
+	return pluralIrregular(n, noun, noun+"s")
+}
+
+// pluralIrregular is n and one if n is 1, else n and many: « 1 activity »,
+// « 2 activities ».
+func pluralIrregular(n int, one, many string) string {
 	if n == 1 {
-		return "1 " + noun
+		return "1 " + one
 	}
-	return fmt.Sprintf("%d %ss", n, noun)
+	return fmt.Sprintf("%d %s", n, many)
 }

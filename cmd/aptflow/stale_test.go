@@ -142,3 +142,20 @@ func TestStaleScanCron(t *testing.T) {
 		t.Fatal("work did not stop")
 	}
 }
+
+func TestPlural(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		got, want string
+	}{
+		{plural(0, "digest"), "0 digests"},
+		{plural(1, "digest"), "1 digest"},
+		{plural(2, "instructeur e-mail"), "2 instructeur e-mails"},
+		{pluralIrregular(1, "activity", "activities"), "1 activity"},
+		{pluralIrregular(3, "activity", "activities"), "3 activities"},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("got %q, want %q", tc.got, tc.want)
+		}
+	}
+}

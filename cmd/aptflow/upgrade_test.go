@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -178,6 +179,38 @@ func TestUpgradeFromLastRelease(t *testing.T) {
 
 	checkScaleUpgrade(t, db, bulkJob)
 
+	// Migration 00010: the cron jobs' runs start from what the release
+	// did: its last finished stale scan, its last digests (a completed job
+	// River still keeps), so that the first scrape knows them.
+	for cron, query := range map[string]string{
+		"scan_stale":   `SELECT max(scanned_at) FROM stale_scans WHERE finished_at IS NOT NULL`,
+		"send_digests": `SELECT max((args->>'at')::timestamptz) FROM river_job WHERE kind = 'send_digests' AND state = 'completed'`,
+	} {
+		var want, recorded *time.Time
+		if err := db.QueryRow(ctx, query).Scan(&want); err != nil || want == nil {
+			t.Fatalf("fixture: no run of %s (%v)", cron, err)
+		}
+		if err := db.QueryRow(ctx, `SELECT last_run_at FROM cron_runs WHERE name = $1`, cron).Scan(&recorded); err != nil || recorded == nil || !recorded.Equal(*want) {
+			t.Errorf("cron_runs of %s after the upgrade: %v (%v), want the release's last run %v", cron, recorded, err, *want)
+		}
+	}
+
+	// Migration 00004: the old token is admin on every procedure, never
+	// used as far as the database knows; the decided dossiers' decision and
+	// demandeur are final in the database now.
+	var scope string
+	var procs []int64
+	var lastUsed, expires *time.Time
+	if err := db.QueryRow(ctx, `SELECT scope, procedures, last_used_at, expires_at FROM api_tokens WHERE name = 'fixture-admin'`).Scan(
+		&scope, &procs, &lastUsed, &expires); err != nil || scope != "admin" || procs != nil || lastUsed != nil || expires != nil {
+		t.Errorf("the old token after the upgrade: %s %v %v %v (%v); want admin on every procedure", scope, procs, lastUsed, expires, err)
+	}
+	for _, set := range []string{`motivation = 'réécrite'`, `decided_at = now()`, `demandeur = jsonb_set(demandeur, '{nom}', '"Usurpé"')`} {
+		if _, err := db.Exec(ctx, `UPDATE dossiers SET `+set+` WHERE state = 'accepte'`); err == nil || !strings.Contains(err.Error(), "cannot change") {
+			t.Errorf("SQL on the old release's accepted dossiers (%s): %v", set, err)
+		}
+	}
+
 	// The attestations keep their bytes.
 	for _, a := range before {
 		var sha, pdf string
@@ -195,6 +228,10 @@ func TestUpgradeFromLastRelease(t *testing.T) {
 	base := "http://" + e["HTTP_ADDR"]
 	startRun(t, e, base, "serve")
 	c := &demoClient{base: base, token: releaseToken, http: &http.Client{Timeout: 30 * time.Second}}
+	var list bytes.Buffer
+	if err := run(ctx, []string{"token", "list"}, env, &list, &errb); err != nil || !regexp.MustCompile(`(?m)^1\s+fixture-admin\s+admin\s+all\s`).MatchString(list.String()) {
+		t.Errorf("token list after the upgrade: %v\n%s", err, list.String())
+	}
 	for _, s := range states {
 		var d struct{ State string }
 		if err := c.do(ctx, "GET", fmt.Sprintf("/v1/dossiers/%d", s.ID), nil, &d); err != nil {
@@ -221,6 +258,29 @@ func TestUpgradeFromLastRelease(t *testing.T) {
 			t.Errorf("verification of dossier %d: %+v, %v; want its sha256 %s", a.dossier, v, err, a.sha)
 		}
 	}
+	// No cron job is overdue: the release ran the last ones, or the new
+	// leader runs them on start (when this test runs on a later day).
+	deadline := time.Now().Add(time.Minute)
+	for {
+		m, _ := scrape(t, base+"/metrics", "")
+		if m[`aptflow_cron_overdue_seconds{cron="scan_stale"}`] == 0 && m[`aptflow_cron_overdue_seconds{cron="send_digests"}`] == 0 &&
+			m[`aptflow_cron_last_success_timestamp_seconds{cron="scan_stale"}`] > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("cron metrics after the upgrade: scan_stale overdue %v, last %v; send_digests overdue %v",
+				m[`aptflow_cron_overdue_seconds{cron="scan_stale"}`], m[`aptflow_cron_last_success_timestamp_seconds{cron="scan_stale"}`],
+				m[`aptflow_cron_overdue_seconds{cron="send_digests"}`])
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	// The old token, admin everywhere, may create a procedure; its use is
+	// recorded.
+	if err := c.do(ctx, "POST", "/v1/procedures", map[string]any{"libelle": "APT", "service": map[string]any{"nom": "Préfecture", "adresse": "Lyon"},
+		"stale_after_days": 30, "heures_hebdo_max": 20}, nil); err != nil {
+		t.Errorf("the old token creates a procedure: %v", err)
+	}
+	waitSQL(t, db, 10*time.Second, `SELECT last_used_at IS NOT NULL FROM api_tokens WHERE name = 'fixture-admin'`)
 	// Every job the old release left pending completes: its e-mails go out.
 	waitSQL(t, db, 2*time.Minute, `SELECT count(*) = 0 FROM river_job WHERE id = ANY($1) AND state <> 'completed'`, pending)
 	waitSQL(t, db, time.Minute, `SELECT count(*) = 0 FROM email_deliveries WHERE status = 'pending'`)
@@ -248,5 +308,33 @@ func TestUpgradeFromLastRelease(t *testing.T) {
 	sum := sha256.Sum256(pdf)
 	if got := hex.EncodeToString(sum[:]); got != before[1].sha {
 		t.Errorf("the attached PDF's sha256 is %s, the stored attestation's %s", got, before[1].sha)
+	}
+
+	// Migration 00008 (e-mail links): the old procedures have no liens and
+	// no reply_to, and the e-mails the old release left pending go out as
+	// the new ones do without them: no link, no Reply-To, signed by the
+	// service alone; the acceptance, whose delivery names no history row,
+	// shows the decision's motivation.
+	var withLinks int
+	if err := db.QueryRow(ctx, `SELECT count(*) FROM procedures
+		WHERE lien_usager IS NOT NULL OR lien_instructeur IS NOT NULL OR reply_to IS NOT NULL`).Scan(&withLinks); err != nil || withLinks != 0 {
+		t.Errorf("%d old procedures with links (%v)", withLinks, err)
+	}
+	for _, m := range msgs {
+		full, err := mp.Message(ctx, m.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, body := range []string{full.Text, full.HTML} {
+			if strings.Contains(body, "{id}") || strings.Contains(strings.ToLower(body), "aptflow") || !strings.Contains(body, "ne pas y répondre") {
+				t.Errorf("%s after the upgrade:\n%s", m.Subject, body)
+			}
+		}
+		if len(full.ReplyTo) != 0 {
+			t.Errorf("%s: Reply-To %v", m.Subject, full.ReplyTo)
+		}
+	}
+	if !strings.Contains(msg.Text, "Dossier complet.") {
+		t.Errorf("the acceptance lost its motivation:\n%s", msg.Text)
 	}
 }

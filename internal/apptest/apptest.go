@@ -27,6 +27,7 @@ import (
 	"github.com/aptflow/aptflow/api"
 	"github.com/aptflow/aptflow/internal/dbtest"
 	"github.com/aptflow/aptflow/internal/mailpittest"
+	"github.com/aptflow/aptflow/internal/openapitest"
 	"github.com/aptflow/aptflow/jobs"
 	"github.com/aptflow/aptflow/jobs/mailer"
 	"github.com/aptflow/aptflow/templates"
@@ -50,15 +51,20 @@ type Options struct {
 	Logs io.Writer
 	// WrapRenderer wraps the attestation renderer, to inject faults.
 	WrapRenderer func(jobs.AttestationRenderer) jobs.AttestationRenderer
+	// WrapHandler wraps the API's handler, to inject faults.
+	WrapHandler func(http.Handler) http.Handler
 }
 
 // Stack is a running aptflow.
 type Stack struct {
-	T        testing.TB
-	Pool     *pgxpool.Pool
-	River    *river.Client[pgx.Tx]
-	Service  *workflow.Service
-	Server   *httptest.Server
+	T       testing.TB
+	Pool    *pgxpool.Pool
+	River   *river.Client[pgx.Tx]
+	Service *workflow.Service
+	Server  *httptest.Server
+	// Client sends the test's requests: every response of Server is
+	// checked against api/openapi.yaml (internal/openapitest).
+	Client   *http.Client
 	Token    string
 	Mailpit  *mailpittest.Server // nil when Options.SMTPURL was given
 	Jobs     jobs.Config
@@ -125,6 +131,7 @@ func Start(t testing.TB, opts Options) *Stack {
 	var handler http.Handler = http.NotFoundHandler()
 	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
 	t.Cleanup(s.Server.Close)
+	s.Client = openapitest.Client(t, s.Server.URL)
 	jc.PublicURL = s.Server.URL
 	jc.MailFrom = "Autorisation provisoire de travail <ne-pas-repondre@aptflow.test>"
 	jc.Logger = log
@@ -145,7 +152,7 @@ func Start(t testing.TB, opts Options) *Stack {
 		if opts.WrapRenderer != nil {
 			renderer = opts.WrapRenderer(renderer)
 		}
-		m, err := mailer.New(smtpURL, t.TempDir())
+		m, err := mailer.New(smtpURL, t.TempDir(), nil)
 		if err != nil {
 			t.Fatalf("mailer: %v", err)
 		}
@@ -164,7 +171,10 @@ func Start(t testing.TB, opts Options) *Stack {
 	s.River = client
 	s.Jobs = jc
 	s.Service = workflow.NewService(s.Pool, jobs.NewEnqueuer(client, jc), svcOpts)
-	handler = api.NewServer(api.Deps{Service: s.Service, Pool: s.Pool, Logger: log})
+	handler = api.NewServer(api.Deps{Service: s.Service, Pool: s.Pool, Logger: log, HTTPMetrics: api.NewHTTPMetrics(s.Registry)})
+	if opts.WrapHandler != nil {
+		handler = opts.WrapHandler(handler)
+	}
 	if !opts.NoWorkers {
 		if err := client.Start(ctx); err != nil {
 			t.Fatalf("start river: %v", err)
@@ -231,7 +241,7 @@ func (s *Stack) Do(method, path string, body any, headers ...string) *Response {
 			req.Header.Set(headers[i], headers[i+1])
 		}
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := s.Client.Do(req)
 	if err != nil {
 		s.T.Fatalf("%s %s: %v", method, path, err)
 	}
@@ -260,12 +270,23 @@ func (s *Stack) Must(want int, method, path string, body any, headers ...string)
 // Procedure creates a procedure and returns its id.
 func (s *Stack) Procedure() int64 {
 	s.T.Helper()
-	p := s.Must(201, "POST", "/v1/procedures", map[string]any{
+	return s.ProcedureWith(nil)
+}
+
+// ProcedureWith creates a procedure with extra fields of the request
+// (liens, reply_to, …), which replace the defaults, and returns its id.
+func (s *Stack) ProcedureWith(extra map[string]any) int64 {
+	s.T.Helper()
+	body := map[string]any{
 		"libelle":          "Autorisation provisoire de travail (APT) pour les étudiants",
 		"service":          map[string]any{"nom": "Préfecture du Rhône", "adresse": "18 rue de Bonnel\n69003 Lyon"},
 		"stale_after_days": 30,
 		"heures_hebdo_max": 20,
-	})
+	}
+	for k, v := range extra {
+		body[k] = v
+	}
+	p := s.Must(201, "POST", "/v1/procedures", body)
 	return int64(p["id"].(float64))
 }
 

@@ -155,6 +155,12 @@ func (s *Server) Message(ctx context.Context, id string) (*Message, error) {
 	return &m, nil
 }
 
+// Raw returns message id exactly as mailpit received it over SMTP: the
+// bytes to check a DKIM signature against.
+func (s *Server) Raw(ctx context.Context, id string) ([]byte, error) {
+	return s.do(ctx, http.MethodGet, "/api/v1/message/"+url.PathEscape(id)+"/raw", nil, nil)
+}
+
 // Headers returns the message's headers as sent, keyed in canonical form
 // ("Message-Id", "Subject"): values keep their RFC 2047 encoding
 // (=?utf-8?q?...?=), to be checked or decoded with mime.WordDecoder.

@@ -8,6 +8,15 @@
 // text and HTML, attachments in multipart/mixed, UTF-8 headers encoded, the
 // caller's Message-ID and Date.
 //
+// A message is rendered once, to the bytes that go on the wire, and, with a
+// [DKIM] signer (DKIM_DOMAIN, DKIM_SELECTOR, DKIM_PRIVATE_KEY), signed as
+// those bytes: the SMTP mailer sends them as they are, over its own mail
+// transaction, and the file mailer writes them. Rendering again would draw
+// new MIME boundaries and break the signature. The header fields that hold
+// text (Subject, the display names of From, To and Reply-To) are written by
+// the mailer, as RFC 2047 encoded-words folded so that the value starts on
+// the field's own line.
+//
 // A message is checked before anything is sent: addresses must parse and
 // contain no line breaks, extra header names must be plain field names and
 // cannot replace the ones the mailer sets. A line break in a subject or a

@@ -5,11 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/textproto"
-	"strconv"
-	"strings"
 	"time"
-
-	"github.com/wneessen/go-mail"
 )
 
 // SendError is why a message was not sent, with what a retry policy needs.
@@ -52,10 +48,29 @@ func IsPermanent(err error) bool {
 	return errors.As(err, &se) && !se.Temporary
 }
 
-// classify turns an error from go-mail into a *SendError. dialing is true for
+// The steps of a mail transaction, for a *stepError.
+const (
+	stepMailFrom = "MAIL FROM"
+	stepRcptTo   = "RCPT TO"
+	stepData     = "DATA"
+)
+
+// stepError is an error of one step of a mail transaction: a reply of the
+// server (a *textproto.Error inside) or a failed connection.
+type stepError struct {
+	step string
+	err  error
+}
+
+func (e *stepError) Error() string { return e.step + ": " + e.err.Error() }
+func (e *stepError) Unwrap() error { return e.err }
+
+// classify turns an error of a send into a *SendError. dialing is true for
 // errors before the envelope (connect, greeting, EHLO, STARTTLS, AUTH): those
 // are about the relay, not the message, so they stay temporary even with a
-// 5xx (a bad password must not fail every pending e-mail for good).
+// 5xx (a bad password must not fail every pending e-mail for good). During
+// the transaction, only a 5xx reply is a verdict on the message: a dropped
+// connection or a 4xx may go better later.
 func classify(ctx context.Context, err error, dialing bool) *SendError {
 	se := &SendError{Temporary: true, Err: err}
 	if ctxErr := contextErr(ctx); ctxErr != nil {
@@ -64,23 +79,10 @@ func classify(ctx context.Context, err error, dialing bool) *SendError {
 		se.Err = fmt.Errorf("%w: %w", ctxErr, err)
 		return se
 	}
-	var gm *mail.SendError
-	if !dialing && errors.As(err, &gm) {
-		if gm.Reason == mail.ErrGetSender || gm.Reason == mail.ErrGetRcpts {
-			se.Temporary = false // our addresses: no server will ever take them
-			return se
-		}
-		// A dropped connection comes back with code 0 and IsTemp false:
-		// only a 5xx reply is a verdict on the message.
-		if code := gm.ErrorCode(); code != 0 {
-			se.Code, se.Reply = code, reply(gm, code)
-			se.Temporary = code/100 != 5
-		}
-		return se
-	}
 	var tp *textproto.Error
 	if errors.As(err, &tp) {
 		se.Code, se.Reply = tp.Code, OneLine(fmt.Sprintf("%03d %s", tp.Code, tp.Msg))
+		se.Temporary = dialing || tp.Code/100 != 5
 	}
 	return se
 }
@@ -96,28 +98,4 @@ func contextErr(ctx context.Context) error {
 		return context.DeadlineExceeded
 	}
 	return nil
-}
-
-// reply digs the server's reply out of a go-mail SendError. go-mail keeps the
-// *textproto.Error in an unexported list without Unwrap, and prints it as
-// "<reason>: <reply>[, affected recipient(s): …][, affected message ID: …]",
-// where the reply is `550 "5.1.1 text"` (Go quotes the text since 1.26).
-func reply(gm *mail.SendError, code int) string {
-	s := gm.Error()
-	prefix := strconv.Itoa(code) + " "
-	i := strings.Index(s, prefix)
-	if i < 0 {
-		return strconv.Itoa(code)
-	}
-	s = s[i+len(prefix):]
-	if q, err := strconv.QuotedPrefix(s); err == nil {
-		text, _ := strconv.Unquote(q)
-		return OneLine(prefix + text)
-	}
-	for _, tail := range []string{", affected recipient(s): ", ", affected message ID: "} {
-		if i := strings.Index(s, tail); i >= 0 {
-			s = s[:i]
-		}
-	}
-	return OneLine(prefix + s)
 }

@@ -20,7 +20,7 @@ func Example() {
 	defer os.RemoveAll(dir)
 
 	// SMTP_URL unset: messages are written under MAIL_DIR.
-	m, err := mailer.New("", dir)
+	m, err := mailer.New("", dir, nil)
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -1,7 +1,6 @@
 package mailer
 
 import (
-	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -16,19 +15,20 @@ import (
 // for development and demos without an SMTP server. The file is named after
 // the Message-ID, so a retry replaces the file instead of adding one.
 type FileMailer struct {
-	dir string
+	dir  string
+	dkim *DKIM // nil: unsigned
 }
 
 // NewFileMailer returns a FileMailer writing under dir, which it creates if
-// needed.
-func NewFileMailer(dir string) (*FileMailer, error) {
+// needed, signing each message with signer if it is not nil.
+func NewFileMailer(dir string, signer *DKIM) (*FileMailer, error) {
 	if dir == "" {
 		return nil, errors.New("mail directory: empty path")
 	}
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("mail directory: %w", err)
 	}
-	return &FileMailer{dir: dir}, nil
+	return &FileMailer{dir: dir, dkim: signer}, nil
 }
 
 // Dir is the directory the files are written to.
@@ -38,7 +38,7 @@ func (f *FileMailer) Dir() string { return f.dir }
 // file or the new one, never half of it. Files are readable by the owner
 // only: they hold personal data.
 func (f *FileMailer) Send(ctx context.Context, m Message) error {
-	msg, err := prepare(ctx, m)
+	msg, err := prepare(ctx, m, f.dkim)
 	if err != nil {
 		return err
 	}
@@ -50,11 +50,7 @@ func (f *FileMailer) Send(ctx context.Context, m Message) error {
 	if err != nil {
 		return &SendError{Temporary: true, Err: err}
 	}
-	w := bufio.NewWriter(tmp)
-	_, err = msg.WriteTo(w)
-	if err == nil {
-		err = w.Flush()
-	}
+	_, err = tmp.Write(msg.data)
 	if err == nil {
 		err = tmp.Sync()
 	}

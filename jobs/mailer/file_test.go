@@ -16,7 +16,7 @@ func TestFileMailer(t *testing.T) {
 	t.Run("OK", func(t *testing.T) {
 		t.Parallel()
 		dir := filepath.Join(t.TempDir(), "var", "mail") // created by NewFileMailer
-		fm, err := NewFileMailer(dir)
+		fm, err := NewFileMailer(dir, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -40,7 +40,7 @@ func TestFileMailer(t *testing.T) {
 	t.Run("SameMessageIDOneFile", func(t *testing.T) {
 		t.Parallel()
 		dir := t.TempDir()
-		fm, err := NewFileMailer(dir)
+		fm, err := NewFileMailer(dir, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -72,7 +72,7 @@ func TestFileMailer(t *testing.T) {
 	t.Run("DirRemovedAfterStart", func(t *testing.T) {
 		t.Parallel()
 		dir := filepath.Join(t.TempDir(), "mail")
-		fm, err := NewFileMailer(dir)
+		fm, err := NewFileMailer(dir, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -87,7 +87,7 @@ func TestFileMailer(t *testing.T) {
 	t.Run("InvalidMessage", func(t *testing.T) {
 		t.Parallel()
 		dir := t.TempDir()
-		fm, err := NewFileMailer(dir)
+		fm, err := NewFileMailer(dir, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -107,10 +107,10 @@ func TestFileMailer(t *testing.T) {
 		if err := os.WriteFile(file, nil, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := NewFileMailer(filepath.Join(file, "mail")); err == nil {
+		if _, err := NewFileMailer(filepath.Join(file, "mail"), nil); err == nil {
 			t.Error("NewFileMailer under a file succeeded")
 		}
-		if _, err := NewFileMailer(""); err == nil {
+		if _, err := NewFileMailer("", nil); err == nil {
 			t.Error("NewFileMailer(\"\") succeeded")
 		}
 	})

@@ -26,6 +26,9 @@ type Message struct {
 	// From and To are RFC 5322 addresses, with or without a display name
 	// (« Élodie Dupré <elodie@example.fr> »).
 	From, To string
+	// ReplyTo is the Reply-To address, or "" for none: replies then go to
+	// From, which a no-reply sender does not read.
+	ReplyTo string
 	// Subject is one line; line breaks are turned into spaces.
 	Subject string
 	// Text and HTML are the two alternative bodies; at least one is required.
@@ -53,11 +56,12 @@ type Mailer interface {
 
 // New returns the mailer the configuration asks for: an [SMTPMailer] for
 // smtpURL, or, when smtpURL is empty, a [FileMailer] writing under mailDir.
-func New(smtpURL, mailDir string) (Mailer, error) {
+// With signer not nil, every message is DKIM-signed.
+func New(smtpURL, mailDir string, signer *DKIM) (Mailer, error) {
 	if smtpURL == "" {
-		return NewFileMailer(mailDir)
+		return NewFileMailer(mailDir, signer)
 	}
-	return NewSMTP(smtpURL)
+	return NewSMTP(smtpURL, WithDKIM(signer))
 }
 
 // ErrInvalidMessage is wrapped by the permanent *[SendError] returned for a
@@ -78,43 +82,77 @@ var reservedHeaders = []string{
 	"subject", "to",
 }
 
+// wire is a message as it goes on the wire: its envelope, and its bytes
+// with CRLF line ends, DKIM-signed if the mailer signs.
+type wire struct {
+	from, to string // envelope addresses, in angle brackets
+	data     []byte
+}
+
 // prepare starts every Send: a cancelled context or an invalid message
-// stops it before any I/O.
-func prepare(ctx context.Context, m Message) (*mail.Msg, error) {
+// stops it before any I/O. The message is rendered once: a send that must
+// start again on a new connection sends the same bytes, whose signature
+// holds only for them (go-mail draws new MIME boundaries at each render).
+func prepare(ctx context.Context, m Message, signer *DKIM) (*wire, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, &SendError{Temporary: true, Err: err}
 	}
-	return buildMsg(m)
+	msg, head, from, to, err := buildMsg(m)
+	if err != nil {
+		return nil, err
+	}
+	buf := bytes.NewBufferString(head)
+	if _, err := msg.WriteTo(buf); err != nil {
+		return nil, invalid("render: %v", err)
+	}
+	w := &wire{from: "<" + from.Address + ">", to: "<" + to.Address + ">", data: buf.Bytes()}
+	if signer != nil {
+		if w.data, err = signer.Sign(w.data); err != nil {
+			// The key was checked at start: this is no fault of the message.
+			return nil, &SendError{Temporary: true, Err: err}
+		}
+	}
+	return w, nil
 }
 
-// buildMsg checks m and turns it into a go-mail message. Both mailers use it,
-// so a file holds what SMTP would send and both refuse the same messages.
-func buildMsg(m Message) (*mail.Msg, error) {
+// buildMsg checks m and turns it into a go-mail message, and the header
+// fields that carry text, which the mailer writes itself before go-mail's
+// (see header.go): head is « From », « To », « Reply-To » if any and
+// « Subject », each ending in CRLF. Both mailers use it, so a file holds
+// what SMTP would send and both refuse the same messages.
+func buildMsg(m Message) (msg *mail.Msg, head string, from, to *netmail.Address, err error) {
+	fail := func(err error) (*mail.Msg, string, *netmail.Address, *netmail.Address, error) {
+		return nil, "", nil, nil, err
+	}
 	if err := checkMessageID(m.MessageID); err != nil {
-		return nil, err
+		return fail(err)
 	}
-	from, err := parseAddress("From", m.From)
-	if err != nil {
-		return nil, err
+	if from, err = parseAddress("From", m.From); err != nil {
+		return fail(err)
 	}
-	to, err := parseAddress("To", m.To)
-	if err != nil {
-		return nil, err
+	if to, err = parseAddress("To", m.To); err != nil {
+		return fail(err)
 	}
+	fields := []string{addressField("From", from), addressField("To", to)}
+	if m.ReplyTo != "" {
+		replyTo, err := parseAddress("Reply-To", m.ReplyTo)
+		if err != nil {
+			return fail(err)
+		}
+		fields = append(fields, addressField("Reply-To", replyTo))
+	}
+	fields = append(fields, foldField("Subject", OneLine(m.Subject)))
 	if m.Text == "" && m.HTML == "" {
-		return nil, invalid("no body")
+		return fail(invalid("no body"))
 	}
 
-	msg := mail.NewMsg() // UTF-8, quoted-printable
-	msg.FromMailAddress(from)
-	msg.ToMailAddress(to)
+	msg = mail.NewMsg() // UTF-8, quoted-printable
 	msg.SetMessageIDWithValue(m.MessageID)
 	date := m.Date
 	if date.IsZero() {
 		date = time.Now()
 	}
 	msg.SetDateWithValue(date)
-	msg.Subject(OneLine(m.Subject))
 	msg.SetUserAgent("aptflow")
 	// RFC 3834: an automatic message; a caller's own value below wins.
 	msg.SetGenHeader("Auto-Submitted", "auto-generated")
@@ -126,7 +164,7 @@ func buildMsg(m Message) (*mail.Msg, error) {
 	slices.Sort(names) // the same message gives the same bytes
 	for _, name := range names {
 		if !validFieldName(name) || slices.Contains(reservedHeaders, strings.ToLower(name)) {
-			return nil, invalid("header name %q", OneLine(name))
+			return fail(invalid("header name %q", OneLine(name)))
 		}
 		// Canonical, so "auto-submitted" replaces the default instead of
 		// adding a second Auto-Submitted.
@@ -146,19 +184,21 @@ func buildMsg(m Message) (*mail.Msg, error) {
 	for i, a := range m.Attachments {
 		name := OneLine(a.Filename)
 		if name == "" {
-			return nil, invalid("attachment %d has no file name", i)
+			return fail(invalid("attachment %d has no file name", i))
 		}
 		ct, err := contentType(a.ContentType, name)
 		if err != nil {
-			return nil, invalid("attachment %d: %v", i, err)
+			return fail(invalid("attachment %d: %v", i, err))
 		}
 		msg.AttachReadSeeker(name, bytes.NewReader(a.Data), mail.WithFileContentType(mail.ContentType(ct)))
 	}
-	return msg, nil
+	return msg, strings.Join(fields, "\r\n") + "\r\n", from, to, nil
 }
 
 // parseAddress parses one address. A line break is refused outright rather
-// than cleaned: an address with one is broken data, not a typo to fix.
+// than cleaned: an address with one is broken data, not a typo to fix. The
+// address itself must be ASCII: a UTF-8 mailbox needs SMTPUTF8 all the way,
+// which the workflow never asks for (it stores addresses in ASCII form).
 func parseAddress(field, s string) (*netmail.Address, error) {
 	if strings.ContainsFunc(s, unicode.IsControl) {
 		return nil, invalid("%s address contains a control character", field)
@@ -166,6 +206,9 @@ func parseAddress(field, s string) (*netmail.Address, error) {
 	a, err := netmail.ParseAddress(s)
 	if err != nil {
 		return nil, invalid("%s address: %v", field, err)
+	}
+	if !plainText(a.Address) {
+		return nil, invalid("%s address is not ASCII", field)
 	}
 	return a, nil
 }

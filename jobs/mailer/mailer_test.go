@@ -9,21 +9,21 @@ import (
 func TestNew(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	ml, err := New("", dir)
+	ml, err := New("", dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if fm, ok := ml.(*FileMailer); !ok || fm.Dir() != dir {
 		t.Errorf("New(\"\", dir) = %T, want *FileMailer", ml)
 	}
-	ml, err = New("smtp://127.0.0.1:1025", dir)
+	ml, err = New("smtp://127.0.0.1:1025", dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, ok := ml.(*SMTPMailer); !ok {
 		t.Errorf("New(smtp URL) = %T, want *SMTPMailer", ml)
 	}
-	if _, err := New("http://127.0.0.1", dir); err == nil {
+	if _, err := New("http://127.0.0.1", dir, nil); err == nil {
 		t.Error("New accepted an http URL")
 	}
 }

@@ -2,8 +2,6 @@ package mailer
 
 import (
 	"bytes"
-	"io"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -17,7 +15,7 @@ import (
 func TestMailpit(t *testing.T) {
 	t.Parallel()
 	mp := mailpittest.Start(t)
-	ml, err := New(strings.Replace(mp.SMTPURL(), "smtp://", "smtp://aptflow:s3cret@", 1)+"?tls=none", "")
+	ml, err := New(strings.Replace(mp.SMTPURL(), "smtp://", "smtp://aptflow:s3cret@", 1)+"?tls=none", "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,12 +54,7 @@ func TestMailpit(t *testing.T) {
 	}
 
 	// The raw message, parsed independently of mailpit.
-	resp, err := http.Get(mp.APIURL + "/api/v1/message/" + got.ID + "/raw")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
+	raw, err := mp.Raw(t.Context(), got.ID)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -116,7 +116,7 @@ func TestFileName(t *testing.T) {
 func TestHeaderReplacesDefault(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	fm, err := NewFileMailer(dir)
+	fm, err := NewFileMailer(dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/textproto"
 	"net/url"
 	"slices"
 	"strconv"
@@ -57,6 +58,7 @@ type SMTPMailer struct {
 	timeout     time.Duration
 	maxIdle     int
 	redacted    string
+	dkim        *DKIM // nil: unsigned
 
 	mu     sync.Mutex
 	idle   []*smtpConn // the most recently used last
@@ -93,6 +95,11 @@ func WithTimeouts(dial, send time.Duration) SMTPOption {
 			s.timeout = send
 		}
 	}
+}
+
+// WithDKIM signs every message with d; nil leaves them unsigned.
+func WithDKIM(d *DKIM) SMTPOption {
+	return func(s *SMTPMailer) { s.dkim = d }
 }
 
 // WithMaxIdle sets how many connections the mailer keeps open between
@@ -197,21 +204,20 @@ func (s *SMTPMailer) String() string { return s.redacted }
 // that shows when the server does not answer MAIL FROM, before anything of
 // the message was sent, and Send then sends it over a new connection.
 func (s *SMTPMailer) Send(ctx context.Context, m Message) error {
+	w, err := prepare(ctx, m, s.dkim)
+	if err != nil {
+		return err
+	}
 	for retried := false; ; retried = true {
-		msg, err := prepare(ctx, m)
-		if err != nil {
-			return err
-		}
 		c, reused, err := s.acquire(ctx)
 		if err != nil {
 			return err
 		}
-		err = c.client.SendWithSMTPClient(c.session, msg)
-		if msg.IsDelivered() {
-			// Accepted: whatever went wrong after, the message is sent and
-			// reporting an error would make the caller send it twice.
+		if err = c.send(w); err == nil {
+			// Accepted: the message is sent, whatever happens to the
+			// connection after.
 			c.sent++
-			s.release(c, err == nil)
+			s.release(c)
 			return nil
 		}
 		// After a failure the session's state is unknown (a reply half read,
@@ -222,6 +228,35 @@ func (s *SMTPMailer) Send(ctx context.Context, m Message) error {
 		}
 		return classify(ctx, err, false)
 	}
+}
+
+// send runs one mail transaction: MAIL FROM, RCPT TO, DATA with the exact
+// bytes of w (go-mail's own send would render the message again, with new
+// MIME boundaries, which would break its DKIM signature). It returns nil
+// once the server has accepted the data. There is no NOOP before it (a
+// dead pooled connection shows at MAIL FROM just as well, for free: see
+// droppedWhileIdle) and no RSET after (the server resets when it accepts
+// the data).
+func (c *smtpConn) send(w *wire) error {
+	if err := c.session.Mail(w.from); err != nil {
+		return &stepError{step: stepMailFrom, err: err}
+	}
+	if err := c.session.Rcpt(w.to); err != nil {
+		return &stepError{step: stepRcptTo, err: err}
+	}
+	data, err := c.session.Data()
+	if err != nil {
+		return &stepError{step: stepData, err: err}
+	}
+	if _, err := data.Write(w.data); err != nil {
+		// The connection failed mid-way: Close would wait for a reply that
+		// will not come. The caller closes the connection.
+		return &stepError{step: stepData, err: err}
+	}
+	if err := data.Close(); err != nil {
+		return &stepError{step: stepData, err: err}
+	}
+	return nil
 }
 
 // Close closes the connections kept for reuse, with a QUIT, and stops
@@ -285,10 +320,10 @@ func (s *SMTPMailer) dial(ctx context.Context) (*smtpConn, error) {
 }
 
 // release gives a connection back after a message was accepted over it. It
-// is kept for the next send if it is sound (ok, and its send's context did
-// not fire mid-way) and the pool has room; otherwise it is closed.
-func (s *SMTPMailer) release(c *smtpConn, ok bool) {
-	sound := c.conn.unbind() && ok
+// is kept for the next send if it is sound (its send's context did not
+// fire mid-way) and the pool has room; otherwise it is closed.
+func (s *SMTPMailer) release(c *smtpConn) {
+	sound := c.conn.unbind()
 	c.lastUsed = time.Now()
 	s.mu.Lock()
 	keep := sound && !s.closed && len(s.idle) < s.maxIdle && c.sent < maxMessagesPerConn
@@ -320,12 +355,12 @@ func droppedWhileIdle(ctx context.Context, err error) bool {
 	if contextErr(ctx) != nil {
 		return false
 	}
-	var gm *mail.SendError
-	if !errors.As(err, &gm) || (gm.Reason != mail.ErrSMTPMailFrom && gm.Reason != mail.ErrConnCheck) {
+	var se *stepError
+	if !errors.As(err, &se) || se.step != stepMailFrom {
 		return false
 	}
-	code := gm.ErrorCode()
-	return code == 0 || code == 421
+	var tp *textproto.Error
+	return !errors.As(err, &tp) || tp.Code == 421
 }
 
 func (s *SMTPMailer) clientOptions(ctx context.Context, conn **ctxConn) []mail.Option {
@@ -335,12 +370,6 @@ func (s *SMTPMailer) clientOptions(ctx context.Context, conn **ctxConn) []mail.O
 		mail.WithTLSPolicy(s.policy), // go-mail defaults to mandatory
 		mail.WithTLSConfig(s.tlsConfig),
 		mail.WithDialContextFunc(s.dialer(ctx, conn)),
-		// No NOOP before each message: a dead pooled connection shows at
-		// MAIL FROM just as well, for free (see droppedWhileIdle). No RSET
-		// after it: the server resets when it accepts the data, and a failed
-		// RSET would report a delivered message as failed.
-		mail.WithoutNoop(),
-		mail.WithoutRset(),
 	}
 	if s.implicitTLS {
 		opts = append(opts, mail.WithSSL()) // TLS is done by the dialer; this skips STARTTLS

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	netmail "net/mail"
 	"strings"
 	"sync"
 	"testing"
@@ -89,8 +90,18 @@ func checkDelivered(t *testing.T, raw []byte, m Message) {
 	if got := p.Header.Get("Auto-Submitted"); got != "auto-generated" {
 		t.Errorf("Auto-Submitted = %q", got)
 	}
-	if ct := p.Header.Get("Content-Type"); !strings.HasPrefix(ct, "multipart/mixed") {
+	if ct := p.Header.Get("Content-Type"); len(m.Attachments) > 0 && !strings.HasPrefix(ct, "multipart/mixed") {
 		t.Errorf("Content-Type = %q, want multipart/mixed", ct)
+	}
+	if m.ReplyTo == "" && p.Header.Get("Reply-To") != "" {
+		t.Errorf("Reply-To = %q, want none", p.Header.Get("Reply-To"))
+	}
+	if m.ReplyTo != "" {
+		got, err := p.Header.AddressList("Reply-To")
+		want, _ := netmail.ParseAddress(m.ReplyTo)
+		if err != nil || len(got) != 1 || *got[0] != *want {
+			t.Errorf("Reply-To = %v (%v), want %v", got, err, want)
+		}
 	}
 	if !bytes.Contains(raw, []byte("multipart/alternative")) {
 		t.Error("no multipart/alternative part")
