@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/aptflow/aptflow/internal/harness"
-	"github.com/aptflow/aptflow/internal/mailpittest"
 )
 
 // `go run ./bench scale` (make bench-scale) measures aptflow as a national
@@ -133,17 +132,12 @@ func (sc *scale) logf(format string, args ...any) {
 // failed.
 func (sc *scale) run(ctx context.Context) (*scaleReport, error) {
 	rep := &scaleReport{Command: sc.o.command, Started: time.Now(), Revision: revision()}
-	rep.Machine = harness.MachineInfo()
-	rep.Machine.Mailpit = mailpittest.Version
-	s, err := startStack(ctx, sc.o.options, sc.logf)
+	s, m, err := startMeasured(ctx, sc.o.options, sc.logf)
 	if err != nil {
 		return nil, err
 	}
 	defer s.close()
-	sc.s = s
-	if err := s.pool.QueryRow(ctx, `SHOW server_version`).Scan(&rep.Machine.Postgres); err != nil {
-		return nil, err
-	}
+	sc.s, rep.Machine = s, m
 	if err := sc.setup(ctx); err != nil {
 		return nil, fmt.Errorf("setup: %w", err)
 	}

@@ -42,12 +42,7 @@ func msf(d time.Duration) string {
 // table renders the report in Markdown.
 func (r *scaleReport) table() string {
 	var b strings.Builder
-	m := r.Machine
-	fmt.Fprintf(&b, "Measured %s in %s.\n\n", r.Started.UTC().Format("2006-01-02 15:04 MST"), r.Elapsed.Round(time.Second))
-	fmt.Fprintf(&b, "- Machine: %s, %d cores (GOMAXPROCS %d), %.1f GiB RAM, %s\n", m.CPU, m.Cores, m.GOMAXPROCS, float64(m.Memory)/(1<<30), m.Kernel)
-	fmt.Fprintf(&b, "- Software: %s, PostgreSQL %s, mailpit %s, all on this machine, over loopback\n", m.Go, m.Postgres, m.Mailpit)
-	fmt.Fprintf(&b, "- Load average (1 min) at start / end: %s / %s (other work on the machine shares the cores)\n", m.LoadBefore, m.LoadAfter)
-	fmt.Fprintf(&b, "- Command: `%s`, aptflow built from %s\n", r.Command, r.Revision)
+	runHeader(&b, r.Started, r.Elapsed, r.Machine, r.Command, r.Revision)
 	fmt.Fprintf(&b, "- Procedures: « petite » (created through the API, its dossiers too), « grande » (half of the seeded dossiers) and %d others sharing the other half; one request at a time, p50 / p99 in ms\n\n", mediumProcedures)
 
 	if len(r.Stages) > 0 {

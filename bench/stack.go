@@ -270,3 +270,19 @@ func demandeur() map[string]any {
 		"date_debut": "2030-12-01", "date_fin": "2031-06-30",
 	}
 }
+
+// startMeasured starts the stack and describes what the run measures on:
+// the machine, PostgreSQL's and mailpit's versions.
+func startMeasured(ctx context.Context, o options, logf func(string, ...any)) (*stack, harness.Machine, error) {
+	m := harness.MachineInfo()
+	m.Mailpit = mailpittest.Version
+	s, err := startStack(ctx, o, logf)
+	if err != nil {
+		return nil, m, err
+	}
+	if err := s.pool.QueryRow(ctx, `SHOW server_version`).Scan(&m.Postgres); err != nil {
+		s.close()
+		return nil, m, err
+	}
+	return s, m, nil
+}
