@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -207,14 +206,4 @@ func (sc *scale) waitIdle(ctx context.Context, timeout time.Duration) error {
 // percentiles returns p50 and p99 of ds.
 func percentiles(ds []time.Duration) (p50, p99 time.Duration) {
 	return percentile(ds, 50), percentile(ds, 99)
-}
-
-// sortedKeys returns the keys of m in order.
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
