@@ -29,11 +29,17 @@ build: ## Build bin/aptflow
 # A DATABASE_URL set by the user is used as it is; otherwise a local
 # PostgreSQL is found or started and the database aptflow created in it.
 # Without SMTP_URL, aptflow writes the e-mails as .eml files under var/mail.
+# Without ATTESTATION_SIGN_CERT, attestations are signed with a development
+# certificate made once under var/signing (scripts/devcert).
 # Before serving, it prints the commands to copy into another terminal (the
 # README shows them): that terminal has neither the DATABASE_URL found here
 # nor an HTTP_ADDR or PUBLIC_URL given to make run, so they are spelled out.
 run: build ## Migrate and serve the API, workers and dashboard on a local PostgreSQL
-	@if [[ -z "$${DATABASE_URL:-}" ]]; then \
+	@if [[ -z "$${ATTESTATION_SIGN_CERT:-}$${ATTESTATION_SIGN_KEY:-}" ]]; then \
+		eval "$$($(GO) run ./scripts/devcert var/signing)"; \
+		echo "ATTESTATION_SIGN_CERT=$$ATTESTATION_SIGN_CERT (development certificate)"; \
+	fi; \
+	if [[ -z "$${DATABASE_URL:-}" ]]; then \
 		admin=$$(./scripts/ensure-postgres.sh); \
 		DATABASE_URL=$$(./scripts/ensure-db.sh aptflow "$$admin"); \
 		export DATABASE_URL; \
@@ -61,6 +67,7 @@ run: build ## Migrate and serve the API, workers and dashboard on a local Postgr
 test: lint rules ## Lint, check the alert rules, and run every test (the vendored gofpdf's too) with -race against real PostgreSQL and mailpit
 	@TEST_DATABASE_URL=$$(./scripts/ensure-postgres.sh); export TEST_DATABASE_URL; \
 	MAILPIT=$$(./scripts/ensure-mailpit.sh); export MAILPIT; \
+	AXE_CORE_JS=$$(./scripts/ensure-axe.sh); export AXE_CORE_JS; \
 	echo "$(GO) test -race -count=1 -timeout 8m $(PKGS) $(VENDORED)"; \
 	$(GO) test -race -count=1 -timeout 8m $(PKGS) $(VENDORED)
 

@@ -75,14 +75,18 @@ func (w *authzWorld) rendered(proc int64) (int64, string) {
 	id := w.dossier(proc, workflow.PasserEnInstruction, workflow.Accepter)
 	var code string
 	if err := w.s.Pool.QueryRow(w.t.Context(), `
-		UPDATE attestations SET pdf = '%PDF-1.4 matrix', sha256 = 'x', rendered_at = now() WHERE dossier_id = $1 RETURNING code`,
-		id).Scan(&code); err != nil {
+		UPDATE attestations SET pdf = $2, sha256 = 'x', rendered_at = now() WHERE dossier_id = $1 RETURNING code`,
+		id, []byte(renderedPDF)).Scan(&code); err != nil {
 		w.t.Fatal(err)
 	}
 	return id, code
 }
 
-// authzRequest is one request of the matrix, on the resources of proc.
+// renderedPDF stands for the attestations that rendered stores.
+const renderedPDF = "%PDF-1.4 matrix"
+
+// authzRequest is one request of the matrix, on the resources of proc. A
+// body of bytes is sent as a PDF, any other as JSON.
 type authzRequest struct {
 	method, path string
 	body         any
@@ -156,6 +160,9 @@ var authzCases = map[string]authzCase{
 	"GET /attestations/{code}": {func(w *authzWorld, _ int64, _ api.Scope) authzRequest {
 		return authzRequest{"GET", "/attestations/" + w.verified, nil}
 	}, 200, 0},
+	"POST /attestations/{code}": {func(w *authzWorld, _ int64, _ api.Scope) authzRequest {
+		return authzRequest{"POST", "/attestations/" + w.verified, []byte(renderedPDF)}
+	}, 200, 0},
 	"GET /openapi.yaml": {static("/openapi.yaml"), 200, 0},
 	"GET /healthz":      {static("/healthz"), 200, 0},
 	"GET /readyz":       {static("/readyz"), 200, 0},
@@ -216,9 +223,14 @@ func TestAuthorizationMatrix(t *testing.T) {
 	do := func(t *testing.T, token string, r authzRequest) (int, map[string]any) {
 		t.Helper()
 		var body io.Reader
-		if r.body != nil {
-			b, _ := json.Marshal(r.body)
-			body = bytes.NewReader(b)
+		ctype := "application/json"
+		switch b := r.body.(type) {
+		case nil:
+		case []byte:
+			body, ctype = bytes.NewReader(b), "application/pdf"
+		default:
+			j, _ := json.Marshal(b)
+			body = bytes.NewReader(j)
 		}
 		req, err := http.NewRequest(r.method, srv.URL+r.path, body)
 		if err != nil {
@@ -226,7 +238,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 		}
 		req.Header.Set("Accept", "application/json")
 		if body != nil {
-			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Content-Type", ctype)
 		}
 		if token != "" {
 			req.Header.Set("Authorization", "Bearer "+token)

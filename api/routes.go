@@ -53,8 +53,9 @@ var routes = []route{
 	{"GET /v1/instructeurs/{email}/dossiers", scopes(ScopeInstruction, ScopeLecture), handleListDossiers},
 	{"PUT /v1/instructeurs/{email}/preferences", scopes(ScopeInstruction), handlePreferences},
 
-	// An employer checks an attestation.
+	// An employer checks an attestation, and compares a file with it.
 	{"GET /attestations/{code}", public, handleVerify},
+	{"POST /attestations/{code}", public, handleCompareAttestation},
 	{"GET /openapi.yaml", public, handleOpenAPI},
 	{"GET /healthz", public, handleHealthz},
 	{"GET /readyz", public, handleReadyz},
@@ -112,7 +113,13 @@ func addOpsRoutes(mux router, d Deps) {
 // only is not nil, each behind what its access says.
 func addTableRoutes(mux router, d Deps, only []string) {
 	guard := opsGuard(d)
-	verifyLimit := newRateLimiter(60, 20)
+	// The public routes are rate limited per client: codes are
+	// unguessable, guessing is noise (60 a minute, bursts of 20); a
+	// comparison reads up to 5 MB, so fewer of those.
+	limits := map[string]*rateLimiter{
+		"GET /attestations/{code}":  newRateLimiter(60, 20),
+		"POST /attestations/{code}": newRateLimiter(30, 15),
+	}
 	for _, rt := range routes {
 		if only != nil && !slices.Contains(only, rt.pattern) {
 			continue
@@ -125,10 +132,8 @@ func addTableRoutes(mux router, d Deps, only []string) {
 		case accessOps:
 			h = guard(h)
 		case accessPublic:
-			if rt.pattern == "GET /attestations/{code}" {
-				// Rate limited per client (60 a minute, bursts of 20):
-				// codes are unguessable, guessing is noise.
-				h = verifyLimit.limit(d.TrustedProxies, h)
+			if l := limits[rt.pattern]; l != nil {
+				h = l.limit(d.TrustedProxies, h)
 			}
 		case accessToken:
 			if strings.HasPrefix(rt.pattern, "POST ") {

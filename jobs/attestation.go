@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -18,6 +19,11 @@ import (
 // the same bytes.
 type AttestationRenderer interface {
 	Render(attestation.Data) ([]byte, error)
+}
+
+// AttestationSigner signs a rendered attestation (attestation.Signer).
+type AttestationSigner interface {
+	Sign(pdf []byte, info attestation.SignInfo) ([]byte, error)
 }
 
 // RenderAttestationArgs renders the attestation of an accepted dossier and
@@ -44,10 +50,12 @@ type RenderAttestationWorker struct {
 	deps Deps
 }
 
-// Work renders the PDF outside any transaction (CPU only), then stores it,
-// enqueues the acceptance e-mail and completes the job in one transaction.
-// A retry after a crash finds the stored PDF and does not render again; a
-// retry after a crash before the store renders the same bytes.
+// Work renders and signs the PDF outside any transaction (CPU only), then
+// stores it, enqueues the acceptance e-mail and completes the job in one
+// transaction. A retry after a crash finds the stored PDF and does not
+// render again; a retry after a crash before the store renders the same
+// unsigned bytes (a new signature differs only by its signing time), and
+// whichever file is stored first is the one kept, mailed and verified.
 func (w *RenderAttestationWorker) Work(ctx context.Context, job *river.Job[RenderAttestationArgs]) error {
 	id := job.Args.DossierID
 	data, stored, err := loadAttestationData(ctx, w.deps.Pool, w.cfg.PublicURL, id)
@@ -57,16 +65,30 @@ func (w *RenderAttestationWorker) Work(ctx context.Context, job *river.Job[Rende
 		return err
 	}
 	var pdf []byte
+	signer := w.deps.Signer
+	signed := signer != nil
 	if !stored {
+		data.Signed = signed
 		if pdf, err = w.deps.Attestations.Render(*data); err != nil {
 			return fmt.Errorf("render attestation of dossier %d: %w", id, err)
+		}
+		if signer != nil {
+			pdf, err = signer.Sign(pdf, attestation.SignInfo{
+				Name:     data.ServiceNom,
+				Location: data.ServiceNom,
+				Reason:   "Autorisation provisoire de travail, dossier nº " + strconv.FormatInt(id, 10),
+				Date:     time.Now(),
+			})
+			if err != nil {
+				return fmt.Errorf("sign attestation of dossier %d: %w", id, err)
+			}
 		}
 	}
 	return pgx.BeginFunc(ctx, w.deps.Pool, func(tx pgx.Tx) error {
 		if pdf != nil {
 			// A PDF once stored is never replaced: a run that lost a race
 			// with another stores nothing.
-			if _, err := w.deps.Service.StoreAttestationTx(ctx, tx, id, pdf); err != nil {
+			if _, err := w.deps.Service.StoreAttestationTx(ctx, tx, id, pdf, signed); err != nil {
 				return err
 			}
 		}
@@ -87,21 +109,22 @@ func (w *RenderAttestationWorker) Work(ctx context.Context, job *river.Job[Rende
 // The error wraps pgx.ErrNoRows when the dossier has no attestation.
 func loadAttestationData(ctx context.Context, q querier, publicURL string, id int64) (data *attestation.Data, stored bool, err error) {
 	var (
-		dem              []byte
-		code             string
-		decidedAt        *time.Time
-		motivation, inst *string
-		d                attestation.Data
+		dem                []byte
+		code               string
+		decidedAt          *time.Time
+		motivation         *string
+		sigNom, sigQualite *string
+		d                  attestation.Data
 	)
 	err = q.QueryRow(ctx, `
-		SELECT a.pdf IS NOT NULL, p.libelle, p.service_nom, p.service_adresse, d.demandeur, d.decided_at, d.motivation, a.code,
-			(SELECT h.instructeur_email FROM dossier_history h
-			 WHERE h.dossier_id = d.id AND h.to_state = 'accepte' ORDER BY h.id DESC LIMIT 1)
+		SELECT a.pdf IS NOT NULL, p.libelle, p.service_nom, p.service_adresse, p.signataire_nom, p.signataire_qualite,
+			d.demandeur, d.decided_at, d.motivation, a.code
 		FROM dossiers d
 		JOIN procedures p ON p.id = d.procedure_id
 		JOIN attestations a ON a.dossier_id = d.id
 		WHERE d.id = $1`, id,
-	).Scan(&stored, &d.ProcedureLibelle, &d.ServiceNom, &d.ServiceAdresse, &dem, &decidedAt, &motivation, &code, &inst)
+	).Scan(&stored, &d.ProcedureLibelle, &d.ServiceNom, &d.ServiceAdresse, &sigNom, &sigQualite,
+		&dem, &decidedAt, &motivation, &code)
 	if err != nil {
 		return nil, false, fmt.Errorf("attestation data of dossier %d: %w", id, err)
 	}
@@ -135,8 +158,8 @@ func loadAttestationData(ctx context.Context, q querier, publicURL string, id in
 	if motivation != nil {
 		d.Motivation = *motivation
 	}
-	if inst != nil {
-		d.Instructeur = *inst
+	if sigNom != nil && sigQualite != nil {
+		d.SignataireNom, d.SignataireQualite = *sigNom, *sigQualite
 	}
 	d.VerificationCode = code
 	d.VerificationURL = workflow.VerificationURL(publicURL, code)

@@ -138,6 +138,9 @@ type Deps struct {
 	Templates *templates.Templates
 	// Attestations renders the attestation PDF.
 	Attestations AttestationRenderer
+	// Signer, if set, signs each attestation (ATTESTATION_SIGN_CERT and
+	// ATTESTATION_SIGN_KEY); nil leaves them unsigned.
+	Signer AttestationSigner
 	// Metrics, if set, counts e-mails.
 	Metrics *Metrics
 }

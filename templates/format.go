@@ -2,6 +2,8 @@ package templates
 
 import (
 	"fmt"
+	"math"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -31,6 +33,35 @@ func DateFR(d workflow.Date) string {
 		day = "1er"
 	}
 	return fmt.Sprintf("%s %s %d", day, moisFR[d.Month-1], d.Year)
+}
+
+// HoursFR formats a weekly duration with a decimal comma: 17.5 is
+// « 17,5 h », 20 is « 20 h », 17.333… is « 17,33 h » (two decimals at
+// most); "" for no duration (zero, negative, NaN or infinite). The
+// attestation and the verification page print hours with it.
+func HoursFR(h float64) string {
+	if math.IsNaN(h) || math.IsInf(h, 0) || h <= 0 {
+		return ""
+	}
+	s := strconv.FormatFloat(math.Round(h*100)/100, 'f', -1, 64)
+	return strings.Replace(s, ".", ",", 1) + " h"
+}
+
+// SiretFR groups a 14-digit SIRET as the INSEE prints it, SIREN then NIC:
+// « 732 829 320 00074 » (spaces, dots and dashes typed in it are ignored).
+// Anything else is returned as given, so a bad value is visible rather
+// than silently reshaped.
+func SiretFR(s string) string {
+	digits := strings.Map(func(r rune) rune {
+		if r == ' ' || r == '\u00a0' || r == '.' || r == '-' {
+			return -1
+		}
+		return r
+	}, s)
+	if len(digits) != 14 || strings.IndexFunc(digits, func(r rune) bool { return r < '0' || r > '9' }) >= 0 {
+		return s
+	}
+	return digits[0:3] + " " + digits[3:6] + " " + digits[6:9] + " " + digits[9:14]
 }
 
 // excerptRunes bounds an activity excerpt: a notification points to the

@@ -123,8 +123,8 @@ func TestDeliveryLog(t *testing.T) {
 }
 
 // TestStoreAttestation: the first PDF stored is the attestation, with its
-// sha256 and the Service's time; a second one (a retried render) changes
-// nothing.
+// sha256, whether it is signed and the Service's time; a second one (a
+// retried render, signed again at another time) changes nothing.
 func TestStoreAttestation(t *testing.T) {
 	t.Parallel()
 	s, now, proc, inst := setupClock(t)
@@ -140,7 +140,7 @@ func TestStoreAttestation(t *testing.T) {
 	}
 	first, second := []byte("%PDF-1.7 first"), []byte("%PDF-1.7 second")
 	for i, pdf := range [][]byte{first, second} {
-		stored, err := s.Service.StoreAttestation(ctx, id, pdf)
+		stored, err := s.Service.StoreAttestation(ctx, id, pdf, i == 0)
 		if err != nil || stored != (i == 0) {
 			t.Fatalf("store #%d: stored %v, %v", i+1, stored, err)
 		}
@@ -150,11 +150,12 @@ func TestStoreAttestation(t *testing.T) {
 		t.Fatalf("attestation %q, %v", pdf, err)
 	}
 	var renderedAt time.Time
-	if err := s.Pool.QueryRow(ctx, `SELECT rendered_at FROM attestations WHERE dossier_id = $1`, id).Scan(&renderedAt); err != nil {
+	var signed bool
+	if err := s.Pool.QueryRow(ctx, `SELECT rendered_at, signed FROM attestations WHERE dossier_id = $1`, id).Scan(&renderedAt, &signed); err != nil {
 		t.Fatal(err)
 	}
 	want := sha256.Sum256(first)
-	if sum != hex.EncodeToString(want[:]) || !renderedAt.Equal(now) {
-		t.Fatalf("sha256 %q, rendered_at %v", sum, renderedAt)
+	if sum != hex.EncodeToString(want[:]) || !renderedAt.Equal(now) || !signed {
+		t.Fatalf("sha256 %q, rendered_at %v, signed %v", sum, renderedAt, signed)
 	}
 }

@@ -135,6 +135,7 @@ type ProcedureInput struct {
 	Service        ProcedureService `json:"service"`
 	StaleAfterDays int              `json:"stale_after_days"`
 	HeuresHebdoMax float64          `json:"heures_hebdo_max"`
+	Signataire     *Signataire      `json:"signataire"`
 	Liens          Liens            `json:"liens"`
 	ReplyTo        string           `json:"reply_to"`
 }
@@ -150,6 +151,10 @@ func (in *ProcedureInput) Validate() error {
 	}
 	if !(in.HeuresHebdoMax > 0 && in.HeuresHebdoMax <= 48) {
 		v.add("heures_hebdo_max", "out_of_range", "heures_hebdo_max doit être entre 0 (exclu) et 48")
+	}
+	if in.Signataire != nil {
+		v.name("signataire.nom", in.Signataire.Nom)
+		v.text("signataire.qualite", in.Signataire.Qualite, maxTextLen)
 	}
 	in.Liens.validate(&v)
 	if in.ReplyTo != "" {
@@ -177,12 +182,16 @@ func (s *Service) CreateProcedureTx(ctx context.Context, tx pgx.Tx, in Procedure
 		return nil, err
 	}
 	p := &Procedure{Libelle: in.Libelle, Service: in.Service, StaleAfterDays: in.StaleAfterDays, HeuresHebdoMax: in.HeuresHebdoMax,
-		Liens: in.Liens, ReplyTo: in.ReplyTo}
+		Signataire: in.Signataire, Liens: in.Liens, ReplyTo: in.ReplyTo}
+	var sigNom, sigQualite *string
+	if in.Signataire != nil {
+		sigNom, sigQualite = &in.Signataire.Nom, &in.Signataire.Qualite
+	}
 	if err := tx.QueryRow(ctx, `
 		INSERT INTO procedures (libelle, service_nom, service_adresse, stale_after_days, heures_hebdo_max,
-			lien_usager, lien_instructeur, reply_to)
-		VALUES ($1, $2, $3, $4, $5, nullif($6, ''), nullif($7, ''), nullif($8, '')) RETURNING id, created_at`,
-		in.Libelle, in.Service.Nom, in.Service.Adresse, in.StaleAfterDays, in.HeuresHebdoMax,
+			signataire_nom, signataire_qualite, lien_usager, lien_instructeur, reply_to)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, nullif($8, ''), nullif($9, ''), nullif($10, '')) RETURNING id, created_at`,
+		in.Libelle, in.Service.Nom, in.Service.Adresse, in.StaleAfterDays, in.HeuresHebdoMax, sigNom, sigQualite,
 		in.Liens.Usager, in.Liens.Instructeur, in.ReplyTo,
 	).Scan(&p.ID, &p.CreatedAt); err != nil {
 		return nil, fmt.Errorf("create procedure: %w", err)

@@ -24,16 +24,21 @@ type querier interface {
 
 func getProcedure(ctx context.Context, q querier, id int64) (*Procedure, error) {
 	p := &Procedure{ID: id}
+	var sigNom, sigQualite *string
 	err := q.QueryRow(ctx, `
 		SELECT libelle, service_nom, service_adresse, stale_after_days, heures_hebdo_max::float8, created_at,
+			signataire_nom, signataire_qualite,
 			coalesce(lien_usager, ''), coalesce(lien_instructeur, ''), coalesce(reply_to, '')
 		FROM procedures WHERE id = $1`, id,
 	).Scan(&p.Libelle, &p.Service.Nom, &p.Service.Adresse, &p.StaleAfterDays, &p.HeuresHebdoMax, &p.CreatedAt,
-		&p.Liens.Usager, &p.Liens.Instructeur, &p.ReplyTo)
+		&sigNom, &sigQualite, &p.Liens.Usager, &p.Liens.Instructeur, &p.ReplyTo)
 	if errors.Is(err, pgx.ErrNoRows) || (err == nil && !visible(ctx, id)) {
 		return nil, Errorf(ENotFound, "procédure %d inconnue", id)
 	} else if err != nil {
 		return nil, fmt.Errorf("get procedure %d: %w", id, err)
+	}
+	if sigNom != nil && sigQualite != nil {
+		p.Signataire = &Signataire{Nom: *sigNom, Qualite: *sigQualite}
 	}
 	return p, nil
 }

@@ -14,12 +14,22 @@ type Procedure struct {
 	Service        ProcedureService `json:"service"`
 	StaleAfterDays int              `json:"stale_after_days"`
 	HeuresHebdoMax float64          `json:"heures_hebdo_max"`
+	// Signataire signs the attestations (nil: the service alone).
+	Signataire *Signataire `json:"signataire"`
 	// Liens link the e-mails to the dossier in the applicant's and the
 	// instructeurs' applications; ReplyTo, if set, is where replies to the
 	// applicant's e-mails go (otherwise they are not to be answered).
 	Liens     Liens     `json:"liens"`
 	ReplyTo   string    `json:"reply_to,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
+}
+
+// Signataire is who signs a procedure's attestations, as printed under
+// them: a name and a capacity (« Pour le préfet et par délégation, la
+// cheffe du bureau des étrangers »), never an agent's e-mail.
+type Signataire struct {
+	Nom     string `json:"nom"`
+	Qualite string `json:"qualite"`
 }
 
 // ProcedureService is the administration that instructs a procedure.

@@ -184,11 +184,11 @@ func TestEveryMethodUnderWithTx(t *testing.T) {
 			return err
 		},
 		"StoreAttestation": func(ctx context.Context, _ pgx.Tx) error {
-			_, err := svc.StoreAttestation(ctx, accepte, pdf)
+			_, err := svc.StoreAttestation(ctx, accepte, pdf, false)
 			return err
 		},
 		"StoreAttestationTx": func(ctx context.Context, tx pgx.Tx) error {
-			_, err := svc.StoreAttestationTx(ctx, tx, accepte, pdf)
+			_, err := svc.StoreAttestationTx(ctx, tx, accepte, pdf, false)
 			return err
 		},
 		"MarkDeliverySent":   func(ctx context.Context, _ pgx.Tx) error { return svc.MarkDeliverySent(ctx, delivery, mid) },
@@ -293,7 +293,7 @@ func TestEveryMethodUnderWithTx(t *testing.T) {
 			return err
 		},
 		"AttestationPDF": func(ctx context.Context, tx pgx.Tx) error {
-			if _, err := svc.StoreAttestationTx(ctx, tx, accepte, pdf); err != nil {
+			if _, err := svc.StoreAttestationTx(ctx, tx, accepte, pdf, false); err != nil {
 				return err
 			}
 			_, _, err := svc.AttestationPDF(ctx, accepte)
@@ -310,10 +310,20 @@ func TestEveryMethodUnderWithTx(t *testing.T) {
 			return err
 		},
 		"VerifyAttestation": func(ctx context.Context, tx pgx.Tx) error {
-			if _, err := svc.StoreAttestationTx(ctx, tx, accepte, pdf); err != nil {
+			if _, err := svc.StoreAttestationTx(ctx, tx, accepte, pdf, false); err != nil {
 				return err
 			}
 			_, err := svc.VerifyAttestation(ctx, code)
+			return err
+		},
+		"CompareAttestation": func(ctx context.Context, tx pgx.Tx) error {
+			if _, err := svc.StoreAttestationTx(ctx, tx, accepte, pdf, false); err != nil {
+				return err
+			}
+			match, err := svc.CompareAttestation(ctx, code, pdf)
+			if err == nil && !match {
+				err = errors.New("the PDF stored in the transaction does not match")
+			}
 			return err
 		},
 	}

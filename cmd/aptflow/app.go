@@ -161,14 +161,21 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, workers bool) (*a
 		}
 		// The workers' Service inserts jobs with the client that runs
 		// them, which needs the workers first.
-		rw, err = jobs.NewWorkers(jc, jobs.Deps{
+		deps := jobs.Deps{
 			Service:      workflow.NewService(pool, jobs.NewEnqueuer(nil, jc), opts),
 			Pool:         pool,
 			Mailer:       m,
 			Templates:    tpl,
 			Attestations: renderer,
 			Metrics:      jobs.NewMetrics(a.reg),
-		})
+		}
+		// A nil *Signer in the interface would not be a nil Signer.
+		if cfg.Signer != nil {
+			deps.Signer = cfg.Signer
+		} else {
+			log.Warn("attestations are not signed: set ATTESTATION_SIGN_CERT and ATTESTATION_SIGN_KEY (PEM files) to sign them")
+		}
+		rw, err = jobs.NewWorkers(jc, deps)
 		if err != nil {
 			pool.Close()
 			return nil, err

@@ -19,6 +19,7 @@ import (
 
 	"github.com/aptflow/aptflow/internal/redact"
 	"github.com/aptflow/aptflow/jobs/mailer"
+	"github.com/aptflow/aptflow/templates/attestation"
 )
 
 // Config is aptflow's configuration, read from the environment once at
@@ -49,6 +50,12 @@ type Config struct {
 	TrustedProxies []netip.Prefix
 	LogFormat      string
 	LogLevel       slog.Level
+	// AttestationSignCert and AttestationSignKey are the PEM files that
+	// sign attestations (the certificate file may hold the chain); both or
+	// neither. Signer is loaded from them at start.
+	AttestationSignCert string
+	AttestationSignKey  string
+	Signer              *attestation.Signer
 }
 
 // PoolerTransaction is DATABASE_POOLER for a DATABASE_URL that points at a
@@ -106,6 +113,9 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		EmailRetryMax:   dur("EMAIL_RETRY_MAX", 10*time.Minute),
 		OpsBasicAuth:    getenv("OPS_BASIC_AUTH"),
 		LogFormat:       get("LOG_FORMAT", "json"),
+
+		AttestationSignCert: get("ATTESTATION_SIGN_CERT", ""),
+		AttestationSignKey:  get("ATTESTATION_SIGN_KEY", ""),
 	}
 	c.PublicURL = strings.TrimRight(get("PUBLIC_URL", "http://"+c.HTTPAddr), "/")
 	c.EmailMaxAttempts = 20
@@ -188,6 +198,18 @@ func loadConfig(getenv func(string) string) (Config, error) {
 	if c.LogFormat != "json" && c.LogFormat != "text" {
 		errs = append(errs, fmt.Errorf("LOG_FORMAT: json or text expected, got %q", c.LogFormat))
 	}
+	switch {
+	case (c.AttestationSignCert == "") != (c.AttestationSignKey == ""):
+		errs = append(errs, errors.New("ATTESTATION_SIGN_CERT and ATTESTATION_SIGN_KEY go together: set both (PEM files) or neither"))
+	case c.AttestationSignCert != "":
+		// The error names the file and what is wrong with it, never the
+		// key's bytes.
+		s, err := attestation.LoadSigner(c.AttestationSignCert, c.AttestationSignKey)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("ATTESTATION_SIGN_CERT/ATTESTATION_SIGN_KEY: %w", err))
+		}
+		c.Signer = s
+	}
 	return c, errors.Join(errs...)
 }
 
@@ -230,6 +252,8 @@ func (c Config) LogValue() slog.Value {
 		slog.String("dkim", c.dkimSummary()),
 		slog.Any("trusted_proxies", c.TrustedProxies),
 		slog.String("log_format", c.LogFormat),
+		slog.String("attestation_sign_cert", c.AttestationSignCert),
+		slog.Bool("attestation_sign_key", c.AttestationSignKey != ""),
 	)
 }
 

@@ -245,6 +245,8 @@ func TestUpgradeFromLastRelease(t *testing.T) {
 		var v struct {
 			DossierID int64  `json:"dossier_id"`
 			SHA256    string `json:"sha256"`
+			Status    string `json:"status"`
+			Signed    *bool  `json:"signed"`
 		}
 		req, _ := http.NewRequest("GET", base+"/attestations/"+a.code, nil)
 		req.Header.Set("Accept", "application/json")
@@ -257,6 +259,35 @@ func TestUpgradeFromLastRelease(t *testing.T) {
 		if err != nil || v.DossierID != a.dossier || v.SHA256 != a.sha {
 			t.Errorf("verification of dossier %d: %+v, %v; want its sha256 %s", a.dossier, v, err, a.sha)
 		}
+		// Migration 00005: an attestation rendered before was not signed,
+		// and says so; it has a status computed from its dates; the file
+		// the applicant holds still compares as the one issued.
+		if v.Signed == nil || *v.Signed || v.Status == "" {
+			t.Errorf("verification of dossier %d after 00005: signed %v, status %q; want signed false and a status", a.dossier, v.Signed, v.Status)
+		}
+		var pdf []byte
+		if err := db.QueryRow(ctx, `SELECT pdf FROM attestations WHERE dossier_id = $1`, a.dossier).Scan(&pdf); err != nil {
+			t.Fatal(err)
+		}
+		req, _ = http.NewRequest("POST", base+"/attestations/"+strings.ToUpper(a.code), bytes.NewReader(pdf))
+		req.Header.Set("Content-Type", "application/pdf")
+		req.Header.Set("Accept", "application/json")
+		resp, err = http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var cmp struct{ Match bool }
+		err = json.NewDecoder(resp.Body).Decode(&cmp)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK || !cmp.Match {
+			t.Errorf("the old release's attestation of dossier %d compared with itself: %d, match %v, %v", a.dossier, resp.StatusCode, cmp.Match, err)
+		}
+	}
+	// The old release's procedures have no signataire: their attestations
+	// print the service, as they did.
+	var withSignataire int
+	if err := db.QueryRow(ctx, `SELECT count(*) FROM procedures WHERE signataire_nom IS NOT NULL OR signataire_qualite IS NOT NULL`).Scan(&withSignataire); err != nil || withSignataire != 0 {
+		t.Errorf("procedures with a signataire after 00005: %d, %v", withSignataire, err)
 	}
 	// No cron job is overdue: the release ran the last ones, or the new
 	// leader runs them on start (when this test runs on a later day).

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os/exec"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -51,6 +52,8 @@ type Options struct {
 	Logs io.Writer
 	// WrapRenderer wraps the attestation renderer, to inject faults.
 	WrapRenderer func(jobs.AttestationRenderer) jobs.AttestationRenderer
+	// Signer signs the attestations (nil: unsigned).
+	Signer jobs.AttestationSigner
 	// WrapHandler wraps the API's handler, to inject faults.
 	WrapHandler func(http.Handler) http.Handler
 }
@@ -159,7 +162,7 @@ func Start(t testing.TB, opts Options) *Stack {
 		// The workers' Service inserts jobs with the client that runs
 		// them, which needs the workers first.
 		workers, err = jobs.NewWorkers(jc, jobs.Deps{Service: workflow.NewService(s.Pool, jobs.NewEnqueuer(nil, jc), svcOpts),
-			Pool: s.Pool, Mailer: m, Templates: tpl, Attestations: renderer, Metrics: jobs.NewMetrics(s.Registry)})
+			Pool: s.Pool, Mailer: m, Templates: tpl, Attestations: renderer, Signer: opts.Signer, Metrics: jobs.NewMetrics(s.Registry)})
 		if err != nil {
 			t.Fatalf("workers: %v", err)
 		}
@@ -361,4 +364,53 @@ func (s *Stack) WaitDelivery(dossierID int64, kind, want string, timeout time.Du
 	}
 	s.T.Fatalf("dossier %d: e-mail %s never %s (last: %v)", dossierID, kind, want, last)
 	return nil
+}
+
+// Accepted creates a dossier on procedure proc and has a new instructeur
+// accept it (no e-mail for the instruction), and returns its id.
+func (s *Stack) Accepted(proc int64, motivation string) int64 {
+	s.T.Helper()
+	inst := s.Instructeur(proc, "Camille Martin")
+	id, _ := s.Dossier(proc)
+	s.Must(200, "POST", fmt.Sprintf("/v1/dossiers/%d/events", id), map[string]any{"event": "passer_en_instruction", "instructeur": inst, "disable_notification": true})
+	s.Must(200, "POST", fmt.Sprintf("/v1/dossiers/%d/events", id), map[string]any{"event": "accepter", "instructeur": inst, "motivation": motivation})
+	return id
+}
+
+// WaitAttestation polls the dossier until its attestation is rendered and
+// returns it (url, sha256, verification_url).
+func (s *Stack) WaitAttestation(dossierID int64, timeout time.Duration) map[string]any {
+	s.T.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		d := s.Must(200, "GET", fmt.Sprintf("/v1/dossiers/%d", dossierID), nil)
+		if a, ok := d["attestation"].(map[string]any); ok {
+			return a
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	s.T.Fatalf("dossier %d: no attestation after %s", dossierID, timeout)
+	return nil
+}
+
+// Tool returns the path of a command a test needs, failing (never
+// skipping) with how to install it (.ci/run does).
+func Tool(t testing.TB, name, pkg string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		t.Fatalf("%s not found: apt-get install %s (.ci/run installs it)", name, pkg)
+	}
+	return p
+}
+
+// Must200Bytes GETs path with the stack's token, fails unless 200, and
+// returns the body as it is (a PDF).
+func (s *Stack) Must200Bytes(path string) []byte {
+	s.T.Helper()
+	r := s.Do("GET", path, nil)
+	if r.StatusCode != 200 {
+		s.T.Fatalf("GET %s = %d: %s", path, r.StatusCode, r.Body)
+	}
+	return r.Body
 }

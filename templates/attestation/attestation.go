@@ -7,8 +7,9 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/go-fonts/dejavu/dejavusanscondensed"
+	"github.com/go-fonts/dejavu/dejavusanscondensedbold"
 	"github.com/jung-kurt/gofpdf"
-	"golang.org/x/image/font/gofont/goregular"
 
 	"github.com/aptflow/aptflow/workflow"
 )
@@ -41,45 +42,78 @@ type Data struct {
 
 	// DecidedAt is when the dossier was accepted. It is also the PDF's
 	// creation and modification date, which keeps the output deterministic.
-	DecidedAt        time.Time
-	Instructeur      string // optional: e-mail or name of the deciding agent
-	Motivation       string // optional, multi-line allowed (\n)
-	VerificationCode string // printed in clear next to the QR code
+	DecidedAt  time.Time
+	Motivation string // optional, multi-line allowed (\n)
+
+	// SignataireNom and SignataireQualite are the procedure's signatory
+	// (« Pour le préfet et par délégation, la cheffe du bureau des
+	// étrangers »), printed under the body; without them the service signs.
+	// Never an agent's e-mail.
+	SignataireNom, SignataireQualite string
+	// Signed says that the file will carry an electronic signature
+	// (Signer): the signatory block and the footer say so.
+	Signed bool
+
+	VerificationCode string // printed in clear, in groups of four, next to the QR code
 	VerificationURL  string // encoded in the QR code
 }
 
 // Renderer renders attestations. It holds the parsed fonts; a Renderer is
 // safe for concurrent use by several goroutines.
 type Renderer struct {
-	// font is the TrueType font, parsed once and shared read-only by the
-	// documents (gofpdf's UTF8Font, a patch of ours: third_party/gofpdf).
-	font *gofpdf.UTF8Font
-	cov  *coverage // the runes the font can draw
+	// regular and bold are the TrueType faces, parsed once and shared
+	// read-only by the documents (gofpdf's UTF8Font, a patch of ours:
+	// third_party/gofpdf).
+	regular, bold *gofpdf.UTF8Font
+	cov           *coverage // the runes both faces can draw
 }
 
-// NewRenderer parses the embedded fonts, then renders a sample attestation, so that a broken asset fails the start of
-// the process rather than the first accepted dossier.
+// NewRenderer parses the embedded fonts, then renders a sample attestation,
+// so that a broken asset fails the start of the process rather than the
+// first accepted dossier.
+//
+// The fonts are DejaVu Sans and DejaVu Sans Bold (github.com/go-fonts/dejavu,
+// the DejaVu fonts' own licence): they draw every letter of the Latin
+// scripts, Vietnamese included (ễ, ị, ư), as well as Greek and Cyrillic,
+// and their « - » is a hyphen. The Go fonts lacked Latin Extended
+// Additional, so Vietnamese names printed as empty boxes, and drew « - »
+// as a minus sign.
 func NewRenderer() (*Renderer, error) {
-	return newRenderer(goregular.TTF)
+	return newRenderer(dejavusanscondensed.TTF, dejavusanscondensedbold.TTF)
 }
 
-func newRenderer(font []byte) (*Renderer, error) {
-	cov, err := newCoverage(font)
+func newRenderer(regular, bold []byte) (*Renderer, error) {
+	// Parsing each face with sfnt first also checks that it is a font:
+	// gofpdf panics on some bad ones.
+	cov, err := newCoverage(regular)
 	if err != nil {
-		return nil, fmt.Errorf("attestation: %w", err)
+		return nil, fmt.Errorf("attestation: regular face: %w", err)
 	}
-	parsed, err := gofpdf.ParseUTF8Font(family, "", font)
+	boldCov, err := newCoverage(bold)
 	if err != nil {
-		return nil, fmt.Errorf("attestation: parse font: %w", err)
+		return nil, fmt.Errorf("attestation: bold face: %w", err)
 	}
-	r := &Renderer{
-		font: parsed,
-		cov:  cov,
+	cov.intersect(boldCov)
+	r := &Renderer{cov: cov}
+	if r.regular, err = parseFont("", regular); err != nil {
+		return nil, err
+	}
+	if r.bold, err = parseFont("B", bold); err != nil {
+		return nil, err
 	}
 	if _, err := r.Render(sampleData()); err != nil {
 		return nil, fmt.Errorf("attestation: render sample: %w", err)
 	}
 	return r, nil
+}
+
+// parseFont parses one face of the family, once for every document.
+func parseFont(style string, ttf []byte) (*gofpdf.UTF8Font, error) {
+	font, err := gofpdf.ParseUTF8Font(family, style, ttf)
+	if err != nil {
+		return nil, fmt.Errorf("attestation: parse font %q: %w", style, err)
+	}
+	return font, nil
 }
 
 // Render returns the attestation for d as a one-page A4 PDF. The output is a
@@ -114,15 +148,18 @@ func (r *Renderer) Render(d Data) (pdf []byte, err error) {
 	f.SetAutoPageBreak(false, 0) // one page, always: the layout budgets its space
 	f.SetMargins(marginX, marginTop, marginX)
 	f.SetCellMargin(0)
-	f.AddUTF8FontParsed(r.font)
+	f.AddUTF8FontParsed(r.regular)
+	f.AddUTF8FontParsed(r.bold)
 
 	f.SetTitle("Autorisation provisoire de travail — dossier nº "+strconv.FormatInt(d.DossierID, 10), true)
 	f.SetAuthor(clean(d.ServiceNom, false), true)
-	f.SetSubject("Autorisation provisoire de travail pour un étudiant étranger, décision du "+dayFR(d.DecidedAt), true)
+	f.SetSubject("Autorisation provisoire de travail (APT) pour un étudiant étranger, décision du "+dayFR(d.DecidedAt), true)
+	f.SetKeywords("APT, autorisation provisoire de travail, étudiant étranger, code du travail L. 5221-5", true)
 	f.SetCreator("aptflow", true)
+	f.SetLang("fr-FR")
 
 	f.AddPage()
-	l := &layout{f: f, cov: r.cov}
+	l := &layout{f: f, cov: r.cov, scale: 1}
 	l.draw(d, qr)
 	if err := l.err; err != nil {
 		return nil, fmt.Errorf("attestation %d: %w", d.DossierID, err)
@@ -164,6 +201,9 @@ func sampleData() Data {
 		DateFin:                workflow.Date{Year: 2026, Month: time.September, Day: 12},
 		DecidedAt:              day,
 		Motivation:             "Motivation.",
+		SignataireNom:          "Signataire",
+		SignataireQualite:      "Pour le préfet et par délégation,",
+		Signed:                 true,
 		VerificationCode:       "SAMPLE",
 		VerificationURL:        "https://example.invalid/attestations/SAMPLE",
 	}

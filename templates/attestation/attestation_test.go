@@ -6,12 +6,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"golang.org/x/image/font/gofont/goregular"
+	"github.com/go-fonts/dejavu/dejavusanscondensed"
+	"github.com/go-fonts/dejavu/dejavusanscondensedbold"
+	"github.com/jung-kurt/gofpdf"
 	"rsc.io/qr/coding"
 
 	"github.com/aptflow/aptflow/workflow"
@@ -64,11 +67,12 @@ func testData() Data {
 		DateDebut:              workflow.Date{Year: 2025, Month: time.April, Day: 1},
 		DateFin:                workflow.Date{Year: 2025, Month: time.August, Day: 31},
 		DecidedAt:              time.Date(2025, time.March, 12, 14, 5, 0, 0, workflow.Paris()),
-		Instructeur:            "agent.instructeur@rhone.gouv.fr",
+		SignataireNom:          "Claire Martin-Lefèvre",
+		SignataireQualite:      "Pour le préfet et par délégation, la cheffe du bureau des étrangers",
 		Motivation: "Le contrat de travail respecte la durée maximale autorisée pour un étudiant " +
 			"étranger. Les pièces justificatives sont complètes.",
-		VerificationCode: "K7Q2-M9XD-4HPA",
-		VerificationURL:  "https://aptflow.example.fr/attestations/K7Q2-M9XD-4HPA",
+		VerificationCode: "k7q2m9xd4hpab3cdefghjkmnpqrstvwx",
+		VerificationURL:  "https://aptflow.example.fr/attestations/k7q2m9xd4hpab3cdefghjkmnpqrstvwx",
 	}
 }
 
@@ -85,7 +89,8 @@ func longData() Data {
 	d.Nom, d.Prenom, d.LieuNaissance, d.Nationalite = nospace, words(200), words(200), words(200)
 	d.TitreSejourNumero, d.Etablissement = nospace, words(200)
 	d.EmployeurRaisonSociale, d.EmployeurSiret, d.EmployeurAdresse = words(200), nospace, words(200)+"\n"+words(200)
-	d.Emploi, d.Instructeur, d.VerificationCode = words(200), words(200), nospace
+	d.Emploi, d.SignataireQualite, d.VerificationCode = words(200), words(200), nospace
+	d.SignataireNom = words(200)
 	var m strings.Builder
 	for i := 0; m.Len() < 5000; i++ {
 		m.WriteString("Motivation de la décision, paragraphe développé. ")
@@ -188,22 +193,17 @@ func TestText(t *testing.T) {
 	d := testData()
 	pdf := render(t, setup(t), d)
 
-	info := pdfinfo(t, pdf)
-	for _, want := range []string{
+	requireContains(t, "pdfinfo", pdfinfo(t, pdf),
 		"Pages:           1\n",
 		"Title:           Autorisation provisoire de travail — dossier nº 42\n",
 		"Author:          Préfecture du Rhône\n",
 		"Creator:         aptflow\n",
+		"Subject:         Autorisation provisoire de travail (APT) pour un étudiant étranger, décision du 12 mars 2025\n",
 		"Page size:       595.28 x 841.89 pts (A4)\n",
 		"CreationDate:    Wed Mar 12 13:05:00 2025 UTC\n",
-	} {
-		if !strings.Contains(info, want) {
-			t.Errorf("pdfinfo lacks %q:\n%s", want, info)
-		}
-	}
+	)
 
-	text := pdftotext(t, pdf)
-	for _, want := range []string{
+	requireContains(t, "pdftotext", pdftotext(t, pdf),
 		"AUTORISATION PROVISOIRE DE TRAVAIL",
 		"RÉPUBLIQUE",
 		"Préfecture du Rhône",
@@ -217,15 +217,142 @@ func TestText(t *testing.T) {
 		"17,5 h",
 		"du 1er avril 2025 au 31 août 2025",
 		"12 mars 2025 à 14 h 05",
-		"agent.instructeur@rhone.gouv.fr",
+		"Claire Martin-Lefèvre",
+		"Pour le préfet et par délégation, la cheffe du bureau des",
+		"Fait le 12 mars 2025,",
+		// The footer's last sentence, whole.
+		"son authenticité se vérifie en ligne, à l'adresse ci-dessus.",
 		"Les pièces justificatives",
-		"K7Q2-M9XD-4HPA",
+		"K7Q2 M9XD 4HPA B3CD EFGH JKMN PQRS TVWX",
 		d.VerificationURL,
 		"L. 5221-5",
-	} {
-		if !strings.Contains(text, want) {
-			t.Errorf("pdftotext lacks %q:\n%s", want, text)
+	)
+}
+
+// TestDocument checks what a reader's document properties show: a real
+// bold face embedded beside the regular one (not a stroked regular), and
+// the document's language for screen readers.
+func TestDocument(t *testing.T) {
+	t.Parallel()
+	pdf := render(t, setup(t), testData())
+	fonts, _ := run(t, pdf, "poppler-utils", "pdffonts", "PDF")
+	for _, name := range []string{"utf8dejavu ", "utf8dejavuB "} {
+		line := ""
+		for l := range strings.Lines(fonts) {
+			if strings.HasPrefix(l, name) {
+				line = l
+			}
 		}
+		if f := strings.Fields(line); len(f) < 6 || f[4] != "yes" {
+			t.Errorf("pdffonts: no embedded font %q:\n%s", name, fonts)
+		}
+	}
+	if strings.Contains(string(pdf), " Tr") {
+		t.Error("the PDF still sets a text rendering mode (bold stroked from the regular face)")
+	}
+	trailer, _ := run(t, pdf, "qpdf", "qpdf", "--show-object=trailer", "PDF")
+	root := regexp.MustCompile(`/Root (\d+) 0 R`).FindStringSubmatch(trailer)
+	if root == nil {
+		t.Fatalf("trailer: %s", trailer)
+	}
+	catalog, _ := run(t, pdf, "qpdf", "qpdf", "--show-object="+root[1], "PDF")
+	if !strings.Contains(catalog, "/Lang (fr-FR)") {
+		t.Errorf("catalog lacks /Lang (fr-FR): %s", catalog)
+	}
+}
+
+// TestHyphen checks that « - » is drawn with a hyphen's glyph (as wide as
+// U+2010 HYPHEN), not a minus sign's, in both faces, and that the text
+// layer says « - ».
+func TestHyphen(t *testing.T) {
+	t.Parallel()
+	r := setup(t)
+	f := gofpdf.New("P", "mm", "A4", "")
+	for _, face := range []struct {
+		style string
+		font  *gofpdf.UTF8Font
+	}{{"", r.regular}, {"B", r.bold}} {
+		f.AddUTF8FontParsed(face.font)
+		f.SetFont(family, face.style, 10)
+		if h, hyphen, minus := f.GetStringWidth("-"), f.GetStringWidth("\u2010"), f.GetStringWidth("\u2212"); h != hyphen || h >= minus {
+			t.Errorf("face %q: « - » is %.3f mm wide, want the hyphen's %.3f (the minus is %.3f)", face.style, h, hyphen, minus)
+		}
+	}
+	d := testData()
+	d.Nom = "Martin-Lefèvre"
+	if text := pdftotext(t, render(t, r, d)); !strings.Contains(text, "Martin-Lefèvre") || !strings.Contains(text, "L. 5221-2") {
+		t.Errorf("pdftotext lost the hyphens:\n%s", text)
+	}
+}
+
+// maxData fills every field to the most the API accepts (names 100
+// characters, texts 200, addresses 500), in Latin scripts with diacritics.
+func maxData() Data {
+	d := testData()
+	fill := func(words string, n int) string { // n runes of words, ending on a letter
+		s := []rune(strings.Repeat(words+" ", n/len([]rune(words))+1))[:n]
+		s[n-1] = 'z'
+		return string(s)
+	}
+	d.ServiceNom = fill("Préfecture de la région Auvergne-Rhône-Alpes", 200)
+	d.ServiceAdresse = fill("Direction des migrations", 150) + "\n" + fill("18 rue de Bonnel", 200) + "\n" + fill("69003 Lyon Cedex", 148)
+	d.ProcedureLibelle = fill("Autorisation provisoire de travail", 200)
+	d.Nom = fill("Nguyễn Thị Phương-Thảo", 100)                      // Vietnamese
+	d.Prenom = fill("Grzegorz Łukasz Żółć Brzęczyszczykiewicz", 100) // Polish
+	d.LieuNaissance = fill("Şanlıurfa İstanbul Çağlayan Ğüöı", 200)  // Turkish
+	d.Nationalite = fill("tchèque Příšerně žluťoučký kůň úpěl ďábelské ódy", 100)
+	d.TitreSejourNumero = fill("6912345678", 50)
+	d.Etablissement = fill("Univerzita Karlova Ústav řečtiny Dvořák", 200) // Czech
+	d.EmployeurRaisonSociale = fill("Boulangerie Pâtisserie Les Délices de Fourvière", 200)
+	d.EmployeurAdresse = fill("12 montée Saint-Barthélemy", 250) + "\n" + fill("69005 Lyon", 249)
+	d.Emploi = fill("Vendeuse en boulangerie-pâtisserie", 200)
+	d.SignataireNom = fill("Marie-Hélène de La Tour d'Auvergne", 100)
+	d.SignataireQualite = fill("Pour le préfet et par délégation, la cheffe du bureau des étrangers", 200)
+	d.Motivation = fill("Le contrat de travail respecte la durée maximale autorisée.", 600)
+	// The widest letters of the code's alphabet.
+	d.VerificationCode = strings.Repeat("wm", 16)
+	d.VerificationURL = "https://aptflow.example.fr/attestations/" + d.VerificationCode
+	return d
+}
+
+// TestMaxLength renders every field at its maximum length: the page is
+// one, nothing is cut (no « … »), and pdftotext gives every value whole.
+func TestMaxLength(t *testing.T) {
+	t.Parallel()
+	d := maxData()
+	pdf := render(t, setup(t), d)
+	if info := pdfinfo(t, pdf); !strings.Contains(info, "Pages:           1\n") {
+		t.Fatalf("pdfinfo:\n%s", info)
+	}
+	text := pdftotext(t, pdf)
+	if strings.Contains(text, "…") {
+		t.Errorf("something was cut:\n%s", text)
+	}
+	if strings.Contains(text, "ne peut pas afficher") {
+		t.Errorf("a note says some letters cannot be shown:\n%s", text)
+	}
+	// pdftotext breaks lines where the page does: compare without spaces.
+	flat := strings.Join(strings.Fields(text), "")
+	for name, v := range map[string]string{
+		"ServiceNom": d.ServiceNom, "ServiceAdresse": d.ServiceAdresse, "ProcedureLibelle": d.ProcedureLibelle,
+		"Nom": d.Nom, "Prenom": d.Prenom, "LieuNaissance": d.LieuNaissance, "Nationalite": d.Nationalite,
+		"TitreSejourNumero": d.TitreSejourNumero, "Etablissement": d.Etablissement,
+		"EmployeurRaisonSociale": d.EmployeurRaisonSociale, "EmployeurAdresse": d.EmployeurAdresse,
+		"Emploi": d.Emploi, "SignataireNom": d.SignataireNom, "SignataireQualite": d.SignataireQualite,
+		"Motivation": d.Motivation,
+	} {
+		if !strings.Contains(flat, strings.Join(strings.Fields(v), "")) {
+			t.Errorf("%s is not whole in the text:\n%s", name, text)
+		}
+	}
+	if !strings.Contains(flat, strings.Join(strings.Fields("son authenticité se vérifie en ligne, à l'adresse ci-dessus."), "")) {
+		t.Errorf("the footer is cut:\n%s", text)
+	}
+	if want := "Code de vérification : " + strings.Repeat("WMWM ", 7) + "WMWM\n"; !strings.Contains(text, want) {
+		t.Errorf("the code is not whole on its line, %q:\n%s", want, text)
+	}
+	if got := decodeQR(t, pdf); got != d.VerificationURL {
+		t.Errorf("QR code decodes to %q", got)
 	}
 }
 
@@ -246,9 +373,11 @@ func TestQRCode(t *testing.T) {
 	}
 }
 
-// TestUnicode checks names in scripts the Go fonts cover (Latin, Latin
-// Extended) and do not (CJK, Arabic): either way the PDF is valid, one page,
-// and its text layer holds the name, even where the page shows empty boxes.
+// TestUnicode checks names in scripts the fonts cover (Latin with its
+// extensions, Greek, Cyrillic) and do not (CJK; Arabic, whose letters they
+// have, but which gofpdf cannot write right to left): either way the PDF is
+// valid, one page, and its text layer holds the name, even where the page
+// shows empty boxes.
 func TestUnicode(t *testing.T) {
 	t.Parallel()
 	r := setup(t)
@@ -330,12 +459,12 @@ func TestEdgeCases(t *testing.T) {
 		"Minimal": func(d *Data) {
 			*d = Data{DecidedAt: d.DecidedAt, VerificationURL: d.VerificationURL}
 		},
-		"NoMotivationNoInstructeur": func(d *Data) { d.Motivation, d.Instructeur = "", "" },
-		"Emoji":                     func(d *Data) { d.Nom, d.Motivation = "Dupré 😀", "🎉 \U00010000 ok" },
-		"Controls":                  func(d *Data) { d.Nom, d.Motivation = "Du\x00pr\té\u202e", "a\r\nb\x1b[31m\f\u2028c" },
-		"BadUTF8":                   func(d *Data) { d.Nom = "Dupr\xc3" },
-		"Parentheses":               func(d *Data) { d.Nom = `(Dupré) \ )(` },
-		"OnlyNewlines":              func(d *Data) { d.Motivation, d.EmployeurAdresse = "\n\n\n", "\n" },
+		"NoMotivationNoSignataire": func(d *Data) { d.Motivation, d.SignataireNom, d.SignataireQualite = "", "", "" },
+		"Emoji":                    func(d *Data) { d.Nom, d.Motivation = "Dupré 😀", "🎉 \U00010000 ok" },
+		"Controls":                 func(d *Data) { d.Nom, d.Motivation = "Du\x00pr\té\u202e", "a\r\nb\x1b[31m\f\u2028c" },
+		"BadUTF8":                  func(d *Data) { d.Nom = "Dupr\xc3" },
+		"Parentheses":              func(d *Data) { d.Nom = `(Dupré) \ )(` },
+		"OnlyNewlines":             func(d *Data) { d.Motivation, d.EmployeurAdresse = "\n\n\n", "\n" },
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
@@ -371,12 +500,15 @@ func TestBadFont(t *testing.T) {
 	t.Parallel()
 	for name, font := range map[string][]byte{
 		"Garbage":   []byte("not a font"),
-		"Truncated": goregular.TTF[:1000],
+		"Truncated": dejavusanscondensed.TTF[:1000],
 		"Empty":     nil,
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			if _, err := newRenderer(font); err == nil {
+			if _, err := newRenderer(font, dejavusanscondensedbold.TTF); err == nil {
+				t.Fatal("newRenderer accepted a bad regular font")
+			}
+			if _, err := newRenderer(dejavusanscondensed.TTF, font); err == nil {
 				t.Fatal("newRenderer accepted a bad font")
 			}
 		})
@@ -446,6 +578,35 @@ func run(t *testing.T, pdf []byte, pkg, name string, args ...string) (stdout str
 		t.Fatalf("%s %v: %v\n%s", name, args, err, errOut.String())
 	}
 	return out.String(), dir
+}
+
+// runAllowFail is run for a command whose failure is an answer (pdfsig
+// exits non-zero on an invalid signature): stdout and stderr together.
+func runAllowFail(t *testing.T, pdf []byte, name string, args ...string) (output string, err error) {
+	t.Helper()
+	bin := tool(t, name, "poppler-utils")
+	file := filepath.Join(t.TempDir(), "attestation.pdf")
+	if err := os.WriteFile(file, pdf, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for i, a := range args {
+		if a == "PDF" {
+			args[i] = file
+		}
+	}
+	out, err := exec.Command(bin, args...).CombinedOutput()
+	return string(out), err
+}
+
+// requireContains fails the test for each of wants that the output of
+// tool lacks.
+func requireContains(t *testing.T, tool, output string, wants ...string) {
+	t.Helper()
+	for _, want := range wants {
+		if !strings.Contains(output, want) {
+			t.Errorf("%s lacks %q:\n%s", tool, want, output)
+		}
+	}
 }
 
 func pdfinfo(t *testing.T, pdf []byte) string {

@@ -2,8 +2,6 @@ package attestation
 
 import (
 	"fmt"
-	"math"
-	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -37,31 +35,11 @@ func dateTimeFR(t time.Time) string {
 	return fmt.Sprintf("%s à %d h %02d", dayFR(t), l.Hour(), l.Minute())
 }
 
-// hoursFR formats a weekly duration with a decimal comma: 17.5 → « 17,5 h »,
-// 20 → « 20 h ». Two decimals at most: 17.333… is « 17,33 h ».
-func hoursFR(h float64) string {
-	if math.IsNaN(h) || math.IsInf(h, 0) || h <= 0 {
-		return none
-	}
-	s := strconv.FormatFloat(math.Round(h*100)/100, 'f', -1, 64)
-	return strings.Replace(s, ".", ",", 1) + " h"
-}
+// hoursFR formats a weekly duration (templates.HoursFR), or the dash.
+func hoursFR(h float64) string { return orNone(templates.HoursFR(h)) }
 
-// siretFR groups a 14-digit SIRET as the INSEE prints it, SIREN then NIC:
-// « 732 829 320 00074 ». Anything else is printed as given, so a bad value
-// is visible rather than silently reshaped.
-func siretFR(s string) string {
-	digits := strings.Map(func(r rune) rune {
-		if r == ' ' || r == '\u00a0' || r == '.' || r == '-' {
-			return -1
-		}
-		return r
-	}, s)
-	if len(digits) != 14 || strings.IndexFunc(digits, func(r rune) bool { return r < '0' || r > '9' }) >= 0 {
-		return s
-	}
-	return digits[0:3] + " " + digits[3:6] + " " + digits[6:9] + " " + digits[9:14]
-}
+// siretFR groups a SIRET as the INSEE prints it (templates.SiretFR).
+func siretFR(s string) string { return templates.SiretFR(s) }
 
 // clean makes a field printable by gofpdf: control and format characters
 // (tabs, bidi overrides, zero-width joiners) would print as missing glyphs or

@@ -51,12 +51,18 @@ func TestCoverage(t *testing.T) {
 	t.Parallel()
 	r := setup(t)
 	for s, want := range map[string]bool{
-		"Élodie Dupré":            true,
-		"Ørjan Œdipe-Łukasiewicz": true,
-		"Σωκράτης Достоевский":    true,
-		"王小明":                     false,
-		"محمد":                    false,
-		"ok 😀":                    false,
+		"Élodie Dupré":             true,
+		"Ørjan Œdipe-Łukasiewicz":  true,
+		"Σωκράτης Достоевский":     true,
+		"Nguyễn Thị Phương-Thảo":   true, // Vietnamese: Latin Extended Additional
+		"Żółć Brzęczyszczykiewicz": true,
+		"Şanlıurfa Çağlayan Ğüöı":  true,
+		"Příšerně žluťoučký kůň":   true,
+		"王小明":                      false,
+		"देवनागरी":                 false,
+		"محمد":                     false, // letters the font has, but right to left
+		"שרה":                      false,
+		"ok 😀":                     false,
 	} {
 		if got := r.cov.drawable(s); got != want {
 			t.Errorf("drawable(%q) = %v, want %v", s, got, want)

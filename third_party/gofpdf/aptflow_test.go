@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-fonts/dejavu/dejavusanscondensed"
 	"github.com/jung-kurt/gofpdf"
 	"golang.org/x/image/font/gofont/gobold"
 	"golang.org/x/image/font/gofont/goregular"
@@ -369,6 +370,76 @@ func TestTextSpotColor(t *testing.T) {
 	pdf.CellFormat(50, 10, "spot", "", 0, "", false, 0, "")
 	if doc := output(t, pdf); !bytes.Contains(doc, []byte("q /CS1 cs 0.800 scn BT ")) {
 		t.Error("the text is not drawn in its spot colour")
+	}
+}
+
+// catalog returns the document catalog's dictionary, as written (gofpdf
+// writes no object streams: the catalog is plain text).
+func catalog(t testing.TB, doc []byte) string {
+	t.Helper()
+	start := bytes.Index(doc, []byte("/Type /Catalog"))
+	if start < 0 {
+		t.Fatal("no catalog")
+	}
+	end := bytes.Index(doc[start:], []byte("endobj"))
+	if end < 0 {
+		t.Fatal("the catalog does not end")
+	}
+	return string(doc[start : start+end])
+}
+
+// TestSetLang (patch 10): the catalog carries /Lang, the language screen
+// readers read the text in, once SetLang is called, and nothing otherwise,
+// as upstream wrote it.
+func TestSetLang(t *testing.T) {
+	t.Parallel()
+	for lang, want := range map[string]string{"fr-FR": "/Lang (fr-FR)", "": ""} {
+		pdf := newDoc()
+		pdf.SetLang(lang)
+		pdf.SetFont("Helvetica", "", 10)
+		pdf.Cell(0, 5, "Bonjour")
+		cat := catalog(t, output(t, pdf))
+		if got := strings.Contains(cat, "/Lang"); got != (want != "") || !strings.Contains(cat, want) {
+			t.Errorf("SetLang(%q): catalog %q, want %q", lang, cat, want)
+		}
+	}
+}
+
+// TestUTF8FontParsedDejaVu (patches 1 and 2) with the attestation's font,
+// DejaVu Sans Condensed (github.com/go-fonts/dejavu), whose tables are
+// richer than the Go fonts' (hinting, kerning, 6,000 glyphs): for names in
+// Vietnamese, Polish, Turkish, Czech, Greek and Cyrillic, the font parsed
+// once gives the document the font added from bytes gives, also after it
+// served the others.
+func TestUTF8FontParsedDejaVu(t *testing.T) {
+	t.Parallel()
+	doc := func(add func(*gofpdf.Fpdf), text string) []byte {
+		pdf := gofpdf.New("P", "mm", "A4", "")
+		pdf.SetCatalogSort(true)
+		pdf.SetCreationDate(docDate)
+		pdf.SetModificationDate(docDate)
+		add(pdf)
+		pdf.AddPage()
+		pdf.SetFont("dejavu", "", 11)
+		pdf.MultiCell(0, 5, text, "", "L", false)
+		return output(t, pdf)
+	}
+	fromBytes := func(pdf *gofpdf.Fpdf) { pdf.AddUTF8FontFromBytes("dejavu", "", dejavusanscondensed.TTF) }
+	shared, err := gofpdf.ParseUTF8Font("dejavu", "", dejavusanscondensed.TTF)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, text := range []string{
+		"Nguyễn Thị Phương Thảo", "Grzegorz Żółć Brzęczyszczykiewicz", "Şanlıurfa Çağlayan Ğüöı",
+		"Příšerně žluťoučký kůň", texts["Greek"], texts["Cyrillic"], texts["Mixed"],
+	} {
+		want := doc(fromBytes, text)
+		if got := doc(parsed(shared), text); !bytes.Equal(got, want) {
+			t.Errorf("%q: the parsed font gives another document than AddUTF8FontFromBytes", text)
+		}
+		if got := pdftotext(t, want); !strings.Contains(got, text) {
+			t.Errorf("pdftotext lacks %q:\n%s", text, got)
+		}
 	}
 }
 

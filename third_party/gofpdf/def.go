@@ -567,6 +567,7 @@ type Fpdf struct {
 	zoomMode         string                     // zoom display mode
 	layoutMode       string                     // layout display mode
 	xmp              []byte                     // XMP metadata
+	lang             string                     // aptflow: the document's natural language (catalog /Lang)
 	producer         string                     // producer
 	title            string                     // title
 	subject          string                     // subject

@@ -1814,6 +1814,13 @@ func (f *Fpdf) AddUTF8FontFromBytes(familyStr, styleStr string, utf8Bytes []byte
 	f.addFontFromBytes(fontFamilyEscape(familyStr), styleStr, nil, nil, utf8Bytes)
 }
 
+// aptflow: SetLang sets the natural language of the document's text (the
+// catalog's /Lang entry, ISO 32000-1 14.9.2), e.g. "fr-FR": screen readers
+// pronounce the text in that language. Empty (the default) writes none.
+func (f *Fpdf) SetLang(lang string) {
+	f.lang = lang
+}
+
 // aptflow: UTF8Font is a UTF-8 TrueType font parsed once for many
 // documents. AddUTF8FontFromBytes parses the whole font, hashes its 65,536
 // character widths and re-reads its tables for every document: most of the
@@ -4719,6 +4726,9 @@ func (f *Fpdf) putinfo() {
 func (f *Fpdf) putcatalog() {
 	f.out("/Type /Catalog")
 	f.out("/Pages 1 0 R")
+	if f.lang != "" { // aptflow: SetLang
+		f.outf("/Lang %s", f.textstring(f.lang))
+	}
 	switch f.zoomMode {
 	case "fullpage":
 		f.out("/OpenAction [3 0 R /Fit]")
