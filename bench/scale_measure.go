@@ -255,7 +255,7 @@ func (sc *scale) plans(ctx context.Context) ([]scalePlan, error) {
 			}
 			for _, pl := range plans {
 				// The tab's query, not the instructeur's lookup before it.
-				if !strings.Contains(pl.Query, "FROM instructeurs WHERE email") {
+				if strings.Contains(pl.Query, "WITH page AS") {
 					out = append(out, scalePlan{Procedure: p.Name, Tab: tab, Text: pl.Text})
 				}
 			}
