@@ -115,6 +115,9 @@ var authzCases = map[string]authzCase{
 		return authzRequest{"POST", fmt.Sprintf("/v1/procedures/%d/instructeurs", proc),
 			map[string]any{"email": fmt.Sprintf("agent-%d@prefecture.test", w.seq.Add(1)), "nom": "Agent"}}
 	}, 201, 404},
+	"GET /v1/procedures/{id}/dossiers_supprimes": {func(w *authzWorld, proc int64, _ api.Scope) authzRequest {
+		return authzRequest{"GET", fmt.Sprintf("/v1/procedures/%d/dossiers_supprimes", proc), nil}
+	}, 200, 404},
 	"POST /v1/dossiers": {func(w *authzWorld, proc int64, _ api.Scope) authzRequest {
 		return authzRequest{"POST", "/v1/dossiers", map[string]any{"procedure_id": proc, "usager_email": "u@etudiant.test", "demandeur": apptest.Demandeur()}}
 	}, 201, 422},
@@ -145,6 +148,9 @@ var authzCases = map[string]authzCase{
 	"POST /v1/dossiers/{id}/avis": {func(w *authzWorld, proc int64, _ api.Scope) authzRequest {
 		return authzRequest{"POST", fmt.Sprintf("/v1/dossiers/%d/avis", w.dossier(proc)), map[string]any{"expert": "expert@prefecture.test", "body": "Favorable"}}
 	}, 201, 404},
+	"POST /v1/dossiers/{id}/conservation": {func(w *authzWorld, proc int64, _ api.Scope) authzRequest {
+		return authzRequest{"POST", fmt.Sprintf("/v1/dossiers/%d/conservation", w.dossier(proc)), map[string]any{"instructeur": w.inst[proc], "mois": 1}}
+	}, 200, 404},
 	"GET /v1/dossiers/{id}/attestation.pdf": {func(w *authzWorld, proc int64, _ api.Scope) authzRequest {
 		id, _ := w.rendered(proc)
 		return authzRequest{"GET", fmt.Sprintf("/v1/dossiers/%d/attestation.pdf", id), nil}
@@ -180,6 +186,7 @@ func static(path string) func(*authzWorld, int64, api.Scope) authzRequest {
 var mayTake = map[string][]api.Scope{
 	"POST /v1/procedures":                        {api.ScopeAdmin},
 	"POST /v1/procedures/{id}/instructeurs":      {api.ScopeAdmin},
+	"GET /v1/procedures/{id}/dossiers_supprimes": {api.ScopeAdmin, api.ScopeInstruction, api.ScopeDepot, api.ScopeLecture},
 	"POST /v1/dossiers":                          {api.ScopeAdmin, api.ScopeDepot},
 	"GET /v1/dossiers/{id}":                      {api.ScopeAdmin, api.ScopeInstruction, api.ScopeDepot, api.ScopeLecture},
 	"PATCH /v1/dossiers/{id}":                    {api.ScopeAdmin, api.ScopeDepot},
@@ -188,6 +195,7 @@ var mayTake = map[string][]api.Scope{
 	"DELETE /v1/dossiers/{id}/followers/{email}": {api.ScopeAdmin, api.ScopeInstruction},
 	"POST /v1/dossiers/{id}/messages":            {api.ScopeAdmin, api.ScopeInstruction, api.ScopeDepot},
 	"POST /v1/dossiers/{id}/avis":                {api.ScopeAdmin, api.ScopeInstruction},
+	"POST /v1/dossiers/{id}/conservation":        {api.ScopeAdmin, api.ScopeInstruction},
 	"GET /v1/dossiers/{id}/attestation.pdf":      {api.ScopeAdmin, api.ScopeInstruction, api.ScopeDepot, api.ScopeLecture},
 	"GET /v1/instructeurs/{email}/dossiers":      {api.ScopeAdmin, api.ScopeInstruction, api.ScopeLecture},
 	"PUT /v1/instructeurs/{email}/preferences":   {api.ScopeAdmin, api.ScopeInstruction},

@@ -47,6 +47,7 @@ var statuses = map[string]int{
 	workflow.EInvalidTransition:   http.StatusConflict,
 	workflow.ENotEditable:         http.StatusConflict,
 	workflow.ENotInstructeur:      http.StatusForbidden,
+	workflow.EDossierSupprime:     http.StatusGone,
 	codeForbidden:                 http.StatusForbidden,
 	codeInsufficientScope:         http.StatusForbidden,
 	codeCrossOrigin:               http.StatusForbidden,
@@ -73,7 +74,8 @@ func statusOf(code string) int {
 }
 
 // Problem is an RFC 9457 problem detail, with aptflow's `code` and, for
-// invalid input, one entry per bad field.
+// invalid input, one entry per bad field; for a purged dossier
+// (dossier_supprime), the members of its tombstone.
 type Problem struct {
 	Type   string         `json:"type"`
 	Title  string         `json:"title"`
@@ -81,6 +83,10 @@ type Problem struct {
 	Detail string         `json:"detail,omitempty"`
 	Code   string         `json:"code"`
 	Errors []fieldProblem `json:"errors,omitempty"`
+	// The tombstone's fields (id, procedure_id, state, decided_at,
+	// deleted_at, reason) are extension members of the problem; none when
+	// nil.
+	*workflow.Tombstone
 }
 
 type fieldProblem struct {
@@ -137,7 +143,9 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	var he *httpError
 	switch {
 	case errors.As(err, &de):
-		writeProblem(w, problem(de.Code, de.Message, de.Fields))
+		p := problem(de.Code, de.Message, de.Fields)
+		p.Tombstone = de.Tombstone
+		writeProblem(w, p)
 	case errors.As(err, &he):
 		writeProblem(w, problem(he.code, he.detail, he.fields))
 	case unavailable(err):

@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"strconv"
 
 	"github.com/aptflow/aptflow/workflow"
@@ -205,20 +206,7 @@ func handleListDossiers(d Deps) http.Handler {
 		q := r.URL.Query()
 		f := workflow.ListFilter{Tab: q.Get("tab")}
 		var fields []workflow.FieldError
-		if s := q.Get("after"); s != "" {
-			n, err := strconv.ParseInt(s, 10, 64)
-			if err != nil || n < 0 {
-				fields = append(fields, workflow.FieldError{Field: "after", Code: "invalid_type", Detail: "entier positif attendu"})
-			}
-			f.AfterID = n
-		}
-		if s := q.Get("limit"); s != "" {
-			n, err := strconv.Atoi(s)
-			if err != nil || n < 1 {
-				fields = append(fields, workflow.FieldError{Field: "limit", Code: "invalid_type", Detail: "entier positif attendu"})
-			}
-			f.Limit = n
-		}
+		f.AfterID, f.Limit, fields = pageParams(q, fields)
 		if len(fields) > 0 {
 			return &workflow.Error{Code: workflow.EInvalid, Message: "paramètres invalides", Fields: fields}
 		}
@@ -236,6 +224,26 @@ func handleListDossiers(d Deps) http.Handler {
 		}
 		return writeJSON(w, http.StatusOK, resp)
 	})
+}
+
+// pageParams reads the keyset pagination of a list, ?after= (an id) and
+// ?limit=, adding one entry to fields per bad parameter.
+func pageParams(q url.Values, fields []workflow.FieldError) (after int64, limit int, _ []workflow.FieldError) {
+	if s := q.Get("after"); s != "" {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || n < 0 {
+			fields = append(fields, workflow.FieldError{Field: "after", Code: "invalid_type", Detail: "entier positif attendu"})
+		}
+		after = n
+	}
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			fields = append(fields, workflow.FieldError{Field: "limit", Code: "invalid_type", Detail: "entier positif attendu"})
+		}
+		limit = n
+	}
+	return after, limit, fields
 }
 
 func handlePreferences(d Deps) http.Handler {

@@ -9,6 +9,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -88,8 +90,9 @@ func idempotent(pool *pgxpool.Pool, log *slog.Logger) func(http.Handler) http.Ha
 			next.ServeHTTP(rec, r.WithContext(txCtx))
 			if rec.status < 500 {
 				_, err = tx.Exec(ctx, `
-					UPDATE idempotency_keys SET status = $3, content_type = $4, body = $5
-					WHERE token_id = $1 AND key = $2`, tok, key, rec.status, rec.header.Get("Content-Type"), rec.body.Bytes())
+					UPDATE idempotency_keys SET status = $3, content_type = $4, body = $5, dossier_id = $6
+					WHERE token_id = $1 AND key = $2`, tok, key, rec.status, rec.header.Get("Content-Type"), rec.body.Bytes(),
+					responseDossier(r, rec))
 				if err == nil {
 					err = tx.Commit(ctx)
 				}
@@ -104,6 +107,24 @@ func idempotent(pool *pgxpool.Pool, log *slog.Logger) func(http.Handler) http.Ha
 			rec.sendTo(w)
 		})
 	}
+}
+
+// responseDossier is the dossier a stored response is about, which the
+// purge erases it with: the dossier of the route, or the one the request
+// created (its Location); nil for a response about no dossier.
+func responseDossier(r *http.Request, rec *bufferedResponse) *int64 {
+	var s string
+	switch {
+	case strings.HasPrefix(r.Pattern, "POST /v1/dossiers/{id}/"):
+		s = r.PathValue("id")
+	case r.Pattern == "POST /v1/dossiers":
+		s, _ = strings.CutPrefix(rec.header.Get("Location"), "/v1/dossiers/")
+	}
+	id, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || id <= 0 {
+		return nil
+	}
+	return &id
 }
 
 func replay(w http.ResponseWriter, r *http.Request, pool *pgxpool.Pool, log *slog.Logger, tok int64, key string, hash []byte) {

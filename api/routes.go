@@ -39,6 +39,7 @@ func scopes(s ...Scope) access { return access{kind: accessToken, scopes: s} }
 var routes = []route{
 	{"POST /v1/procedures", adminEvery, handleCreateProcedure},
 	{"POST /v1/procedures/{id}/instructeurs", admin, handleAddInstructeur},
+	{"GET /v1/procedures/{id}/dossiers_supprimes", scopes(ScopeInstruction, ScopeDepot, ScopeLecture), handleDeletedDossiers},
 	{"POST /v1/dossiers", scopes(ScopeDepot), handleCreateDossier},
 	{"GET /v1/dossiers/{id}", scopes(ScopeInstruction, ScopeDepot, ScopeLecture), handleGetDossier},
 	{"PATCH /v1/dossiers/{id}", scopes(ScopeDepot), handlePatchDossier},
@@ -49,6 +50,7 @@ var routes = []route{
 	// handler narrows it with requireScope.
 	{"POST /v1/dossiers/{id}/messages", scopes(ScopeInstruction, ScopeDepot), handleMessage},
 	{"POST /v1/dossiers/{id}/avis", scopes(ScopeInstruction), handleAvis},
+	{"POST /v1/dossiers/{id}/conservation", scopes(ScopeInstruction), handleConservation},
 	{"GET /v1/dossiers/{id}/attestation.pdf", scopes(ScopeInstruction, ScopeDepot, ScopeLecture), handleAttestationPDF},
 	{"GET /v1/instructeurs/{email}/dossiers", scopes(ScopeInstruction, ScopeLecture), handleListDossiers},
 	{"PUT /v1/instructeurs/{email}/preferences", scopes(ScopeInstruction), handlePreferences},

@@ -106,7 +106,8 @@ func (w *RenderAttestationWorker) Work(ctx context.Context, job *river.Job[Rende
 
 // loadAttestationData reads what the attestation of dossier id shows, and
 // whether its PDF is already stored (then data is nil: nothing to render).
-// The error wraps pgx.ErrNoRows when the dossier has no attestation.
+// The error wraps pgx.ErrNoRows when the dossier has no attestation, or was
+// purged (its data are gone: there is nothing to render any more).
 func loadAttestationData(ctx context.Context, q querier, publicURL string, id int64) (data *attestation.Data, stored bool, err error) {
 	var (
 		dem                []byte
@@ -122,7 +123,7 @@ func loadAttestationData(ctx context.Context, q querier, publicURL string, id in
 		FROM dossiers d
 		JOIN procedures p ON p.id = d.procedure_id
 		JOIN attestations a ON a.dossier_id = d.id
-		WHERE d.id = $1`, id,
+		WHERE d.id = $1 AND d.deleted_at IS NULL`, id,
 	).Scan(&stored, &d.ProcedureLibelle, &d.ServiceNom, &d.ServiceAdresse, &sigNom, &sigQualite,
 		&dem, &decidedAt, &motivation, &code)
 	if err != nil {

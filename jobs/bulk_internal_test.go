@@ -21,6 +21,7 @@ func TestEmailQueue(t *testing.T) {
 		workflow.MailAccepte: QueueEmail, workflow.MailRefuse: QueueEmail,
 		workflow.MailMessageUsager: QueueEmail, workflow.MailNotification: QueueEmail,
 		workflow.MailDigest: QueueEmailBulk, workflow.MailStaleInstructeur: QueueEmailBulk, workflow.MailStaleUsager: QueueEmailBulk,
+		workflow.MailExpirationUsager: QueueEmailBulk,
 	} {
 		p := emailJob(42, kind, cfg)
 		if p.InsertOpts.Queue != want || p.InsertOpts.MaxAttempts != 7 || p.Args.(SendEmailArgs).DeliveryID != 42 {

@@ -62,6 +62,10 @@ type Config struct {
 	// at most (default 100); it counts the others. The first scan over a
 	// large backlog would otherwise send e-mails of thousands of lines.
 	StaleListMax int
+	// IdempotencyTTL is how long an idempotency key and the response it
+	// stored are kept (IDEMPOTENCY_TTL, default 24h); the purge forgets
+	// older ones.
+	IdempotencyTTL time.Duration
 	// MailFrom is the sender of every e-mail; PublicURL the base of links.
 	MailFrom  string
 	PublicURL string
@@ -98,6 +102,7 @@ func (c *Config) Defaults() {
 	set(&c.RetryBase, 5*time.Second)
 	set(&c.RetryMax, 10*time.Minute)
 	set(&c.FetchCooldown, 20*time.Millisecond)
+	set(&c.IdempotencyTTL, 24*time.Hour)
 	if c.EmailMaxAttempts == 0 {
 		c.EmailMaxAttempts = 20
 	}
@@ -165,6 +170,9 @@ func NewWorkers(cfg Config, deps Deps) (*river.Workers, error) {
 		return nil, err
 	}
 	if err := river.AddWorkerSafely(workers, &ScanStaleWorker{cfg: cfg, deps: deps}); err != nil {
+		return nil, err
+	}
+	if err := river.AddWorkerSafely(workers, &PurgeWorker{cfg: cfg, deps: deps}); err != nil {
 		return nil, err
 	}
 	return workers, nil

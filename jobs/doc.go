@@ -26,6 +26,13 @@
 //     batches with the applicants' reminders, then one e-mail per
 //     instructeur; see ScanStale. Unique per run time; a rerun finishes
 //     what a killed run left and never e-mails twice.
+//   - purge (PurgeArgs): the RGPD purge as of a cron run time (PURGE_CRON,
+//     NewPurgePeriodicJob): forgets the idempotency keys older than
+//     IDEMPOTENCY_TTL, tells the applicants of the dossiers about to expire
+//     (their send_email jobs enqueued with their e-mails), and erases the
+//     personal data of the expired dossiers, leaving tombstones; see Purge
+//     and docs/DATA.md. In short batches, idempotent: a rerun does what a
+//     killed run left.
 //
 // Queues: QueueEmail, QueueEmailBulk, QueueAttestation, QueueNotification,
 // QueueMaintenance. An e-mail's queue is decided by its kind: bulk mail

@@ -193,7 +193,8 @@ func describe(err error) string {
 }
 
 // loadDelivery reads a delivery-log row and, in the same query, what its
-// e-mail shows of its dossier and, for an acceptance, the attestation: one
+// e-mail shows of its dossier and, for an acceptance or an expiry notice,
+// the attestation (its PDF for an acceptance only): one
 // round trip instead of three, each of which costs the database and the
 // worker about as much as the work it carries.
 func loadDelivery(ctx context.Context, q querier, id int64) (*delivery, error) {
@@ -204,6 +205,7 @@ func loadDelivery(ctx context.Context, q querier, id int64) (*delivery, error) {
 		libelle, serviceNom *string
 		code                *string
 		pdf                 []byte
+		rendered            *bool
 	)
 	// The motivation is the transition's, from its history row (what to
 	// change, for repasser_en_construction); a delivery of an earlier
@@ -212,18 +214,18 @@ func loadDelivery(ctx context.Context, q querier, id int64) (*delivery, error) {
 		SELECT e.id, e.dossier_id, e.kind, e.recipient, e.params, e.status,
 			p.libelle, p.service_nom, coalesce(p.lien_usager, ''), coalesce(p.lien_instructeur, ''),
 			coalesce(p.reply_to, ''),
-			d.demandeur, coalesce(h.motivation, d.motivation), d.decided_at,
-			a.code, a.pdf
+			d.demandeur, coalesce(h.motivation, d.motivation), d.decided_at, d.state, d.expires_at,
+			a.code, CASE WHEN e.kind = $2 THEN a.pdf END, a.pdf IS NOT NULL
 		FROM email_deliveries e
 		LEFT JOIN dossiers d ON d.id = e.dossier_id
 		LEFT JOIN procedures p ON p.id = d.procedure_id
 		LEFT JOIN dossier_history h ON h.id = (e.params->>'history_id')::bigint AND h.dossier_id = e.dossier_id
-		LEFT JOIN attestations a ON a.dossier_id = e.dossier_id AND e.kind = $2
-		WHERE e.id = $1`, id, workflow.MailAccepte,
+		LEFT JOIN attestations a ON a.dossier_id = e.dossier_id AND e.kind IN ($2, $3)
+		WHERE e.id = $1`, id, workflow.MailAccepte, workflow.MailExpirationUsager,
 	).Scan(&d.ID, &d.DossierID, &d.Kind, &d.Recipient, &params, &d.Status,
 		&libelle, &serviceNom, &di.Liens.Usager, &di.Liens.Instructeur, &di.ReplyTo,
-		&dem, &di.Motivation, &di.DecidedAt,
-		&code, &pdf)
+		&dem, &di.Motivation, &di.DecidedAt, &di.State, &di.ExpiresAt,
+		&code, &pdf, &rendered)
 	if err != nil {
 		return nil, err
 	}
@@ -238,16 +240,18 @@ func loadDelivery(ctx context.Context, q querier, id int64) (*delivery, error) {
 		d.dossier = &di
 	}
 	if code != nil {
-		d.attestation = &attestationFile{code: *code, pdf: pdf}
+		d.attestation = &attestationFile{code: *code, pdf: pdf, rendered: *rendered}
 	}
 	return &d, nil
 }
 
-// attestationFile is an attestation as the acceptance e-mail attaches it;
-// pdf is nil until it is rendered.
+// attestationFile is an attestation as the acceptance e-mail attaches it
+// (pdf is nil until it is rendered) or the expiry notice links to it
+// (pdf is not read, rendered says whether there is one).
 type attestationFile struct {
-	code string
-	pdf  []byte
+	code     string
+	pdf      []byte
+	rendered bool
 }
 
 // MessageID is the Message-ID of a delivery: the same on every attempt.
@@ -301,6 +305,8 @@ type dossierInfo struct {
 	Demandeur                    workflow.Demandeur
 	Motivation                   *string
 	DecidedAt                    *time.Time
+	State                        *string
+	ExpiresAt                    *time.Time
 }
 
 // emailData gathers what the template of a delivery shows.
@@ -318,6 +324,9 @@ func emailData(ctx context.Context, q querier, cfg Config, d *delivery) (templat
 		}
 		if di.DecidedAt != nil {
 			data.DecidedAt = *di.DecidedAt
+		}
+		if di.State != nil {
+			data.State = *di.State
 		}
 		// Each audience its link; replies only from the applicant, to the
 		// address the procedure reads.
@@ -343,6 +352,17 @@ func emailData(ctx context.Context, q querier, cfg Config, d *delivery) (templat
 		attachments = append(attachments, mailer.Attachment{
 			Filename: templates.AttestationFilename(data.DossierID), ContentType: "application/pdf", Data: a.pdf,
 		})
+	case workflow.MailExpirationUsager:
+		// The expiry as it is now: an extension since the notice was
+		// written shows its new date. A dossier taken back into instruction
+		// since then does not expire any more: the notice is not wanted.
+		if d.dossier.ExpiresAt == nil {
+			return data, nil, errUnwanted
+		}
+		data.ExpiresAt = *d.dossier.ExpiresAt
+		if a := d.attestation; a != nil && a.rendered {
+			data.VerificationURL = workflow.VerificationURL(cfg.PublicURL, a.code)
+		}
 	case workflow.MailMessageUsager, workflow.MailNotification, workflow.MailDigest:
 		acts, err := loadActivities(ctx, q, d.Params.ActivityIDs)
 		if err != nil {
@@ -372,7 +392,7 @@ func emailData(ctx context.Context, q querier, cfg Config, d *delivery) (templat
 			SELECT d.id, d.demandeur->>'prenom', d.demandeur->>'nom', d.state, d.last_activity_at,
 				p.libelle, p.service_nom, coalesce(p.lien_instructeur, '')
 			FROM dossiers d JOIN procedures p ON p.id = d.procedure_id
-			WHERE d.id = ANY($1) ORDER BY d.id LIMIT $2`, d.Params.DossierIDs, cfg.StaleListMax)
+			WHERE d.id = ANY($1) AND d.deleted_at IS NULL ORDER BY d.id LIMIT $2`, d.Params.DossierIDs, cfg.StaleListMax)
 		if err != nil {
 			return data, nil, err
 		}

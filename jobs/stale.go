@@ -212,16 +212,21 @@ func scanStale(ctx context.Context, svc *workflow.Service, client *river.Client[
 	return res, nil
 }
 
-// lockScan takes the cluster-wide scan lock, or returns ErrScanRunning. It
-// holds through a pooler in transaction mode, and goes with the connection
-// if the process dies (internal/pglock).
+// lockScan takes the cluster-wide scan lock, or returns ErrScanRunning.
 func lockScan(ctx context.Context, pool *pgxpool.Pool) (unlock func(), err error) {
-	unlock, ok, err := pglock.TryLock(ctx, pool, staleLockKey)
+	return clusterLock(ctx, pool, staleLockKey, ErrScanRunning)
+}
+
+// clusterLock takes the cluster-wide lock key, or returns busy if another
+// process holds it. It holds through a pooler in transaction mode, and
+// goes with the connection if the process dies (internal/pglock).
+func clusterLock(ctx context.Context, pool *pgxpool.Pool, key int64, busy error) (unlock func(), err error) {
+	unlock, ok, err := pglock.TryLock(ctx, pool, key)
 	if err != nil {
-		return nil, fmt.Errorf("stale scan lock: %w", err)
+		return nil, fmt.Errorf("lock %#x: %w", key, err)
 	}
 	if !ok {
-		return nil, ErrScanRunning
+		return nil, busy
 	}
 	return unlock, nil
 }

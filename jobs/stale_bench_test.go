@@ -32,14 +32,7 @@ import (
 // the dossiers followed by one instructeur. Each iteration after the first
 // starts again from unflagged dossiers and empty queues (untimed).
 func BenchmarkScanStale(b *testing.B) {
-	total := 1_000_000
-	if v := os.Getenv("APTFLOW_BENCH_DOSSIERS"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 10 {
-			b.Fatalf("APTFLOW_BENCH_DOSSIERS=%q: a number ≥ 10 expected", v)
-		}
-		total = n
-	}
+	total := benchDossiers(b, 10)
 	ctx := context.Background()
 	pool := dbtest.New(b)
 	now := time.Date(2026, 11, 26, 5, 0, 0, 0, time.UTC)
@@ -88,6 +81,21 @@ func BenchmarkScanStale(b *testing.B) {
 	// The server-wide WAL written during the scans (other sessions of the
 	// server count too): the scan's cost is mostly there.
 	b.ReportMetric(float64(wal)/float64(b.N)/(1<<20), "WAL-MB/scan")
+}
+
+// benchDossiers is the number of dossiers a benchmark loads: 1,000,000, or
+// APTFLOW_BENCH_DOSSIERS, which must be at least least.
+func benchDossiers(b *testing.B, least int) int {
+	b.Helper()
+	v := os.Getenv("APTFLOW_BENCH_DOSSIERS")
+	if v == "" {
+		return 1_000_000
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < least {
+		b.Fatalf("APTFLOW_BENCH_DOSSIERS=%q: a number ≥ %d expected", v, least)
+	}
+	return n
 }
 
 // walLSN is the server's current WAL insert position, in bytes.

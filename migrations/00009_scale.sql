@@ -133,8 +133,9 @@ $$;
 -- The indexes of the tabs. Each list walks, for each procedure of the
 -- instructeur, a range of one of them in id order, from the index alone,
 -- and stops at the page's end; it then reads the page's rows
--- (workflow/tabs.go). tous reads dossiers_procedure_idx, from the first
--- migration. EXPLAIN (ANALYZE, BUFFERS) of a first page of 100 at
+-- (workflow/tabs.go). A purged dossier (migration 00006's tombstone) is in
+-- no tab, hence in none of these indexes. EXPLAIN (ANALYZE, BUFFERS) of a
+-- first page of 100 at
 -- 2,000,000 dossiers, a procedure holding half of them (make bench-scale,
 -- docs/PERFORMANCE.md « A national instance »): a full page reads 400 to
 -- 660 buffers, 4 to 7 a row, for the small procedure as for the big one, of
@@ -145,6 +146,10 @@ $$;
 --     where the anti-join walked the followed ones (all those en instruction).
 --   dossiers_traites_idx: traites (decided); partial, the 80 % decided:
 --     a range of dossiers_procedure_idx would skip the open ones.
+--   dossiers_live_idx: tous, and expirant, which keeps the entries whose
+--     expires_at (included) is due; the oldest dossiers expire first, so a
+--     walk in id order meets them first. dossiers_procedure_idx would walk
+--     the tombstones, which outnumber the live dossiers of an old procedure.
 --   follows_suivis_idx: suivis (open, followed by me), per procedure;
 --     partial, the follows of open dossiers, a tenth of them: 409 buffers
 --     for a page of 100 of 5,600, where filtering the instructeur's follows
@@ -153,10 +158,13 @@ $$;
 -- half-way leaves an invalid index, which IF NOT EXISTS would keep.
 DROP INDEX CONCURRENTLY IF EXISTS dossiers_a_suivre_idx;
 CREATE INDEX CONCURRENTLY dossiers_a_suivre_idx ON dossiers (procedure_id, id)
-    WHERE state IN ('en_construction', 'en_instruction') AND followers = 0;
+    WHERE state IN ('en_construction', 'en_instruction') AND followers = 0 AND deleted_at IS NULL;
 DROP INDEX CONCURRENTLY IF EXISTS dossiers_traites_idx;
 CREATE INDEX CONCURRENTLY dossiers_traites_idx ON dossiers (procedure_id, id)
-    WHERE state IN ('accepte', 'refuse', 'sans_suite');
+    WHERE state IN ('accepte', 'refuse', 'sans_suite') AND deleted_at IS NULL;
+DROP INDEX CONCURRENTLY IF EXISTS dossiers_live_idx;
+CREATE INDEX CONCURRENTLY dossiers_live_idx ON dossiers (procedure_id, id) INCLUDE (expires_at)
+    WHERE deleted_at IS NULL;
 DROP INDEX CONCURRENTLY IF EXISTS follows_suivis_idx;
 CREATE INDEX CONCURRENTLY follows_suivis_idx ON follows (instructeur_id, procedure_id, dossier_id)
     WHERE dossier_ouvert;
@@ -183,7 +191,7 @@ BEGIN
             AND j.kind = 'send_email' AND j.queue = 'email'
             AND j.state IN ('available', 'pending', 'retryable', 'scheduled')
             AND e.id = (j.args->>'delivery_id')::bigint
-            AND e.kind IN ('digest', 'stale_instructeur', 'stale_usager');
+            AND e.kind IN ('digest', 'stale_instructeur', 'stale_usager', 'expiration_usager');
         COMMIT;
         lo := lo + 5000;
     END LOOP;
@@ -196,6 +204,7 @@ $$;
 UPDATE river_job SET queue = 'email'
 WHERE queue = 'email_bulk' AND state IN ('available', 'pending', 'retryable', 'scheduled');
 DROP INDEX CONCURRENTLY IF EXISTS follows_suivis_idx;
+DROP INDEX CONCURRENTLY IF EXISTS dossiers_live_idx;
 DROP INDEX CONCURRENTLY IF EXISTS dossiers_traites_idx;
 DROP INDEX CONCURRENTLY IF EXISTS dossiers_a_suivre_idx;
 DROP TRIGGER IF EXISTS dossiers_follows_ouverts ON dossiers;

@@ -52,6 +52,10 @@ type EmailData struct {
 	// beyond those in Dossiers: a long list is cut, the rest counted.
 	DossiersNotListed int
 	StaleDays         int
+	// State is the dossier's state; ExpiresAt, for "expiration_usager",
+	// when its conservation ends and its data are deleted.
+	State     string
+	ExpiresAt time.Time
 }
 
 // DossierCount is the number of dossiers the e-mail is about: those listed
@@ -292,5 +296,7 @@ func sample(loc *time.Location) EmailData {
 			{ID: 43, URL: instruction + "43", Prenom: "Wei", Nom: "Zhang", State: string(workflow.EnInstruction), LastActivityAt: at, Activities: acts[:1]},
 		},
 		StaleDays: 30,
+		State:     string(workflow.EnConstruction),
+		ExpiresAt: at.AddDate(1, 0, 0),
 	}
 }

@@ -70,6 +70,7 @@ func TestEmailSubject(t *testing.T) {
 		workflow.MailDigest:           "Votre récapitulatif quotidien" + nb + ": 2 dossiers avec de l'activité",
 		workflow.MailStaleInstructeur: "2 dossiers en construction sans activité depuis plus de 30 jours",
 		workflow.MailStaleUsager:      "Votre dossier nº 42 est toujours en construction",
+		workflow.MailExpirationUsager: "Votre dossier nº 42 sera supprimé le 26 novembre 2027",
 	}
 	if len(cases) != len(workflow.MailKinds()) {
 		t.Fatalf("%d subjects tested for %d kinds", len(cases), len(workflow.MailKinds()))
@@ -157,6 +158,10 @@ func TestEmailBody(t *testing.T) {
 		{kind: workflow.MailStaleInstructeur, edit: func(d *EmailData) { d.Dossiers = d.Dossiers[:1] },
 			want: []string{"envoyé à l'usager. Si besoin, vous pouvez lui écrire"}},
 		{kind: workflow.MailStaleUsager, want: []string{"toujours en construction", "30 jours", "compléter", "clôturé"}},
+		{kind: workflow.MailExpirationUsager, want: []string{"sera supprimé le 26 novembre 2027", "toujours en construction", "le modifier",
+			"https://apt.rhone.gouv.fr/attestations/abc123"}, avoid: []string{"conservez-en"}},
+		{kind: workflow.MailExpirationUsager, edit: func(d *EmailData) { d.State = string(workflow.Accepte); d.VerificationURL = "" },
+			want: []string{"sera supprimé le 26 novembre 2027", "conservez-en"}, avoid: []string{"toujours en construction", "page de vérification"}},
 		// Without links, nothing points nowhere.
 		{kind: workflow.MailStaleUsager, edit: func(d *EmailData) { d.DossierURL = "" }, avoid: []string{"Compléter votre dossier", "href=\"\""}},
 		{kind: workflow.MailDigest, edit: func(d *EmailData) { d.Dossiers[0].URL, d.Dossiers[1].URL = "", "" }, avoid: []string{"https://instruction", "href=\"\""}},

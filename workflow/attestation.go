@@ -16,13 +16,17 @@ import (
 )
 
 // AttestationPDF returns the rendered attestation of a dossier and its
-// sha256, or ENotFound while there is none.
+// sha256, ENotFound while there is none, or EDossierSupprime once the
+// dossier is purged (the PDF with it).
 func (s *Service) AttestationPDF(ctx context.Context, dossierID int64) (pdf []byte, sha256 string, err error) {
 	var procedureID int64
 	err = s.reader(ctx).QueryRow(ctx, `
 		SELECT d.procedure_id, a.pdf, a.sha256 FROM attestations a JOIN dossiers d ON d.id = a.dossier_id
 		WHERE a.dossier_id = $1 AND a.pdf IS NOT NULL`, dossierID).Scan(&procedureID, &pdf, &sha256)
 	if errors.Is(err, pgx.ErrNoRows) || (err == nil && !visible(ctx, procedureID)) {
+		if t, err := s.Tombstone(ctx, dossierID); err == nil && t != nil {
+			return nil, "", goneError(t)
+		}
 		return nil, "", Errorf(ENotFound, "pas encore d'attestation pour le dossier %d", dossierID)
 	} else if err != nil {
 		return nil, "", fmt.Errorf("attestation of dossier %d: %w", dossierID, err)
@@ -56,9 +60,13 @@ func (s *Service) storeAttestation(ctx context.Context, q querier, dossierID int
 		return false, fmt.Errorf("store attestation of dossier %d: empty PDF", dossierID)
 	}
 	sum := sha256.Sum256(pdf)
+	// A purged dossier's attestation has no PDF either, and must get none:
+	// the dossier's row is share-locked, so that a purge running at that
+	// moment is waited for, and then seen.
 	tag, err := q.Exec(ctx, `
+		WITH live AS (SELECT id FROM dossiers WHERE id = $1 AND deleted_at IS NULL FOR SHARE)
 		UPDATE attestations SET pdf = $2, sha256 = $3, signed = $4, rendered_at = $5
-		WHERE dossier_id = $1 AND pdf IS NULL`, dossierID, pdf, hex.EncodeToString(sum[:]), signed, s.opts.Now())
+		WHERE dossier_id = (SELECT id FROM live) AND pdf IS NULL`, dossierID, pdf, hex.EncodeToString(sum[:]), signed, s.opts.Now())
 	if err != nil {
 		return false, fmt.Errorf("store attestation of dossier %d: %w", dossierID, err)
 	}
@@ -210,23 +218,26 @@ func (s *Service) VerifyAttestation(ctx context.Context, code string) (*Verifica
 		v         Verification
 		dem       Demandeur
 		decidedAt *time.Time
+		digest    *string
+		purged    bool
 	)
+	// A dossier with a rendered attestation is accepted, and a decision is
+	// final: its demandeur cannot change any more, but for the purge. A
+	// purged attestation has no PDF any more, but it was issued: its code
+	// still answers, with its status alone.
 	err := s.reader(ctx).QueryRow(ctx, `
-		SELECT d.id, d.demandeur, d.decided_at, p.service_nom, a.sha256, a.signed
+		SELECT d.id, d.demandeur, d.decided_at, p.service_nom, a.sha256, a.signed, d.deleted_at IS NOT NULL
 		FROM attestations a
 		JOIN dossiers d ON d.id = a.dossier_id
 		JOIN procedures p ON p.id = d.procedure_id
-		WHERE a.code = $1 AND a.pdf IS NOT NULL`, code,
-	).Scan(&v.DossierID, &dem, &decidedAt, &v.Service, &v.SHA256, &v.Signed)
+		WHERE a.code = $1 AND (a.pdf IS NOT NULL OR (d.deleted_at IS NOT NULL AND a.rendered_at IS NOT NULL))`, code,
+	).Scan(&v.DossierID, &dem, &decidedAt, &v.Service, &digest, &v.Signed, &purged)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, Errorf(ENotFound, "code inconnu")
 	} else if err != nil {
 		return nil, fmt.Errorf("verify attestation: %w", err)
 	}
-	// A dossier with a rendered attestation is accepted, and a decision is
-	// final: its demandeur cannot change any more. The purge (RGPD, issue
-	// 15) will tell purged here.
-	const purged = false
+	v.SHA256 = deref(digest)
 	return verification(v, dem, decidedAt, ParisToday(s.opts.Now()), purged), nil
 }
 

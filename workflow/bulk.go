@@ -7,6 +7,7 @@ var bulkMail = map[string]bool{
 	MailDigest:           true,
 	MailStaleInstructeur: true,
 	MailStaleUsager:      true,
+	MailExpirationUsager: true,
 }
 
 // IsBulkMail reports whether e-mails of this kind are bulk mail, which goes

@@ -6,8 +6,9 @@ import (
 )
 
 // TestBulkMailKinds: every bulk kind is an e-mail kind, and the scans' and
-// schedules' e-mails are bulk, no other. Migration 00009 moved the queued
-// e-mails of these kinds to the bulk queue.
+// schedules' e-mails are bulk (stale reminders, digests, retention
+// notices), no other. Migration 00009 moved the queued e-mails of these
+// kinds to the bulk queue.
 func TestBulkMailKinds(t *testing.T) {
 	t.Parallel()
 	var bulk []string
@@ -16,7 +17,7 @@ func TestBulkMailKinds(t *testing.T) {
 			bulk = append(bulk, k)
 		}
 	}
-	if want := []string{MailDigest, MailStaleInstructeur, MailStaleUsager}; !slices.Equal(bulk, want) {
+	if want := []string{MailDigest, MailStaleInstructeur, MailStaleUsager, MailExpirationUsager}; !slices.Equal(bulk, want) {
 		t.Errorf("bulk kinds %v, want %v", bulk, want)
 	}
 	for k := range bulkMail {

@@ -35,6 +35,11 @@
 //     and bookkeeping; the followers' notification and digest cursors. Each
 //     takes the job's transaction and returns the deliveries it wrote, which
 //     the job enqueues and completes with in that transaction.
+//   - lifecycle.go, purge.go: the data lifecycle (RGPD, docs/DATA.md): the
+//     extension of a dossier's conservation, its tombstone once purged
+//     (EDossierSupprime), and the purge's batches (notices, erasure,
+//     forgotten idempotency keys). The expiry itself is one SQL function,
+//     kept on every write by a trigger (migrations/00006).
 //
 // The package never imports River's workers or the jobs package: it declares
 // what it needs (Enqueuer, Task) and the jobs package implements it.

@@ -16,6 +16,9 @@ const (
 	ENotInstructeur      = "not_instructeur"
 	EUnknownEvent        = "unknown_event"
 	EInstructeurRequired = "instructeur_required"
+	// EDossierSupprime: the dossier was purged (RGPD); the error carries
+	// its tombstone.
+	EDossierSupprime = "dossier_supprime"
 )
 
 // Error is the one error type of the domain. Code says what kind of failure it
@@ -25,6 +28,8 @@ type Error struct {
 	Message string
 	// Fields lists the bad fields of an EInvalid error, one entry per field.
 	Fields []FieldError
+	// Tombstone is what remains of the dossier of an EDossierSupprime error.
+	Tombstone *Tombstone
 }
 
 // FieldError is one invalid input field.

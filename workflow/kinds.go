@@ -16,12 +16,13 @@ const (
 	MailDigest           = "digest"            // to an instructeur: the daily digest
 	MailStaleInstructeur = "stale_instructeur" // to an instructeur: dossiers en construction without activity
 	MailStaleUsager      = "stale_usager"      // to the applicant: reminder that the dossier is still en construction
+	MailExpirationUsager = "expiration_usager" // to the applicant: the dossier will be deleted at the end of its conservation (RGPD)
 )
 
 // mailKinds lists every e-mail kind, in the order of the procedure.
 var mailKinds = []string{
 	MailEnInstruction, MailEnConstruction, MailAccepte, MailRefuse, MailMessageUsager,
-	MailNotification, MailDigest, MailStaleInstructeur, MailStaleUsager,
+	MailNotification, MailDigest, MailStaleInstructeur, MailStaleUsager, MailExpirationUsager,
 }
 
 // MailKinds returns every e-mail kind, in the order of the procedure: the

@@ -18,7 +18,7 @@ func TestKindsNeverChange(t *testing.T) {
 		got  []string
 		want string
 	}{
-		{workflow.MailKinds(), "en_instruction en_construction accepte refuse message_usager notification digest stale_instructeur stale_usager"},
+		{workflow.MailKinds(), "en_instruction en_construction accepte refuse message_usager notification digest stale_instructeur stale_usager expiration_usager"},
 		{workflow.ActivityKinds(), "message_usager message_instructeur avis modification"},
 	} {
 		if got := strings.Join(tc.got, " "); got != tc.want {

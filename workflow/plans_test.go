@@ -138,7 +138,7 @@ func TestTabPlans(t *testing.T) {
 	tab := func(email, name string, after int64, rows int) {
 		t.Run(fmt.Sprintf("%s/%s/after%d", strings.Split(email, "@")[0], name, after), func(t *testing.T) {
 			check(t, rows, func() (int, error) {
-				l, err := svc.ListForInstructeur(ctx, email, workflow.ListFilter{Tab: name, AfterID: after})
+				l, err := svc.ListForInstructeur(ctx, email, workflow.ListFilter{Tab: name, Page: workflow.Page{AfterID: after}})
 				return len(l), err
 			})
 		})
@@ -149,21 +149,39 @@ func TestTabPlans(t *testing.T) {
 	tab(inst, workflow.TabSuivis, 0, 7)
 	tab(inst, workflow.TabTraites, 0, 100)
 	tab(inst, workflow.TabTous, 0, 100)
+	tab(inst, workflow.TabExpirant, 0, 100)
 	// An instructeur of the small procedure alone.
 	solo := s.Instructeur(small, "Sacha")
 	tab(solo, workflow.TabASuivre, 0, 7)
 	tab(solo, workflow.TabSuivis, 0, 0)
 	tab(solo, workflow.TabTraites, 0, 6)
 	tab(solo, workflow.TabTous, 0, 20)
+	tab(solo, workflow.TabExpirant, 0, 0)
 	// The big procedure's: the first page, and one far into it.
 	tab(bigInst(1), workflow.TabASuivre, 0, 100)
 	tab(bigInst(1), workflow.TabSuivis, 0, 100)
 	tab(bigInst(1), workflow.TabTraites, 0, 100)
 	tab(bigInst(1), workflow.TabTous, 0, 100)
+	tab(bigInst(1), workflow.TabExpirant, 0, 100)
 	first := ids[len(ids)-1]
 	tab(bigInst(1), workflow.TabASuivre, first+big*9/10, 100)
 	tab(bigInst(1), workflow.TabSuivis, first+big*82/100, 100)
 	tab(bigInst(1), workflow.TabTraites, first+big*4/10, 100)
+	tab(bigInst(1), workflow.TabExpirant, first+big*32/100, 100)
+
+	// The deletion lists: the big procedure's tombstones, the small one's
+	// (none).
+	for _, p := range []struct {
+		id   int64
+		rows int
+	}{{bigProc, 100}, {small, 0}} {
+		t.Run(fmt.Sprintf("ListDeleted/%d", p.id), func(t *testing.T) {
+			check(t, p.rows, func() (int, error) {
+				l, err := svc.ListDeleted(ctx, p.id, workflow.DeletedFilter{})
+				return len(l), err
+			})
+		})
+	}
 
 	t.Run("GetDossier", func(t *testing.T) {
 		check(t, 1, func() (int, error) {
@@ -181,9 +199,11 @@ func TestTabPlans(t *testing.T) {
 
 // seedBigProcedure loads n dossiers into procedure proc as time leaves them:
 // ids in creation order, the oldest 80 % decided, then 8 % en instruction,
-// then 12 % en construction; each dossier that went into instruction
-// followed by one of the procedure's first k instructeurs (big-I@...), in
-// turn. It runs with the triggers off, and writes the counts they keep.
+// then 12 % en construction; the oldest 30 % purged (tombstones), the
+// others expiring in id order, those of the next 30 days first; each live
+// dossier that went into instruction followed by one of the procedure's
+// first k instructeurs (big-I@...), in turn. It runs with the triggers off,
+// and writes the columns they keep.
 func seedBigProcedure(ctx context.Context, pool *pgxpool.Pool, proc int64, n, k int) error {
 	dem, err := json.Marshal(apptest.Demandeur())
 	if err != nil {
@@ -200,21 +220,25 @@ func seedBigProcedure(ctx context.Context, pool *pgxpool.Pool, proc int64, n, k 
 	}{
 		{`SET LOCAL session_replication_role = replica`, nil},
 		{`CREATE TEMP TABLE seed ON COMMIT DROP AS
-			SELECT g, CASE
+			SELECT g, g <= $1 * 0.30 AS purged, CASE
 				WHEN g <= $1 * 0.60 THEN 'accepte' WHEN g <= $1 * 0.75 THEN 'refuse'
 				WHEN g <= $1 * 0.80 THEN 'sans_suite' WHEN g <= $1 * 0.88 THEN 'en_instruction'
 				ELSE 'en_construction' END AS state
 			FROM generate_series(1, $1::int) g`, []any{n}},
-		{`INSERT INTO dossiers (procedure_id, state, usager_email, demandeur, decided_at, followers)
-			SELECT $1, state, 'u' || g || '@etudiant.test', $2,
+		{`INSERT INTO dossiers (procedure_id, state, usager_email, demandeur, decided_at, followers,
+				expires_at, deleted_at, deletion_reason)
+			SELECT $1, state, CASE WHEN purged THEN '' ELSE 'u' || g || '@etudiant.test' END,
+				CASE WHEN purged THEN '{}' ELSE $2::jsonb END,
 				CASE WHEN state IN ('accepte', 'refuse', 'sans_suite') THEN now() END,
-				CASE WHEN state = 'en_construction' THEN 0 ELSE 1 END
-			FROM seed ORDER BY g`, []any{proc, dem}},
+				CASE WHEN state = 'en_construction' OR purged THEN 0 ELSE 1 END,
+				CASE WHEN state <> 'en_instruction' THEN now() + (g - $3 * 0.30) / $3 * interval '400 days' END,
+				CASE WHEN purged THEN now() END, CASE WHEN purged THEN 'expire' END
+			FROM seed ORDER BY g`, []any{proc, dem, n}},
 		{`INSERT INTO follows (dossier_id, instructeur_id, dossier_ouvert, procedure_id)
 			SELECT d.id, i.id, d.state = 'en_instruction', d.procedure_id
 			FROM dossiers d
 			JOIN instructeurs i ON i.email = 'big-' || (d.id % $2) || '@prefecture.test'
-			WHERE d.procedure_id = $1 AND d.state <> 'en_construction'`, []any{proc, k}},
+			WHERE d.procedure_id = $1 AND d.state <> 'en_construction' AND d.deleted_at IS NULL`, []any{proc, k}},
 	} {
 		if _, err := tx.Exec(ctx, q.sql, q.args...); err != nil {
 			return fmt.Errorf("seed: %w", err)

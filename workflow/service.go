@@ -25,6 +25,10 @@ type Options struct {
 	// TransitionTx does not call it: only its caller knows whether tx
 	// commits. It must not block.
 	OnTransition func(event Event)
+	// RetentionNotice is how long before its expiry a dossier is announced
+	// to its applicant and listed in the tab expirant;
+	// DefaultRetentionNotice when 0.
+	RetentionNotice time.Duration
 }
 
 // Service runs the procedure's rules. Each method that writes exists twice:
@@ -46,6 +50,9 @@ type Service struct {
 func NewService(pool *pgxpool.Pool, enq Enqueuer, opts Options) *Service {
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.RetentionNotice == 0 {
+		opts.RetentionNotice = DefaultRetentionNotice
 	}
 	opts.PublicURL = strings.TrimRight(opts.PublicURL, "/")
 	return &Service{pool: pool, enq: enq, opts: opts}
@@ -138,6 +145,16 @@ type ProcedureInput struct {
 	Signataire     *Signataire      `json:"signataire"`
 	Liens          Liens            `json:"liens"`
 	ReplyTo        string           `json:"reply_to"`
+	// ConservationMois is DefaultConservationMois when absent (nil).
+	ConservationMois *int `json:"conservation_mois"`
+}
+
+// conservation is the procedure's conservation, in months.
+func (in *ProcedureInput) conservation() int {
+	if in.ConservationMois == nil {
+		return DefaultConservationMois
+	}
+	return *in.ConservationMois
 }
 
 // Validate checks a procedure input, one FieldError per bad field.
@@ -164,6 +181,9 @@ func (in *ProcedureInput) Validate() error {
 			v.add("reply_to", "invalid_email", "adresse e-mail invalide")
 		}
 	}
+	if c := in.conservation(); c < 1 || c > MaxConservationMois {
+		v.add("conservation_mois", "out_of_range", fmt.Sprintf("conservation_mois doit être entre 1 et %d", MaxConservationMois))
+	}
 	return invalid(v.errs)
 }
 
@@ -182,17 +202,17 @@ func (s *Service) CreateProcedureTx(ctx context.Context, tx pgx.Tx, in Procedure
 		return nil, err
 	}
 	p := &Procedure{Libelle: in.Libelle, Service: in.Service, StaleAfterDays: in.StaleAfterDays, HeuresHebdoMax: in.HeuresHebdoMax,
-		Signataire: in.Signataire, Liens: in.Liens, ReplyTo: in.ReplyTo}
+		Signataire: in.Signataire, Liens: in.Liens, ReplyTo: in.ReplyTo, ConservationMois: in.conservation()}
 	var sigNom, sigQualite *string
 	if in.Signataire != nil {
 		sigNom, sigQualite = &in.Signataire.Nom, &in.Signataire.Qualite
 	}
 	if err := tx.QueryRow(ctx, `
 		INSERT INTO procedures (libelle, service_nom, service_adresse, stale_after_days, heures_hebdo_max,
-			signataire_nom, signataire_qualite, lien_usager, lien_instructeur, reply_to)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, nullif($8, ''), nullif($9, ''), nullif($10, '')) RETURNING id, created_at`,
+			signataire_nom, signataire_qualite, lien_usager, lien_instructeur, reply_to, conservation_mois)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, nullif($8, ''), nullif($9, ''), nullif($10, ''), $11) RETURNING id, created_at`,
 		in.Libelle, in.Service.Nom, in.Service.Adresse, in.StaleAfterDays, in.HeuresHebdoMax, sigNom, sigQualite,
-		in.Liens.Usager, in.Liens.Instructeur, in.ReplyTo,
+		in.Liens.Usager, in.Liens.Instructeur, in.ReplyTo, p.ConservationMois,
 	).Scan(&p.ID, &p.CreatedAt); err != nil {
 		return nil, fmt.Errorf("create procedure: %w", err)
 	}
@@ -517,10 +537,11 @@ const instructeurVisible = `($2::bigint[] IS NULL OR EXISTS (
 
 // Tabs of an instructeur's dossier list.
 const (
-	TabASuivre = "a_suivre"
-	TabSuivis  = "suivis"
-	TabTraites = "traites"
-	TabTous    = "tous"
+	TabASuivre  = "a_suivre"
+	TabSuivis   = "suivis"
+	TabTraites  = "traites"
+	TabExpirant = "expirant"
+	TabTous     = "tous"
 )
 
 // The size of one page of a dossier list: DefaultListLimit unless the
@@ -530,26 +551,40 @@ const (
 	MaxListLimit     = 500
 )
 
-// ListFilter selects dossiers of an instructeur's tab.
-type ListFilter struct {
-	Tab     string
-	AfterID int64 // keyset pagination: dossiers with a greater id
+// Page is one page of a list paginated by keyset.
+type Page struct {
+	AfterID int64 // the items with a greater id (at the same key, for lists of another order)
 	Limit   int   // 1..MaxListLimit; 0 means DefaultListLimit
 }
 
-// PageSize is the number of dossiers a full page of f holds: a caller that
+// PageSize is the number of items a full page of p holds: a caller that
 // gets that many may ask for the next page.
-func (f ListFilter) PageSize() int {
-	if f.Limit == 0 {
+func (p Page) PageSize() int {
+	if p.Limit == 0 {
 		return DefaultListLimit
 	}
-	return f.Limit
+	return p.Limit
+}
+
+// limit is the page's size, or an EInvalid error out of range.
+func (p Page) limit() (int, error) {
+	if n := p.PageSize(); n < 1 || n > MaxListLimit {
+		return 0, invalid([]FieldError{{Field: "limit", Code: "out_of_range", Detail: fmt.Sprintf("limit doit être entre 1 et %d", MaxListLimit)}})
+	}
+	return p.PageSize(), nil
+}
+
+// ListFilter selects dossiers of an instructeur's tab.
+type ListFilter struct {
+	Tab string
+	Page
 }
 
 // ListForInstructeur returns the dossiers of the procedures the instructeur
 // instructs, for one tab: a_suivre (not decided, followed by nobody), suivis
-// (not decided, followed by this instructeur), traites (decided), tous. The
-// list holds dossiers without their history and e-mails.
+// (not decided, followed by this instructeur), traites (decided), expirant
+// (to be purged within RetentionNotice), tous. Purged dossiers are in none.
+// The list holds dossiers without their history and e-mails.
 func (s *Service) ListForInstructeur(ctx context.Context, email string, f ListFilter) ([]DossierSummary, error) {
 	email, ok := NormalizeEmail(email)
 	if !ok {
@@ -558,24 +593,24 @@ func (s *Service) ListForInstructeur(ctx context.Context, email string, f ListFi
 	switch f.Tab {
 	case "":
 		f.Tab = TabASuivre
-	case TabASuivre, TabSuivis, TabTraites, TabTous:
+	case TabASuivre, TabSuivis, TabTraites, TabExpirant, TabTous:
 	default:
-		return nil, invalid([]FieldError{{Field: "tab", Code: "invalid_tab", Detail: "onglet attendu : a_suivre, suivis, traites ou tous"}})
+		return nil, invalid([]FieldError{{Field: "tab", Code: "invalid_tab", Detail: "onglet attendu : a_suivre, suivis, traites, expirant ou tous"}})
 	}
-	f.Limit = f.PageSize()
-	if f.Limit < 1 || f.Limit > MaxListLimit {
-		return nil, invalid([]FieldError{{Field: "limit", Code: "out_of_range", Detail: fmt.Sprintf("limit doit être entre 1 et %d", MaxListLimit)}})
+	var err error
+	if f.Limit, err = f.limit(); err != nil {
+		return nil, err
 	}
 	procs, _ := visibleProcedures(ctx)
 	q := s.reader(ctx)
 	var inst Instructeur
-	err := q.QueryRow(ctx, `SELECT id FROM instructeurs i WHERE email = $1 AND `+instructeurVisible, email, procs).Scan(&inst.ID)
+	err = q.QueryRow(ctx, `SELECT id FROM instructeurs i WHERE email = $1 AND `+instructeurVisible, email, procs).Scan(&inst.ID)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, Errorf(ENotFound, "instructeur inconnu")
 	} else if err != nil {
 		return nil, err
 	}
-	return listTab(ctx, q, inst.ID, f, procs)
+	return listTab(ctx, q, inst.ID, f, procs, s.opts.Now().Add(s.opts.RetentionNotice))
 }
 
 // SetPreferences sets an instructeur's notification mode: instant, daily or

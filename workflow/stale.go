@@ -96,7 +96,7 @@ func (s *Service) BeginStaleScan(ctx context.Context, at time.Time) (*StaleScan,
 }
 
 // FlagStaleTx flags, in tx, the eligible dossiers among the next batch
-// candidates of scan (walking the partial index dossiers_stale_scan_idx):
+// candidates of scan (walking the partial index dossiers_stale_scan_live_idx):
 // it locks them (SKIP LOCKED: a dossier in the middle of a transition is
 // left for the next scan, never waited for), sets stale_since = scan.At,
 // writes a history row « signaler_inactif » and the applicant's reminder
@@ -110,7 +110,7 @@ func (s *Service) FlagStaleTx(ctx context.Context, tx pgx.Tx, scan *StaleScan, b
 	// Candidates: a range of the partial index, read without locks.
 	rows, err := tx.Query(ctx, `
 		SELECT id, last_activity_at FROM dossiers
-		WHERE state = 'en_construction' AND stale_since IS NULL
+		WHERE state = 'en_construction' AND stale_since IS NULL AND deleted_at IS NULL
 			AND last_activity_at < $1 AND (last_activity_at, id) > ($2, $3)
 		ORDER BY last_activity_at, id
 		LIMIT $4`, *scan.cutoff, scan.afterAt, scan.afterID, batch)
@@ -139,7 +139,7 @@ func (s *Service) FlagStaleTx(ctx context.Context, tx pgx.Tx, scan *StaleScan, b
 		WITH eligible AS (
 			SELECT d.id, d.usager_email, p.stale_after_days
 			FROM dossiers d JOIN procedures p ON p.id = d.procedure_id
-			WHERE d.id = ANY($1) AND d.state = 'en_construction' AND d.stale_since IS NULL
+			WHERE d.id = ANY($1) AND d.state = 'en_construction' AND d.stale_since IS NULL AND d.deleted_at IS NULL
 				AND d.last_activity_at < $2::timestamptz - p.stale_after_days * interval '24 hours'
 			FOR UPDATE OF d SKIP LOCKED
 		), flagged AS (

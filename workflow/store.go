@@ -28,10 +28,10 @@ func getProcedure(ctx context.Context, q querier, id int64) (*Procedure, error) 
 	err := q.QueryRow(ctx, `
 		SELECT libelle, service_nom, service_adresse, stale_after_days, heures_hebdo_max::float8, created_at,
 			signataire_nom, signataire_qualite,
-			coalesce(lien_usager, ''), coalesce(lien_instructeur, ''), coalesce(reply_to, '')
+			coalesce(lien_usager, ''), coalesce(lien_instructeur, ''), coalesce(reply_to, ''), conservation_mois
 		FROM procedures WHERE id = $1`, id,
 	).Scan(&p.Libelle, &p.Service.Nom, &p.Service.Adresse, &p.StaleAfterDays, &p.HeuresHebdoMax, &p.CreatedAt,
-		&sigNom, &sigQualite, &p.Liens.Usager, &p.Liens.Instructeur, &p.ReplyTo)
+		&sigNom, &sigQualite, &p.Liens.Usager, &p.Liens.Instructeur, &p.ReplyTo, &p.ConservationMois)
 	if errors.Is(err, pgx.ErrNoRows) || (err == nil && !visible(ctx, id)) {
 		return nil, Errorf(ENotFound, "procédure %d inconnue", id)
 	} else if err != nil {
@@ -51,18 +51,12 @@ type lockedDossier struct {
 	demandeur   json.RawMessage
 }
 
-// lockDossier locks a dossier row until the end of tx.
+// lockDossier locks a dossier row until the end of tx: ENotFound for an
+// unknown dossier, EDossierSupprime for a purged one, which nothing may
+// change any more.
 func lockDossier(ctx context.Context, tx pgx.Tx, id int64) (*lockedDossier, error) {
-	var d lockedDossier
-	err := tx.QueryRow(ctx, `
-		SELECT procedure_id, state, usager_email, demandeur FROM dossiers WHERE id = $1 FOR UPDATE`, id,
-	).Scan(&d.procedureID, &d.state, &d.usagerEmail, &d.demandeur)
-	if errors.Is(err, pgx.ErrNoRows) || (err == nil && !visible(ctx, d.procedureID)) {
-		return nil, Errorf(ENotFound, "dossier %d inconnu", id)
-	} else if err != nil {
-		return nil, fmt.Errorf("lock dossier %d: %w", id, err)
-	}
-	return &d, nil
+	d, _, err := lockDossierAs(ctx, tx, id, "")
+	return d, err
 }
 
 // lockDossierAs locks a dossier row until the end of tx, like lockDossier,
@@ -71,17 +65,21 @@ func lockDossier(ctx context.Context, tx pgx.Tx, id int64) (*lockedDossier, erro
 func lockDossierAs(ctx context.Context, tx pgx.Tx, id int64, email string) (*lockedDossier, int64, error) {
 	var d lockedDossier
 	var instID int64
+	var gone deletion
 	err := tx.QueryRow(ctx, `
-		SELECT d.procedure_id, d.state, d.usager_email, d.demandeur,
+		SELECT d.procedure_id, d.state, d.usager_email, d.demandeur, d.decided_at, d.deleted_at, d.deletion_reason,
 			coalesce((SELECT i.id FROM instructeurs i
 			          JOIN procedure_instructeurs pi ON pi.instructeur_id = i.id
 			          WHERE i.email = $2 AND pi.procedure_id = d.procedure_id), 0)
 		FROM dossiers d WHERE d.id = $1 FOR UPDATE OF d`, id, email,
-	).Scan(&d.procedureID, &d.state, &d.usagerEmail, &d.demandeur, &instID)
+	).Scan(&d.procedureID, &d.state, &d.usagerEmail, &d.demandeur, &gone.decidedAt, &gone.at, &gone.reason, &instID)
 	if errors.Is(err, pgx.ErrNoRows) || (err == nil && !visible(ctx, d.procedureID)) {
 		return nil, 0, Errorf(ENotFound, "dossier %d inconnu", id)
 	} else if err != nil {
 		return nil, 0, fmt.Errorf("lock dossier %d: %w", id, err)
+	}
+	if t := gone.tombstone(id, d.procedureID, d.state); t != nil {
+		return nil, 0, goneError(t)
 	}
 	return &d, instID, nil
 }
@@ -103,18 +101,25 @@ func instructeurOf(ctx context.Context, q querier, procedureID int64, email stri
 	return id, nil
 }
 
-// dossierAndInstructeur checks that the dossier exists (ENotFound) and that
-// email instructs its procedure (ENotInstructeur). It locks the dossier's
-// row until the end of the transaction, with the lock the follows' triggers
-// take to count them (migrations/00009_scale.sql): a follow or an unfollow
-// waits for a transition of its dossier before touching follows, never
-// after, which would deadlock with a transition that follows the dossier.
+// dossierAndInstructeur checks that the dossier exists (ENotFound), is not
+// purged (EDossierSupprime) and that email instructs its procedure
+// (ENotInstructeur). It locks the dossier's row until the end of the
+// transaction, with the lock the follows' triggers take to count them
+// (migrations/00009_scale.sql): a follow or an unfollow waits for a
+// transition of its dossier before touching follows, never after, which
+// would deadlock with a transition that follows the dossier.
 func dossierAndInstructeur(ctx context.Context, q querier, dossierID int64, email string) (procedureID, instID int64, err error) {
-	err = q.QueryRow(ctx, `SELECT procedure_id FROM dossiers WHERE id = $1 FOR NO KEY UPDATE`, dossierID).Scan(&procedureID)
+	var state State
+	var gone deletion
+	err = q.QueryRow(ctx, `SELECT procedure_id, state, decided_at, deleted_at, deletion_reason FROM dossiers WHERE id = $1 FOR NO KEY UPDATE`, dossierID).
+		Scan(&procedureID, &state, &gone.decidedAt, &gone.at, &gone.reason)
 	if errors.Is(err, pgx.ErrNoRows) || (err == nil && !visible(ctx, procedureID)) {
 		return 0, 0, Errorf(ENotFound, "dossier %d inconnu", dossierID)
 	} else if err != nil {
 		return 0, 0, fmt.Errorf("get dossier %d: %w", dossierID, err)
+	}
+	if t := gone.tombstone(dossierID, procedureID, state); t != nil {
+		return 0, 0, goneError(t)
 	}
 	if email, ok := NormalizeEmail(email); ok {
 		instID, err = instructeurOf(ctx, q, procedureID, email)
@@ -235,16 +240,21 @@ var lowerBase32 = base32.NewEncoding(verificationAlphabet).WithPadding(base32.No
 
 // dossierColumns are the columns scanDossier reads, from alias d.
 const dossierColumns = `d.id, d.procedure_id, d.state, d.usager_email, d.demandeur, d.motivation,
-	d.decided_at, d.last_activity_at, d.stale_since, d.created_at, d.updated_at`
+	d.decided_at, d.last_activity_at, d.stale_since, d.expires_at, d.created_at, d.updated_at,
+	d.deleted_at, d.deletion_reason`
 
 func scanDossier(row pgx.CollectableRow) (DossierSummary, error) {
 	var d DossierSummary
 	var dem []byte
+	var gone deletion
 	err := row.Scan(&d.ID, &d.ProcedureID, &d.State, &d.UsagerEmail, &dem, &d.Motivation,
-		&d.DecidedAt, &d.LastActivityAt, &d.StaleSince, &d.CreatedAt, &d.UpdatedAt)
+		&d.DecidedAt, &d.LastActivityAt, &d.StaleSince, &d.ExpiresAt, &d.CreatedAt, &d.UpdatedAt,
+		&gone.at, &gone.reason)
 	if err != nil {
 		return d, err
 	}
+	gone.decidedAt = d.DecidedAt
+	d.tombstone = gone.tombstone(d.ID, d.ProcedureID, d.State)
 	if err := json.Unmarshal(dem, &d.Demandeur); err != nil {
 		return d, fmt.Errorf("dossier %d: demandeur: %w", d.ID, err)
 	}
@@ -289,6 +299,9 @@ func getDossier(ctx context.Context, q querier, id int64, publicURL string) (*Do
 	}
 	if !found || !visible(ctx, d.ProcedureID) {
 		return nil, Errorf(ENotFound, "dossier %d inconnu", id)
+	}
+	if d.tombstone != nil {
+		return nil, goneError(d.tombstone)
 	}
 	return d, nil
 }

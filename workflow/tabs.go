@@ -3,6 +3,7 @@ package workflow
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -20,9 +21,15 @@ import (
 // pi of the instructeur: the ids of its first $3 dossiers after $2, in id
 // order. Each is a range of an index that holds exactly the tab's rows:
 // a_suivre of dossiers_a_suivre_idx, traites of dossiers_traites_idx, tous
-// of dossiers_procedure_idx, suivis of follows_suivis_idx, whose conditions
-// are the indexes' predicates (the planner uses a partial index only for a
-// condition that implies its predicate: keep them identical).
+// of dossiers_live_idx, suivis of follows_suivis_idx, whose conditions are
+// the indexes' predicates (the planner uses a partial index only for a
+// condition that implies its predicate: keep them identical). A purged
+// dossier (its tombstone) is in no tab, and has no follows.
+//
+// expirant (expiring by $5) walks dossiers_live_idx too, keeping the
+// entries whose expires_at (in the index) is due: the oldest dossiers
+// expire first, so the walk meets them first; a dossier whose conservation
+// was extended is walked over.
 //
 // The range is a row comparison, (procedure_id, id) > (pi.procedure_id, $2)
 // up to pi.procedure_id, rather than procedure_id = pi.procedure_id AND
@@ -31,9 +38,10 @@ import (
 // estimates from the number of procedures and not from their sizes
 // (TestTabPlans saw it read 10,000 buffers for a page of 6).
 var tabRanges = map[string]string{
-	TabASuivre: dossierRange(`AND d.state IN ('en_construction', 'en_instruction') AND d.followers = 0`),
-	TabTraites: dossierRange(`AND d.state IN ('accepte', 'refuse', 'sans_suite')`),
-	TabTous:    dossierRange(``),
+	TabASuivre:  dossierRange(`AND d.state IN ('en_construction', 'en_instruction') AND d.followers = 0 AND d.deleted_at IS NULL`),
+	TabTraites:  dossierRange(`AND d.state IN ('accepte', 'refuse', 'sans_suite') AND d.deleted_at IS NULL`),
+	TabTous:     dossierRange(`AND d.deleted_at IS NULL`),
+	TabExpirant: dossierRange(`AND d.deleted_at IS NULL AND d.expires_at <= $5`),
 	TabSuivis: `
 		SELECT f.dossier_id AS id FROM follows f
 		WHERE f.instructeur_id = pi.instructeur_id AND f.dossier_ouvert
@@ -55,8 +63,12 @@ func dossierRange(cond string) string {
 // subquery), the first f.Limit ids of its range, from the index alone; then
 // the first f.Limit of those, whose rows it reads. An instructeur of p
 // procedures reads at most p·limit index entries and limit rows, whatever
-// the size of the procedures.
-func tabQuery(instID int64, f ListFilter, procs []int64) (string, []any) {
+// the size of the procedures. expiringBy bounds expirant.
+func tabQuery(instID int64, f ListFilter, procs []int64, expiringBy time.Time) (string, []any) {
+	args := []any{instID, f.AfterID, f.Limit, procs}
+	if f.Tab == TabExpirant {
+		args = append(args, expiringBy)
+	}
 	return `
 		WITH page AS (
 			SELECT p.id
@@ -67,12 +79,12 @@ func tabQuery(instID int64, f ListFilter, procs []int64) (string, []any) {
 		)
 		SELECT ` + dossierColumns + `
 		FROM page JOIN dossiers d ON d.id = page.id
-		ORDER BY d.id`, []any{instID, f.AfterID, f.Limit, procs}
+		ORDER BY d.id`, args
 }
 
 // listTab reads one page of a tab.
-func listTab(ctx context.Context, q querier, instID int64, f ListFilter, procs []int64) ([]DossierSummary, error) {
-	sql, args := tabQuery(instID, f, procs)
+func listTab(ctx context.Context, q querier, instID int64, f ListFilter, procs []int64, expiringBy time.Time) ([]DossierSummary, error) {
+	sql, args := tabQuery(instID, f, procs, expiringBy)
 	rows, err := q.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list dossiers: %w", err)

@@ -19,9 +19,12 @@ type Procedure struct {
 	// Liens link the e-mails to the dossier in the applicant's and the
 	// instructeurs' applications; ReplyTo, if set, is where replies to the
 	// applicant's e-mails go (otherwise they are not to be answered).
-	Liens     Liens     `json:"liens"`
-	ReplyTo   string    `json:"reply_to,omitempty"`
-	CreatedAt time.Time `json:"created_at"`
+	Liens   Liens  `json:"liens"`
+	ReplyTo string `json:"reply_to,omitempty"`
+	// ConservationMois is how long a dossier is kept after its decision,
+	// or after its applicant's last activity while en construction.
+	ConservationMois int       `json:"conservation_mois"`
+	CreatedAt        time.Time `json:"created_at"`
 }
 
 // Signataire is who signs a procedure's attestations, as printed under
@@ -64,8 +67,15 @@ type DossierSummary struct {
 	DecidedAt      *time.Time `json:"decided_at"`
 	LastActivityAt time.Time  `json:"last_activity_at"`
 	StaleSince     *time.Time `json:"stale_since"`
-	CreatedAt      time.Time  `json:"created_at"`
-	UpdatedAt      time.Time  `json:"updated_at"`
+	// ExpiresAt is when the dossier's conservation ends and the purge
+	// erases its personal data; null while en instruction.
+	ExpiresAt *time.Time `json:"expires_at"`
+	CreatedAt time.Time  `json:"created_at"`
+	UpdatedAt time.Time  `json:"updated_at"`
+
+	// tombstone is set when the dossier was purged: what the API then
+	// answers instead.
+	tombstone *Tombstone
 }
 
 // Dossier is one APT request and what happened to it.

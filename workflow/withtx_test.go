@@ -114,6 +114,20 @@ func TestEveryMethodUnderWithTx(t *testing.T) {
 	if err := s.Pool.QueryRow(ctx, `SELECT id FROM instructeurs WHERE email = $1`, instA).Scan(&instAID); err != nil {
 		t.Fatal(err)
 	}
+	// The purge's runs: ten days before the dossiers' conservation (12
+	// months) ends, every dossier but the one en instruction is to be
+	// announced; a month after, to be purged. An idempotency key to forget.
+	noticeRun := func() *workflow.PurgeRun { return workflow.NewPurgeRun(time.Now().AddDate(1, 0, -10)) }
+	purgeRun := func() *workflow.PurgeRun { return workflow.NewPurgeRun(time.Now().AddDate(1, 1, 0)) }
+	s.Must(201, "POST", "/v1/procedures", newProcedure, "Idempotency-Key", "withtx")
+	extend := workflow.ConservationInput{Instructeur: instA, Mois: 1}
+	purged := func(ctx context.Context, tx pgx.Tx) error {
+		n, _, err := svc.PurgeExpiredTx(ctx, tx, purgeRun(), 100)
+		if err == nil && n == 0 {
+			err = errors.New("no dossier purged")
+		}
+		return err
+	}
 
 	// Each writes something, called with a context that carries the
 	// caller's tx (WithTx) or, for the Tx forms, with tx itself.
@@ -261,6 +275,31 @@ func TestEveryMethodUnderWithTx(t *testing.T) {
 			}
 			return err
 		},
+		// The data lifecycle's: an extension, the purge's notices, its
+		// tombstones and the idempotency keys it forgets.
+		"ExtendConservation": func(ctx context.Context, _ pgx.Tx) error {
+			_, err := svc.ExtendConservation(ctx, accepte, extend)
+			return err
+		},
+		"ExtendConservationTx": func(ctx context.Context, tx pgx.Tx) error {
+			_, err := svc.ExtendConservationTx(ctx, tx, accepte, extend)
+			return err
+		},
+		"NoticeExpiringTx": func(ctx context.Context, tx pgx.Tx) error {
+			notices, _, err := svc.NoticeExpiringTx(ctx, tx, noticeRun(), 100)
+			if err == nil && len(notices) == 0 {
+				err = errors.New("no notice")
+			}
+			return err
+		},
+		"PurgeExpiredTx": purged,
+		"ForgetIdempotencyKeysTx": func(ctx context.Context, tx pgx.Tx) error {
+			n, _, err := svc.ForgetIdempotencyKeysTx(ctx, tx, yearOn, 100)
+			if err == nil && n == 0 {
+				err = errors.New("no key forgotten")
+			}
+			return err
+		},
 		"CancelDelivery":   func(ctx context.Context, _ pgx.Tx) error { return svc.CancelDelivery(ctx, delivery) },
 		"CancelDeliveryTx": func(ctx context.Context, tx pgx.Tx) error { return svc.CancelDeliveryTx(ctx, tx, delivery) },
 	}
@@ -309,6 +348,26 @@ func TestEveryMethodUnderWithTx(t *testing.T) {
 			}
 			return err
 		},
+		"Tombstone": func(ctx context.Context, tx pgx.Tx) error {
+			if err := purged(ctx, tx); err != nil {
+				return err
+			}
+			t, err := svc.Tombstone(ctx, accepte)
+			if err == nil && t == nil {
+				err = errors.New("the dossier purged in the transaction has no tombstone")
+			}
+			return err
+		},
+		"ListDeleted": func(ctx context.Context, tx pgx.Tx) error {
+			if err := purged(ctx, tx); err != nil {
+				return err
+			}
+			list, err := svc.ListDeleted(ctx, proc, workflow.DeletedFilter{})
+			if err == nil && len(list) != 2 {
+				err = fmt.Errorf("%d tombstones, want 2", len(list))
+			}
+			return err
+		},
 		"VerifyAttestation": func(ctx context.Context, tx pgx.Tx) error {
 			if _, err := svc.StoreAttestationTx(ctx, tx, accepte, pdf, false); err != nil {
 				return err
@@ -327,7 +386,7 @@ func TestEveryMethodUnderWithTx(t *testing.T) {
 			return err
 		},
 	}
-	notMethods := []string{"Pool", "PublicURL"}
+	notMethods := []string{"Pool", "PublicURL", "RetentionNotice"}
 
 	t.Run("EveryMethodListed", func(t *testing.T) {
 		typ := reflect.TypeFor[*workflow.Service]()

@@ -88,6 +88,7 @@ func jobsConfig(cfg Config, log *slog.Logger) jobs.Config {
 		EmailMaxAttempts: cfg.EmailMaxAttempts,
 		RetryMax:         cfg.EmailRetryMax,
 		BulkRate:         cfg.SMTPMaxRate,
+		IdempotencyTTL:   cfg.IdempotencyTTL,
 		MailFrom:         cfg.MailFrom,
 		PublicURL:        cfg.PublicURL,
 		PollOnly:         cfg.DatabasePooler == PoolerTransaction,
@@ -134,8 +135,9 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, workers bool) (*a
 	}
 	a.reg.MustRegister(transitions)
 	opts := workflow.Options{
-		PublicURL:    cfg.PublicURL,
-		OnTransition: func(e workflow.Event) { transitions.WithLabelValues(string(e)).Inc() },
+		PublicURL:       cfg.PublicURL,
+		OnTransition:    func(e workflow.Event) { transitions.WithLabelValues(string(e)).Inc() },
+		RetentionNotice: cfg.RetentionNotice,
 	}
 	var rw *river.Workers
 	if workers {

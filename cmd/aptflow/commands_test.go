@@ -59,21 +59,24 @@ func TestTokenCreate(t *testing.T) {
 func TestConfigErrors(t *testing.T) {
 	t.Parallel()
 	_, err := loadConfig(getenvOf(map[string]string{
-		"NOTIFY_COALESCE": "soon",
-		"STALE_SCAN_CRON": "every day",
-		"JOB_TIMEOUT":     "10m",
-		"RESCUE_AFTER":    "5m",
-		"LOG_FORMAT":      "xml",
-		"SMTP_URL":        "http://mail",
-		"OPS_BASIC_AUTH":  "admin",
-		"TRUST_PROXY":     "true",
-		"TRUSTED_PROXIES": "10.0.0.0/8, proxy.internal",
+		"NOTIFY_COALESCE":  "soon",
+		"STALE_SCAN_CRON":  "every day",
+		"JOB_TIMEOUT":      "10m",
+		"RESCUE_AFTER":     "5m",
+		"LOG_FORMAT":       "xml",
+		"SMTP_URL":         "http://mail",
+		"OPS_BASIC_AUTH":   "admin",
+		"TRUST_PROXY":      "true",
+		"TRUSTED_PROXIES":  "10.0.0.0/8, proxy.internal",
+		"PURGE_CRON":       "la nuit",
+		"RETENTION_NOTICE": "un mois",
+		"IDEMPOTENCY_TTL":  "-1h",
 	}))
 	if err == nil {
 		t.Fatal("bad configuration accepted")
 	}
 	for _, want := range []string{"DATABASE_URL", "NOTIFY_COALESCE", "STALE_SCAN_CRON", "RESCUE_AFTER", "LOG_FORMAT", "SMTP_URL", "OPS_BASIC_AUTH",
-		"TRUST_PROXY is replaced by TRUSTED_PROXIES", `TRUSTED_PROXIES: "proxy.internal"`} {
+		"TRUST_PROXY is replaced by TRUSTED_PROXIES", `TRUSTED_PROXIES: "proxy.internal"`, "PURGE_CRON", "RETENTION_NOTICE", "IDEMPOTENCY_TTL"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not name %s:\n%v", want, err)
 		}
@@ -84,7 +87,8 @@ func TestConfigErrors(t *testing.T) {
 	}
 	if c.HTTPAddr != "127.0.0.1:8080" || c.PublicURL != "http://127.0.0.1:8080" || c.StaleScanCron != DefaultStaleScanCron ||
 		c.DigestCron != DefaultDigestCron || c.NotifyCoalesce.String() != "2m0s" || c.JobTimeout.String() != "1m0s" ||
-		c.RescueAfter.String() != "5m0s" || c.MailDir != "var/mail" || c.LogFormat != "json" {
+		c.RescueAfter.String() != "5m0s" || c.MailDir != "var/mail" || c.LogFormat != "json" ||
+		c.PurgeCron != "CRON_TZ=Europe/Paris 0 3 * * *" || c.RetentionNotice.String() != "720h0m0s" || c.IdempotencyTTL.String() != "24h0m0s" {
 		t.Fatalf("defaults %+v", c)
 	}
 	if c.TrustedProxies != nil {

@@ -35,6 +35,9 @@ type Config struct {
 	MailDir          string
 	StaleScanCron    string
 	DigestCron       string
+	PurgeCron        string
+	RetentionNotice  time.Duration
+	IdempotencyTTL   time.Duration
 	NotifyCoalesce   time.Duration
 	JobTimeout       time.Duration
 	RescueAfter      time.Duration
@@ -68,6 +71,7 @@ const PoolerTransaction = "transaction"
 const (
 	DefaultStaleScanCron = "CRON_TZ=Europe/Paris 0 6 * * *"
 	DefaultDigestCron    = "CRON_TZ=Europe/Paris 0 9 * * 1-5"
+	DefaultPurgeCron     = "CRON_TZ=Europe/Paris 0 3 * * *"
 )
 
 // cronParser accepts the five standard fields and an optional CRON_TZ= or
@@ -106,6 +110,9 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		MailDir:         get("MAIL_DIR", "var/mail"),
 		StaleScanCron:   get("STALE_SCAN_CRON", DefaultStaleScanCron),
 		DigestCron:      get("DIGEST_CRON", DefaultDigestCron),
+		PurgeCron:       get("PURGE_CRON", DefaultPurgeCron),
+		RetentionNotice: dur("RETENTION_NOTICE", 720*time.Hour),
+		IdempotencyTTL:  dur("IDEMPOTENCY_TTL", 24*time.Hour),
 		NotifyCoalesce:  dur("NOTIFY_COALESCE", 2*time.Minute),
 		JobTimeout:      dur("JOB_TIMEOUT", time.Minute),
 		RescueAfter:     dur("RESCUE_AFTER", 5*time.Minute),
@@ -182,7 +189,7 @@ func loadConfig(getenv func(string) string) (Config, error) {
 	if c.DKIM, c.DKIMKeyFile, err = loadDKIM(getenv); err != nil {
 		errs = append(errs, err)
 	}
-	for k, spec := range map[string]string{"STALE_SCAN_CRON": c.StaleScanCron, "DIGEST_CRON": c.DigestCron} {
+	for k, spec := range map[string]string{"STALE_SCAN_CRON": c.StaleScanCron, "DIGEST_CRON": c.DigestCron, "PURGE_CRON": c.PurgeCron} {
 		if _, err := cronParser.Parse(spec); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %v", k, err))
 		}
@@ -241,6 +248,9 @@ func (c Config) LogValue() slog.Value {
 		slog.String("mail_dir", c.MailDir),
 		slog.String("stale_scan_cron", c.StaleScanCron),
 		slog.String("digest_cron", c.DigestCron),
+		slog.String("purge_cron", c.PurgeCron),
+		slog.String("retention_notice", c.RetentionNotice.String()),
+		slog.String("idempotency_ttl", c.IdempotencyTTL.String()),
 		slog.String("notify_coalesce", c.NotifyCoalesce.String()),
 		slog.String("job_timeout", c.JobTimeout.String()),
 		slog.String("rescue_after", c.RescueAfter.String()),

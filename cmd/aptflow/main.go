@@ -50,6 +50,7 @@ Usage:
   aptflow scan-stale [--now RFC3339] flag stale dossiers now, as the cron would
   aptflow send-digests [--now RFC3339]
                                      send the due daily digests now
+  aptflow purge [--now RFC3339]      run the purge (RGPD) now, as the cron would; prints its counts
   aptflow demo [--url URL --token T] create demo data through the real API
   aptflow dkim-record                print the DNS record of the DKIM key
                                      (DKIM_DOMAIN, DKIM_SELECTOR, DKIM_PRIVATE_KEY)
@@ -103,6 +104,14 @@ instructeurs, four dossiers; then prints where to look. The server is --url,
 else PUBLIC_URL, else http://HTTP_ADDR (the environment of the server:
 ` + "`make run`" + ` prints the command to copy); the token is --token, else
 APTFLOW_TOKEN, else one created in DATABASE_URL.
+`,
+	"purge": `usage: aptflow purge [--now RFC3339]
+
+One purge (RGPD) as of --now (default: now), as PURGE_CRON runs it: forgets
+the idempotency keys older than IDEMPOTENCY_TTL, queues the notices of the
+dossiers expiring within RETENTION_NOTICE for the workers of serve or work,
+and erases the personal data of the expired dossiers, leaving their
+tombstones; prints its counts (docs/DATA.md). Needs DATABASE_URL.
 `,
 	"dkim-record": `usage: aptflow dkim-record
 
@@ -199,7 +208,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return nil
 	case "token":
 		return runToken(ctx, cfg, rest, stdout, stderr)
-	case "scan-stale", "send-digests":
+	case "scan-stale", "send-digests", "purge":
 		fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 		fs.SetOutput(stderr)
 		nowFlag := fs.String("now", "", "the time to run as (RFC 3339); default: now")

@@ -25,12 +25,17 @@ func crons(cfg Config) ([]*river.PeriodicJob, []jobs.Cron, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("STALE_SCAN_CRON: %w", err)
 	}
-	return []*river.PeriodicJob{jobs.NewSendDigestsPeriodicJob(digest), jobs.NewScanStalePeriodicJob(stale)},
-		[]jobs.Cron{{Name: jobs.SendDigestsArgs{}.Kind(), Schedule: digest}, {Name: jobs.ScanStaleArgs{}.Kind(), Schedule: stale}},
+	purge, err := cronParser.Parse(cfg.PurgeCron)
+	if err != nil {
+		return nil, nil, fmt.Errorf("PURGE_CRON: %w", err)
+	}
+	return []*river.PeriodicJob{jobs.NewSendDigestsPeriodicJob(digest), jobs.NewScanStalePeriodicJob(stale), jobs.NewPurgePeriodicJob(purge)},
+		[]jobs.Cron{{Name: jobs.SendDigestsArgs{}.Kind(), Schedule: digest}, {Name: jobs.ScanStaleArgs{}.Kind(), Schedule: stale},
+			{Name: jobs.PurgeArgs{}.Kind(), Schedule: purge}},
 		nil
 }
 
-// runOnce runs a scan or the digests now, as the cron would.
+// runOnce runs a scan, the digests or the purge now, as the cron would.
 //
 // The e-mails are enqueued, not sent here: the workers of `aptflow serve`
 // or `aptflow work` send them, with their retries.
@@ -52,6 +57,8 @@ func runOnce(ctx context.Context, cfg Config, log *slog.Logger, cmd string, now 
 		return nil
 	case "scan-stale":
 		return scanStaleOnce(ctx, a, jc, now, stdout)
+	case "purge":
+		return purgeOnce(ctx, a, jc, now, stdout)
 	}
 	return fmt.Errorf("%s: unknown command", cmd)
 }

@@ -49,3 +49,20 @@ func pluralIrregular(n int, one, many string) string {
 	}
 	return fmt.Sprintf("%d %s", n, many)
 }
+
+// purgeOnce is `aptflow purge`: one purge as of now, as the cron would run
+// it. Its notices are queued with the app's insert-only River client; the
+// workers of `aptflow serve` or `aptflow work` send them.
+func purgeOnce(ctx context.Context, a *app, jc jobs.Config, now time.Time, stdout io.Writer) error {
+	res, err := jobs.Purge(ctx, a.service, a.river, jc, now)
+	if errors.Is(err, jobs.ErrPurgeRunning) {
+		return fmt.Errorf("purge: %w (the cron's, or another purge): try again when it is done", err)
+	} else if err != nil {
+		return fmt.Errorf("purge: %w", err)
+	}
+	fmt.Fprintf(stdout, "purged %s (tombstones kept); %s queued (expiring by %s); %s forgotten (as of %s)\n",
+		plural(res.Purged, "dossier"), plural(res.Notices, "expiry notice"),
+		res.At.Add(a.service.RetentionNotice()).Format(time.RFC3339), plural(res.IdempotencyKeys, "idempotency key"),
+		res.At.Format(time.RFC3339))
+	return nil
+}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/aptflow/aptflow/internal/dbtest"
 	"github.com/aptflow/aptflow/internal/mailpittest"
+	"github.com/aptflow/aptflow/workflow"
 )
 
 // The database the last release (commit b80071f, migrations 1 to 3) left
@@ -220,6 +221,50 @@ func TestUpgradeFromLastRelease(t *testing.T) {
 		if sha != a.sha || pdf != a.pdf || pdf != sha {
 			t.Errorf("attestation of dossier %d: sha256 %s, pdf's %s; before: %s, %s", a.dossier, sha, pdf, a.sha, a.pdf)
 		}
+	}
+
+	// The data lifecycle (migration 6): the old procedure keeps dossiers
+	// the default 12 months; each old dossier expires 12 months (on the
+	// Paris calendar) after its decision, or after its applicant's last
+	// activity while en construction; the old stored responses are about
+	// no known dossier (IDEMPOTENCY_TTL forgets them).
+	var conservation int
+	if err := db.QueryRow(ctx, `SELECT conservation_mois FROM procedures`).Scan(&conservation); err != nil || conservation != 12 {
+		t.Errorf("conservation_mois of the old procedure: %d (%v), want 12", conservation, err)
+	}
+	rows, _ = db.Query(ctx, `SELECT id, state, decided_at, last_activity_at, expires_at, deleted_at IS NULL AND expiry_notice_at IS NULL FROM dossiers ORDER BY id`)
+	type expiry struct {
+		ID                 int64
+		State              string
+		DecidedAt          *time.Time
+		LastActivityAt     time.Time
+		ExpiresAt          *time.Time
+		AliveAndNotNoticed bool
+	}
+	expiries, err := pgx.CollectRows(rows, pgx.RowToStructByPos[expiry])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range expiries {
+		base := d.LastActivityAt
+		if d.DecidedAt != nil {
+			base = *d.DecidedAt
+		}
+		want := base.In(workflow.Paris()).AddDate(0, 12, 0)
+		if d.ExpiresAt == nil || !d.ExpiresAt.Equal(want) || !d.AliveAndNotNoticed {
+			t.Errorf("dossier %d (%s) after the upgrade: expires_at %v, want %v; alive and not noticed: %v", d.ID, d.State, d.ExpiresAt, want, d.AliveAndNotNoticed)
+		}
+	}
+	var keyed int
+	if err := db.QueryRow(ctx, `SELECT count(*) FROM idempotency_keys WHERE dossier_id IS NOT NULL`).Scan(&keyed); err != nil || keyed != 0 {
+		t.Errorf("%d old idempotency keys tied to a dossier (%v), want 0", keyed, err)
+	}
+	// serve runs the purge when it starts, as of the real clock: from
+	// November 2027 on, it would purge the fixture's dossiers that the
+	// rest of this test reads. A long extension keeps them, whatever the
+	// year this test runs in.
+	if _, err := db.Exec(ctx, `UPDATE dossiers SET conservation_extension_mois = 1200`); err != nil {
+		t.Fatal(err)
 	}
 
 	// The new code serves what the old one wrote, and runs its jobs.

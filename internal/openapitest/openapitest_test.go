@@ -15,7 +15,7 @@ const dossier = `{"id": 7, "procedure_id": 1, "state": "en_construction", "usage
 		"nationalite": "canadienne", "titre_sejour": {"numero": "6912345678", "expire_le": "2027-09-30"},
 		"etablissement": "Lyon 2", "employeur": {"raison_sociale": "Boulangerie", "siret": "73282932000074", "adresse": "Lyon"},
 		"emploi": "vendeuse", "heures_hebdo": 17.5, "date_debut": "2026-12-01", "date_fin": "2027-06-30"},
-	"motivation": null, "decided_at": null, "last_activity_at": "2026-11-30T10:00:00Z", "stale_since": null,
+	"motivation": null, "decided_at": null, "last_activity_at": "2026-11-30T10:00:00Z", "stale_since": null, "expires_at": "2027-11-30T10:00:00Z",
 	"created_at": "2026-11-30T10:00:00Z", "updated_at": "2026-11-30T10:00:00Z",
 	"history": [], "followers": [], "emails": [], "attestation": null}`
 
