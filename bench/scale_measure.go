@@ -87,7 +87,7 @@ func (sc *scale) measure(ctx context.Context, st *scaleStage) error {
 // reads measures the read routes of p.
 func (sc *scale) reads(ctx context.Context, st *scaleStage, p procedure) error {
 	n := sc.o.reads
-	for _, tab := range []string{workflow.TabASuivre, workflow.TabSuivis, workflow.TabTraites, workflow.TabTous} {
+	for _, tab := range []string{workflow.TabASuivre, workflow.TabSuivis, workflow.TabTraites, workflow.TabExpirant, workflow.TabTous} {
 		path := "/v1/instructeurs/" + url.PathEscape(p.Instructeur) + "/dossiers?tab=" + tab
 		if err := timed(ctx, st, routeTabs+tab, p, n, func(ctx context.Context, _ int) error {
 			_, err := sc.call(ctx, http.StatusOK, http.MethodGet, path, nil, nil)
@@ -96,7 +96,14 @@ func (sc *scale) reads(ctx context.Context, st *scaleStage, p procedure) error {
 			return err
 		}
 	}
-	rows, _ := sc.s.pool.Query(ctx, `SELECT id FROM dossiers WHERE procedure_id = $1 ORDER BY random() LIMIT $2`, p.ID, n)
+	deleted := "/v1/procedures/" + strconv.FormatInt(p.ID, 10) + "/dossiers_supprimes"
+	if err := timed(ctx, st, "GET /v1/procedures/{id}/dossiers_supprimes", p, n, func(ctx context.Context, _ int) error {
+		_, err := sc.call(ctx, http.StatusOK, http.MethodGet, deleted, nil, nil)
+		return err
+	}); err != nil {
+		return err
+	}
+	rows, _ := sc.s.pool.Query(ctx, `SELECT id FROM dossiers WHERE procedure_id = $1 AND deleted_at IS NULL ORDER BY random() LIMIT $2`, p.ID, n)
 	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
 	if err != nil {
 		return err
@@ -245,7 +252,7 @@ func (sc *scale) plans(ctx context.Context) ([]scalePlan, error) {
 	svc := workflow.NewService(pool, nil, workflow.Options{})
 	var out []scalePlan
 	for _, p := range []procedure{sc.small, sc.big} {
-		for _, tab := range []string{workflow.TabASuivre, workflow.TabSuivis, workflow.TabTraites, workflow.TabTous} {
+		for _, tab := range []string{workflow.TabASuivre, workflow.TabSuivis, workflow.TabTraites, workflow.TabExpirant, workflow.TabTous} {
 			if _, err := svc.ListForInstructeur(ctx, p.Instructeur, workflow.ListFilter{Tab: tab}); err != nil {
 				return out, err
 			}
@@ -309,7 +316,7 @@ func (sc *scale) decisionsBehindBulk(ctx context.Context) (*mailResult, error) {
 	if _, err := sc.s.pool.Exec(ctx, `
 		UPDATE dossiers SET last_activity_at = now() - interval '60 days'
 		WHERE id IN (SELECT id FROM dossiers WHERE state = 'en_construction' AND stale_since IS NULL
-			AND procedure_id <> $1 ORDER BY id LIMIT $2)`, sc.small.ID, sc.o.reminders); err != nil {
+			AND deleted_at IS NULL AND procedure_id <> $1 ORDER BY id LIMIT $2)`, sc.small.ID, sc.o.reminders); err != nil {
 		return res, err
 	}
 	sc.logf("aptflow scan-stale over %d stale dossiers", sc.o.reminders)

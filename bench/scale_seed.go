@@ -169,10 +169,14 @@ var seedTables = []string{"dossiers", "dossier_history", "follows", "activities"
 // seed inserts n dossiers, created over the last two years in id order
 // as time leaves them: the oldest 80 % decided (60 % accepted, 15 %
 // refused, 5 % classés sans suite), then 8 % en instruction, then 12 % en
-// construction, active in the last 20 days (none stale). Every dossier that
-// went into instruction has its history, is followed by the instructeur who
-// took it, and has its e-mails in the delivery log; accepted ones an
-// attestation (a 300-byte PDF stand-in: the PDF is stored out of line and
+// construction, active in the last 20 days (none stale). Each expires 12
+// months after its decision or last activity (the default conservation);
+// those expired are purged, as the nightly purge leaves them: a tombstone
+// without personal data, history, follows, e-mails nor messages, its
+// attestation without its PDF (about the older half). Every live dossier
+// that went into instruction has its history, is followed by the
+// instructeur who took it, and has its e-mails in the delivery log;
+// accepted ones an attestation (a 300-byte PDF stand-in: the PDF is stored out of line and
 // no list reads it; its code, of 32 characters of the codes' base32
 // alphabet like a real one, is an md5 whose 0, 1, 8 and 9 are spelt w, x,
 // y and z); three in ten a message from the applicant.
@@ -217,49 +221,63 @@ func (sc *scale) seed(ctx context.Context, n int, st *scaleStage) error {
 		{"settings", `SET session_replication_role = replica; SET maintenance_work_mem = '256MB'; SET synchronous_commit = off`, nil},
 		{"dossiers", `
 			INSERT INTO dossiers (procedure_id, state, usager_email, demandeur, motivation, decided_at,
-				last_activity_at, created_at, updated_at, followers)
-			SELECT p, st, 'u' || (g + $5) || '@etudiant.bench.example',
-				jsonb_set(jsonb_set($4::jsonb, '{nom}', to_jsonb('Nom' || (g + $5))), '{prenom}', to_jsonb('Prénom' || (g % 997))),
-				CASE WHEN st IN ('refuse', 'sans_suite') THEN 'Pièces manquantes : le contrat de travail n''est pas signé.' END,
-				CASE WHEN st IN ('accepte', 'refuse', 'sans_suite') THEN at + interval '20 days' END,
-				CASE WHEN st = 'en_construction' THEN now() - (g % 20) * interval '1 day' ELSE at END,
-				at, at, CASE WHEN st = 'en_construction' THEN 0 ELSE 1 END
+				last_activity_at, created_at, updated_at, followers, expires_at, deleted_at, deletion_reason)
+			SELECT p, st, CASE WHEN purged THEN '' ELSE 'u' || (g + $5) || '@etudiant.bench.example' END,
+				CASE WHEN purged THEN '{}'
+					ELSE jsonb_set(jsonb_set($4::jsonb, '{nom}', to_jsonb('Nom' || (g + $5))), '{prenom}', to_jsonb('Prénom' || (g % 997))) END,
+				CASE WHEN st IN ('refuse', 'sans_suite') AND NOT purged THEN 'Pièces manquantes : le contrat de travail n''est pas signé.' END,
+				decided, active, at, at, CASE WHEN st = 'en_construction' OR purged THEN 0 ELSE 1 END,
+				expires, CASE WHEN purged THEN expires + interval '3 hours' END, CASE WHEN purged THEN 'expire' END
 			FROM (
-				SELECT g,
-					CASE WHEN g % 2 = 0 THEN $2::bigint ELSE ($3::bigint[])[1 + (g / 2) % cardinality($3::bigint[])] END AS p,
-					CASE WHEN q < 0.60 THEN 'accepte' WHEN q < 0.75 THEN 'refuse' WHEN q < 0.80 THEN 'sans_suite'
-						WHEN q < 0.88 THEN 'en_instruction' ELSE 'en_construction' END AS st,
-					now() - interval '730 days' * (1 - q) AS at
-				FROM (SELECT g, g::float8 / $1::int AS q FROM generate_series(1, $1::int) g) s
+				SELECT *, expires < now() AS purged
+				FROM (
+					SELECT *, CASE WHEN st = 'en_instruction' THEN NULL
+						ELSE coalesce(decided, active) + interval '12 months' END AS expires
+					FROM (
+						SELECT g, p, st, at,
+							CASE WHEN st IN ('accepte', 'refuse', 'sans_suite') THEN at + interval '20 days' END AS decided,
+							CASE WHEN st = 'en_construction' THEN now() - (g % 20) * interval '1 day' ELSE at END AS active
+						FROM (
+							SELECT g,
+								CASE WHEN g % 2 = 0 THEN $2::bigint ELSE ($3::bigint[])[1 + (g / 2) % cardinality($3::bigint[])] END AS p,
+								CASE WHEN q < 0.60 THEN 'accepte' WHEN q < 0.75 THEN 'refuse' WHEN q < 0.80 THEN 'sans_suite'
+									WHEN q < 0.88 THEN 'en_instruction' ELSE 'en_construction' END AS st,
+								now() - interval '730 days' * (1 - q) AS at
+							FROM (SELECT g, g::float8 / $1::int AS q FROM generate_series(1, $1::int) g) s
+						) s
+					) s
+				) s
 			) s`, []any{n, sc.big.ID, sc.medium, dem, sc.seeded}},
 		{"history", `
 			INSERT INTO dossier_history (dossier_id, event, from_state, to_state, instructeur_email, motivation, at)
 			SELECT d.id, 'passer_en_instruction', 'en_construction', 'en_instruction', ` + instructeurEmail + `, NULL, d.created_at + interval '10 days'
-			FROM dossiers d WHERE d.id > $1 AND d.state <> 'en_construction'
+			FROM dossiers d WHERE d.id > $1 AND d.deleted_at IS NULL AND d.state <> 'en_construction'
 			UNION ALL
 			SELECT d.id, CASE d.state WHEN 'accepte' THEN 'accepter' WHEN 'refuse' THEN 'refuser' ELSE 'classer_sans_suite' END,
 				'en_instruction', d.state, ` + instructeurEmail + `, d.motivation, d.decided_at
-			FROM dossiers d WHERE d.id > $1 AND d.state IN ('accepte', 'refuse', 'sans_suite')`, []any{before, sc.big.ID}},
+			FROM dossiers d WHERE d.id > $1 AND d.deleted_at IS NULL AND d.state IN ('accepte', 'refuse', 'sans_suite')`, []any{before, sc.big.ID}},
 		{"follows", `
 			INSERT INTO follows (dossier_id, instructeur_id, created_at, dossier_ouvert, procedure_id)
 			SELECT d.id, i.id, d.created_at + interval '10 days', d.state = 'en_instruction', d.procedure_id
 			FROM dossiers d JOIN instructeurs i ON i.email = ` + instructeurEmail + `
-			WHERE d.id > $1 AND d.state <> 'en_construction'`, []any{before, sc.big.ID}},
+			WHERE d.id > $1 AND d.deleted_at IS NULL AND d.state <> 'en_construction'`, []any{before, sc.big.ID}},
 		{"e-mails", `
 			INSERT INTO email_deliveries (dossier_id, kind, recipient, status, attempts, message_id, created_at, sent_at)
 			SELECT d.id, 'en_instruction', d.usager_email, 'sent', 1, 'seed.' || d.id || '.i@bench.example',
 				d.created_at + interval '10 days', d.created_at + interval '10 days'
-			FROM dossiers d WHERE d.id > $1 AND d.state <> 'en_construction'
+			FROM dossiers d WHERE d.id > $1 AND d.deleted_at IS NULL AND d.state <> 'en_construction'
 			UNION ALL
 			SELECT d.id, d.state, d.usager_email, 'sent', 1, 'seed.' || d.id || '.d@bench.example', d.decided_at, d.decided_at
-			FROM dossiers d WHERE d.id > $1 AND d.state IN ('accepte', 'refuse')`, []any{before}},
+			FROM dossiers d WHERE d.id > $1 AND d.deleted_at IS NULL AND d.state IN ('accepte', 'refuse')`, []any{before}},
 		{"messages", `
 			INSERT INTO activities (dossier_id, kind, author, body, at)
 			SELECT d.id, 'message_usager', 'usager', 'Bonjour, je joins la promesse d''embauche signée.', d.created_at + interval '2 days'
-			FROM dossiers d WHERE d.id > $1 AND d.id % 10 < 3`, []any{before}},
+			FROM dossiers d WHERE d.id > $1 AND d.deleted_at IS NULL AND d.id % 10 < 3`, []any{before}},
 		{"attestations", `
 			INSERT INTO attestations (dossier_id, code, pdf, sha256, rendered_at, created_at)
-			SELECT d.id, translate(md5('bench-scale ' || d.id), '0189', 'wxyz'), $2::bytea, encode(sha256($2::bytea), 'hex'), d.decided_at, d.decided_at
+			SELECT d.id, translate(md5('bench-scale ' || d.id), '0189', 'wxyz'),
+				CASE WHEN d.deleted_at IS NULL THEN $2::bytea END,
+				CASE WHEN d.deleted_at IS NULL THEN encode(sha256($2::bytea), 'hex') END, d.decided_at, d.decided_at
 			FROM dossiers d WHERE d.id > $1 AND d.state = 'accepte'`, []any{before, pdf}},
 	}
 	for _, ix := range indexes {
