@@ -36,9 +36,10 @@
 //
 // Queues: QueueEmail, QueueEmailBulk, QueueAttestation, QueueNotification,
 // QueueMaintenance. An e-mail's queue is decided by its kind: bulk mail
-// (workflow.IsBulkMail: stale reminders, digests) waits on QueueEmailBulk,
-// with workers of its own, paced by SMTP_MAX_RATE (Config.BulkRate), so
-// that it never holds back the e-mails people wait for on QueueEmail.
+// (workflow.IsBulkMail: stale reminders, digests, retention notices) waits
+// on QueueEmailBulk, with workers of its own, paced by SMTP_MAX_RATE
+// (Config.BulkRate), so that it never holds back the e-mails people wait
+// for on QueueEmail.
 //
 // Workers read from the database what they render, but write the domain's
 // tables only through workflow.Service (Deps.Service), in the job's

@@ -146,10 +146,12 @@ $$;
 --     where the anti-join walked the followed ones (all those en instruction).
 --   dossiers_traites_idx: traites (decided); partial, the 80 % decided:
 --     a range of dossiers_procedure_idx would skip the open ones.
---   dossiers_live_idx: tous, and expirant, which keeps the entries whose
---     expires_at (included) is due; the oldest dossiers expire first, so a
---     walk in id order meets them first. dossiers_procedure_idx would walk
---     the tombstones, which outnumber the live dossiers of an old procedure.
+--   dossiers_live_idx: tous; dossiers_procedure_idx would walk the
+--     tombstones, which outnumber the live dossiers of an old procedure.
+--   dossiers_expirant_idx: expirant (expiring within RETENTION_NOTICE),
+--     per procedure in the order of expiry, where it stops at the first
+--     expiry past the notice: in id order, a young procedure's tab walked
+--     all its live dossiers to find none.
 --   follows_suivis_idx: suivis (open, followed by me), per procedure;
 --     partial, the follows of open dossiers, a tenth of them: 409 buffers
 --     for a page of 100 of 5,600, where filtering the instructeur's follows
@@ -163,8 +165,11 @@ DROP INDEX CONCURRENTLY IF EXISTS dossiers_traites_idx;
 CREATE INDEX CONCURRENTLY dossiers_traites_idx ON dossiers (procedure_id, id)
     WHERE state IN ('accepte', 'refuse', 'sans_suite') AND deleted_at IS NULL;
 DROP INDEX CONCURRENTLY IF EXISTS dossiers_live_idx;
-CREATE INDEX CONCURRENTLY dossiers_live_idx ON dossiers (procedure_id, id) INCLUDE (expires_at)
+CREATE INDEX CONCURRENTLY dossiers_live_idx ON dossiers (procedure_id, id)
     WHERE deleted_at IS NULL;
+DROP INDEX CONCURRENTLY IF EXISTS dossiers_expirant_idx;
+CREATE INDEX CONCURRENTLY dossiers_expirant_idx ON dossiers (procedure_id, expires_at, id)
+    WHERE deleted_at IS NULL AND expires_at IS NOT NULL;
 DROP INDEX CONCURRENTLY IF EXISTS follows_suivis_idx;
 CREATE INDEX CONCURRENTLY follows_suivis_idx ON follows (instructeur_id, procedure_id, dossier_id)
     WHERE dossier_ouvert;
@@ -204,6 +209,7 @@ $$;
 UPDATE river_job SET queue = 'email'
 WHERE queue = 'email_bulk' AND state IN ('available', 'pending', 'retryable', 'scheduled');
 DROP INDEX CONCURRENTLY IF EXISTS follows_suivis_idx;
+DROP INDEX CONCURRENTLY IF EXISTS dossiers_expirant_idx;
 DROP INDEX CONCURRENTLY IF EXISTS dossiers_live_idx;
 DROP INDEX CONCURRENTLY IF EXISTS dossiers_traites_idx;
 DROP INDEX CONCURRENTLY IF EXISTS dossiers_a_suivre_idx;

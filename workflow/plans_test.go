@@ -168,6 +168,9 @@ func TestTabPlans(t *testing.T) {
 	tab(bigInst(1), workflow.TabSuivis, first+big*82/100, 100)
 	tab(bigInst(1), workflow.TabTraites, first+big*4/10, 100)
 	tab(bigInst(1), workflow.TabExpirant, first+big*32/100, 100)
+	// The last 50 of the 9,000 expiring within the notice: the walk stops
+	// at the first expiry after it, not at the end of the procedure.
+	tab(bigInst(1), workflow.TabExpirant, first+big*375/1000-50, 50)
 
 	// The deletion lists: the big procedure's tombstones, the small one's
 	// (none).

@@ -175,3 +175,45 @@ func consistent(t *testing.T, s *apptest.Stack) {
 		t.Error(w)
 	}
 }
+
+// TestExpirantOrder: expirant lists the soonest expiry first, whatever the
+// ids, and its pages follow one another from the last dossier of the
+// previous one.
+func TestExpirantOrder(t *testing.T) {
+	t.Parallel()
+	s := apptest.Start(t, apptest.Options{NoWorkers: true})
+	ctx := t.Context()
+	proc := s.Procedure()
+	inst := s.Instructeur(proc, "Camille Martin")
+	var ids []int64
+	for range 4 {
+		id, _ := s.Dossier(proc)
+		ids = append(ids, id)
+	}
+	// The later the id, the sooner the expiry (12 months after the last
+	// activity); the last one expires after the notice's 30 days.
+	for i, days := range []int{20, 10, 5, 40} {
+		if _, err := s.Pool.Exec(ctx, `UPDATE dossiers SET last_activity_at = now() - interval '12 months' + $2 * interval '1 day' WHERE id = $1`,
+			ids[i], days); err != nil {
+			t.Fatal(err)
+		}
+	}
+	page := func(after int64) []int64 {
+		t.Helper()
+		l, err := s.Service.ListForInstructeur(ctx, inst, workflow.ListFilter{Tab: workflow.TabExpirant, Page: workflow.Page{AfterID: after, Limit: 2}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []int64
+		for _, d := range l {
+			got = append(got, d.ID)
+		}
+		return got
+	}
+	if got, want := page(0), []int64{ids[2], ids[1]}; !slices.Equal(got, want) {
+		t.Fatalf("first page %v, want %v", got, want)
+	}
+	if got, want := page(ids[1]), []int64{ids[0]}; !slices.Equal(got, want) {
+		t.Fatalf("second page %v, want %v", got, want)
+	}
+}
