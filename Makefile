@@ -46,6 +46,9 @@ run: build ## Migrate and serve the API, workers and dashboard on a local Postgr
 	fi; \
 	masked=$$(sed -E -e 's#^([a-z]+://[^:/@]*):[^@]*@#\1:***@#' -e "s#(password[[:space:]]*=[[:space:]]*)('[^']*'|[^[:space:]]*)#\1***#g" <<<"$$DATABASE_URL"); \
 	echo "DATABASE_URL=$$masked"; \
+	if [[ -z "$${WEBHOOK_SECRET_KEY:-}" ]]; then \
+		WEBHOOK_SECRET_KEY=$$(./scripts/dev-webhook-key.sh); export WEBHOOK_SECRET_KEY; \
+	fi; \
 	bin/aptflow migrate; \
 	quote() { printf "'%s'" "$$(sed "s/'/'\\\\''/g" <<<"$$1")"; }; \
 	server=; \

@@ -32,6 +32,42 @@ type authzWorld struct {
 	// left en construction.
 	made  map[int64]int
 	fresh []int64
+	// hooks is the webhook subscription of each procedure that the
+	// matrix's webhook routes share.
+	hooks map[int64]int64
+}
+
+// webhook returns a subscription of proc: the one shared, made on first
+// use, or with fresh a new one (a request that deletes it).
+func (w *authzWorld) webhook(proc int64, fresh bool) int64 {
+	w.t.Helper()
+	if id, ok := w.hooks[proc]; ok && !fresh {
+		return id
+	}
+	h, err := w.s.Service.CreateWebhook(w.t.Context(), proc, workflow.WebhookInput{URL: "http://127.0.0.1:9/hooks"})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	if !fresh {
+		if w.hooks == nil {
+			w.hooks = map[int64]int64{}
+		}
+		w.hooks[proc] = h.ID
+	}
+	return h.ID
+}
+
+// webhookDelivery returns a delivery of the shared subscription of proc: a
+// new dossier's dossier.created.
+func (w *authzWorld) webhookDelivery(proc int64) (hook, delivery int64) {
+	w.t.Helper()
+	hook = w.webhook(proc, false)
+	id := w.dossier(proc)
+	if err := w.s.Pool.QueryRow(w.t.Context(), `SELECT d.id FROM webhook_deliveries d JOIN webhook_events e ON e.id = d.event_id
+		WHERE d.subscription_id = $1 AND e.data->>'dossier_id' = $2`, hook, fmt.Sprint(id)).Scan(&delivery); err != nil {
+		w.t.Fatal(err)
+	}
+	return hook, delivery
 }
 
 func (w *authzWorld) procedure() int64 {
@@ -162,6 +198,26 @@ var authzCases = map[string]authzCase{
 		return authzRequest{"PUT", "/v1/instructeurs/" + w.inst[proc] + "/preferences", map[string]any{"notifications": "daily"}}
 	}, 200, 404},
 
+	"POST /v1/procedures/{id}/webhooks": {func(w *authzWorld, proc int64, _ api.Scope) authzRequest {
+		return authzRequest{"POST", fmt.Sprintf("/v1/procedures/%d/webhooks", proc), map[string]any{"url": "http://127.0.0.1:9/nouveau"}}
+	}, 201, 404},
+	"GET /v1/procedures/{id}/webhooks": {func(w *authzWorld, proc int64, _ api.Scope) authzRequest {
+		return authzRequest{"GET", fmt.Sprintf("/v1/procedures/%d/webhooks", proc), nil}
+	}, 200, 404},
+	"DELETE /v1/procedures/{id}/webhooks/{wid}": {func(w *authzWorld, proc int64, _ api.Scope) authzRequest {
+		return authzRequest{"DELETE", fmt.Sprintf("/v1/procedures/%d/webhooks/%d", proc, w.webhook(proc, true)), nil}
+	}, 204, 404},
+	"POST /v1/procedures/{id}/webhooks/{wid}/secret/rotate": {func(w *authzWorld, proc int64, _ api.Scope) authzRequest {
+		return authzRequest{"POST", fmt.Sprintf("/v1/procedures/%d/webhooks/%d/secret/rotate", proc, w.webhook(proc, false)), nil}
+	}, 200, 404},
+	"GET /v1/procedures/{id}/webhooks/{wid}/deliveries": {func(w *authzWorld, proc int64, _ api.Scope) authzRequest {
+		return authzRequest{"GET", fmt.Sprintf("/v1/procedures/%d/webhooks/%d/deliveries", proc, w.webhook(proc, false)), nil}
+	}, 200, 404},
+	"POST /v1/procedures/{id}/webhooks/{wid}/deliveries/{did}/retry": {func(w *authzWorld, proc int64, _ api.Scope) authzRequest {
+		hook, delivery := w.webhookDelivery(proc)
+		return authzRequest{"POST", fmt.Sprintf("/v1/procedures/%d/webhooks/%d/deliveries/%d/retry", proc, hook, delivery), nil}
+	}, 202, 404},
+
 	// Public and ops routes: the token changes nothing.
 	"GET /attestations/{code}": {func(w *authzWorld, _ int64, _ api.Scope) authzRequest {
 		return authzRequest{"GET", "/attestations/" + w.verified, nil}
@@ -199,6 +255,13 @@ var mayTake = map[string][]api.Scope{
 	"GET /v1/dossiers/{id}/attestation.pdf":      {api.ScopeAdmin, api.ScopeInstruction, api.ScopeDepot, api.ScopeLecture},
 	"GET /v1/instructeurs/{email}/dossiers":      {api.ScopeAdmin, api.ScopeInstruction, api.ScopeLecture},
 	"PUT /v1/instructeurs/{email}/preferences":   {api.ScopeAdmin, api.ScopeInstruction},
+	// « admin: everything, including … webhooks »
+	"POST /v1/procedures/{id}/webhooks":                              {api.ScopeAdmin},
+	"GET /v1/procedures/{id}/webhooks":                               {api.ScopeAdmin},
+	"DELETE /v1/procedures/{id}/webhooks/{wid}":                      {api.ScopeAdmin},
+	"POST /v1/procedures/{id}/webhooks/{wid}/secret/rotate":          {api.ScopeAdmin},
+	"GET /v1/procedures/{id}/webhooks/{wid}/deliveries":              {api.ScopeAdmin},
+	"POST /v1/procedures/{id}/webhooks/{wid}/deliveries/{did}/retry": {api.ScopeAdmin},
 }
 
 // everyProcedure are the routes that a token limited to some procedures

@@ -91,7 +91,7 @@ func idempotent(pool *pgxpool.Pool, log *slog.Logger) func(http.Handler) http.Ha
 			if rec.status < 500 {
 				_, err = tx.Exec(ctx, `
 					UPDATE idempotency_keys SET status = $3, content_type = $4, body = $5, dossier_id = $6
-					WHERE token_id = $1 AND key = $2`, tok, key, rec.status, rec.header.Get("Content-Type"), rec.body.Bytes(),
+					WHERE token_id = $1 AND key = $2`, tok, key, rec.status, rec.header.Get("Content-Type"), withoutSecret(rec.body.Bytes()),
 					responseDossier(r, rec))
 				if err == nil {
 					err = tx.Commit(ctx)

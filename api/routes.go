@@ -54,6 +54,13 @@ var routes = []route{
 	{"GET /v1/dossiers/{id}/attestation.pdf", scopes(ScopeInstruction, ScopeDepot, ScopeLecture), handleAttestationPDF},
 	{"GET /v1/instructeurs/{email}/dossiers", scopes(ScopeInstruction, ScopeLecture), handleListDossiers},
 	{"PUT /v1/instructeurs/{email}/preferences", scopes(ScopeInstruction), handlePreferences},
+	// The procedure's webhooks: admin only (of the procedure).
+	{"POST /v1/procedures/{id}/webhooks", admin, handleCreateWebhook},
+	{"GET /v1/procedures/{id}/webhooks", admin, handleListWebhooks},
+	{"DELETE /v1/procedures/{id}/webhooks/{wid}", admin, handleDeleteWebhook},
+	{"POST /v1/procedures/{id}/webhooks/{wid}/secret/rotate", admin, handleRotateWebhookSecret},
+	{"GET /v1/procedures/{id}/webhooks/{wid}/deliveries", admin, handleListWebhookDeliveries},
+	{"POST /v1/procedures/{id}/webhooks/{wid}/deliveries/{did}/retry", admin, handleRetryWebhookDelivery},
 
 	// An employer checks an attestation, and compares a file with it.
 	{"GET /attestations/{code}", public, handleVerify},

@@ -57,6 +57,7 @@ func (b *bench) run(ctx context.Context) (*report, error) {
 		{"stages", "stages alone", b.stages},
 		{"acceptances", "acceptances end to end", b.acceptances},
 		{"latency", "e-mail latency", b.latencies},
+		{"webhooks", "webhooks", b.webhooks},
 	}
 	for _, p := range phases {
 		if ctx.Err() != nil {

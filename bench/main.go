@@ -8,6 +8,10 @@
 //     mailpit's ingest/s of the same message sent by the project's mailer;
 //   - e-mail latency, HTTP 200 → mailpit's Created, at light load and at 80 %
 //     of the maximum e-mail rate measured;
+//   - transitions/s on a procedure with one webhook subscriber against the
+//     same without, in alternating rounds; the rate of webhooks delivered,
+//     and their latency, HTTP 200 → the receiver (in the bench, which
+//     verifies each with the Standard Webhooks reference library);
 //   - the aptflow process's peak RSS.
 //
 // It starts the real stack: a fresh database (aptflow_bench) on the
@@ -79,7 +83,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.doc, "doc", "", "rewrite the generated section of this Markdown file (docs/PERFORMANCE.md)")
 	fs.StringVar(&o.profileDir, "pprof", "", "save CPU profiles of aptflow during the HTTP and end-to-end phases into this directory (needs /debug/pprof/)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the database aptflow_bench after the run")
-	fs.StringVar(&o.phases, "phases", "", "run only these phases, comma-separated (ceiling, transitions, stages, acceptances, latency), to iterate on one; the latency at 80 % needs transitions")
+	fs.StringVar(&o.phases, "phases", "", "run only these phases, comma-separated (ceiling, transitions, stages, acceptances, latency, webhooks), to iterate on one; the latency at 80 % needs transitions")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

@@ -66,7 +66,15 @@ type report struct {
 
 	Light, Heavy latencyResult
 	HeavyRateSet bool // by -heavy-rate, not 80 % of the maximum
-	RSS          int64
+
+	// The webhooks phase: rounds on the procedure without a subscriber and
+	// on the one with, the webhook rate of each round with, the latencies,
+	// and the requests the receiver could not verify.
+	PlainHTTP, WebhookHTTP     []loadResult
+	WebhookRates               []float64
+	WebhookLight, WebhookHeavy latencyResult
+	WebhookUnverified          int
+	RSS                        int64
 
 	// CPU is where the CPU went during some phases, by phase name.
 	CPU []namedCPU
@@ -146,7 +154,7 @@ func (r *report) table() string {
 	row(fmt.Sprintf("… stage: PDF renders/s in-process (%d goroutines)", r.RenderWorkers), per(r.RenderRate), "", "", "", "")
 	row(fmt.Sprintf("… stage: mailpit ingest/s, same message + PDF, project's SMTP mailer (%d senders)", r.IngestWorkers), per(r.IngestRate), "", "", "", "")
 
-	lat := func(what string, l latencyResult, target string, ok func(p99 time.Duration) bool) {
+	lat := func(what, unit string, l latencyResult, target string, ok func(p99 time.Duration) bool) {
 		if len(l.Samples) == 0 {
 			row(what, "not measured", "", "", target, "✗")
 			return
@@ -156,15 +164,27 @@ func (r *report) table() string {
 		if ok != nil {
 			okMark = mark(ok(p99))
 		}
-		row(fmt.Sprintf("%s (%d e-mails)", what, len(l.Samples)), ms(p50)+" / "+ms(p99)+" ms", "", "", target, okMark)
+		row(fmt.Sprintf("%s (%d %s)", what, len(l.Samples), unit), ms(p50)+" / "+ms(p99)+" ms", "", "", target, okMark)
 	}
-	lat(fmt.Sprintf("e-mail latency p50 / p99 at %.0f transitions/s (HTTP 200 → mailpit Created)", r.Light.Rate), r.Light,
+	lat(fmt.Sprintf("e-mail latency p50 / p99 at %.0f transitions/s (HTTP 200 → mailpit Created)", r.Light.Rate), "e-mails", r.Light,
 		"p99 < 500 ms", func(p99 time.Duration) bool { return p99 < 500*time.Millisecond })
 	heavy := "80 % of the e-mail maximum"
 	if r.HeavyRateSet {
 		heavy = "-heavy-rate"
 	}
-	lat(fmt.Sprintf("e-mail latency p50 / p99 at %.0f transitions/s (%s)", r.Heavy.Rate, heavy), r.Heavy, "", nil)
+	lat(fmt.Sprintf("e-mail latency p50 / p99 at %.0f transitions/s (%s)", r.Heavy.Rate, heavy), "e-mails", r.Heavy, "", nil)
+	if len(r.WebhookHTTP) > 0 {
+		with, without := sumRate(r.WebhookHTTP), sumRate(r.PlainHTTP)
+		wr := ratio(with, without)
+		row(fmt.Sprintf("transitions/s with one webhook subscriber (%d clients, passer_en_instruction with its e-mail and dossier.state_changed to a receiver in the bench; %d rounds of %s alternating with the next column's)",
+			r.Clients, len(r.WebhookHTTP), r.WebhookHTTP[0].Elapsed.Round(time.Second)),
+			per(with), fmt.Sprintf("the same on a procedure without subscriber, same run: %s", per(without)),
+			pct(wr), "≥ 80 %", mark(wr >= 0.8))
+		row("… their webhooks delivered end to end (first transition → last webhook received, signature verified)", per(mean(r.WebhookRates)), "", "", "",
+			mark(r.WebhookUnverified == 0))
+		lat(fmt.Sprintf("webhook latency p50 / p99 at %.0f transitions/s (HTTP 200 → receiver)", r.WebhookLight.Rate), "webhooks", r.WebhookLight, "", nil)
+		lat(fmt.Sprintf("webhook latency p50 / p99 at %.0f transitions/s (80 %% of the webhook rate)", r.WebhookHeavy.Rate), "webhooks", r.WebhookHeavy, "", nil)
+	}
 	row("peak RSS of aptflow serve (VmHWM)", fmt.Sprintf("%.0f MiB", float64(r.RSS)/(1<<20)), "", "", "< 200 MB", mark(r.RSS > 0 && r.RSS < 200e6))
 
 	if len(r.CPU) > 0 {

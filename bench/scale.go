@@ -121,6 +121,7 @@ type procedure struct {
 	Name        string
 	ID          int64
 	Instructeur string
+	Webhook     int64 // its subscription to its state changes
 }
 
 func (sc *scale) logf(format string, args ...any) {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -99,6 +100,20 @@ func (sc *scale) reads(ctx context.Context, st *scaleStage, p procedure) error {
 	deleted := "/v1/procedures/" + strconv.FormatInt(p.ID, 10) + "/dossiers_supprimes"
 	if err := timed(ctx, st, "GET /v1/procedures/{id}/dossiers_supprimes", p, n, func(ctx context.Context, _ int) error {
 		_, err := sc.call(ctx, http.StatusOK, http.MethodGet, deleted, nil, nil)
+		return err
+	}); err != nil {
+		return err
+	}
+	hooks := "/v1/procedures/" + strconv.FormatInt(p.ID, 10) + "/webhooks"
+	if err := timed(ctx, st, "GET /v1/procedures/{id}/webhooks", p, n, func(ctx context.Context, _ int) error {
+		_, err := sc.call(ctx, http.StatusOK, http.MethodGet, hooks, nil, nil)
+		return err
+	}); err != nil {
+		return err
+	}
+	deliveries := hooks + "/" + strconv.FormatInt(p.Webhook, 10) + "/deliveries"
+	if err := timed(ctx, st, "GET /v1/procedures/{id}/webhooks/{wid}/deliveries", p, n, func(ctx context.Context, _ int) error {
+		_, err := sc.call(ctx, http.StatusOK, http.MethodGet, deliveries, nil, nil)
 		return err
 	}); err != nil {
 		return err
@@ -223,8 +238,48 @@ func (sc *scale) writes(ctx context.Context, st *scaleStage, p procedure) error 
 	}); err != nil {
 		return err
 	}
+	if err := sc.webhookWrites(ctx, st, p, n/5); err != nil {
+		return err
+	}
 	return timed(ctx, st, "POST /v1/procedures", p, n/5, func(ctx context.Context, i int) error {
 		_, err := sc.call(ctx, http.StatusCreated, http.MethodPost, "/v1/procedures", procedureInput(fmt.Sprintf("Sous-préfecture %s %d", tag, i)), nil)
+		return err
+	})
+}
+
+// webhookWrites measures the webhooks' write routes of p, n of each:
+// subscriptions created then deleted (so that they add no deliveries), and
+// retries of its subscription's latest deliveries.
+func (sc *scale) webhookWrites(ctx context.Context, st *scaleStage, p procedure, n int) error {
+	hooks := "/v1/procedures/" + strconv.FormatInt(p.ID, 10) + "/webhooks"
+	ids := make([]int64, n)
+	if err := timed(ctx, st, "POST /v1/procedures/{id}/webhooks", p, n, func(ctx context.Context, i int) error {
+		body, err := sc.call(ctx, http.StatusCreated, http.MethodPost, hooks,
+			map[string]any{"url": sc.s.hooks.URL, "events": []string{workflow.WebhookDossierStateChanged}}, nil)
+		if err != nil {
+			return err
+		}
+		var h struct{ ID int64 }
+		err = json.Unmarshal(body, &h)
+		ids[i] = h.ID
+		return err
+	}); err != nil {
+		return err
+	}
+	if err := timed(ctx, st, "DELETE /v1/procedures/{id}/webhooks/{wid}", p, n, func(ctx context.Context, i int) error {
+		_, err := sc.call(ctx, http.StatusNoContent, http.MethodDelete, hooks+"/"+strconv.FormatInt(ids[i], 10), nil, nil)
+		return err
+	}); err != nil {
+		return err
+	}
+	rows, _ := sc.s.pool.Query(ctx, `SELECT id FROM webhook_deliveries WHERE subscription_id = $1 ORDER BY id DESC LIMIT $2`, p.Webhook, n)
+	dids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil || len(dids) == 0 {
+		return fmt.Errorf("deliveries of webhook %d: %d, %v", p.Webhook, len(dids), err)
+	}
+	return timed(ctx, st, "POST /v1/procedures/{id}/webhooks/{wid}/deliveries/{did}/retry", p, n, func(ctx context.Context, i int) error {
+		_, err := sc.call(ctx, http.StatusAccepted, http.MethodPost,
+			hooks+"/"+strconv.FormatInt(p.Webhook, 10)+"/deliveries/"+strconv.FormatInt(dids[i%len(dids)], 10)+"/retry", nil, nil)
 		return err
 	})
 }

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/aptflow/aptflow/workflow"
 )
 
 // The shape of the procedures: the big one has bigInstructeurs, each other
@@ -103,9 +105,27 @@ func (sc *scale) apiProcedure(ctx context.Context, name, service, instructeur st
 	if err := json.Unmarshal(body, &p); err != nil {
 		return p, err
 	}
-	_, err = sc.call(ctx, http.StatusCreated, http.MethodPost, "/v1/procedures/"+strconv.FormatInt(p.ID, 10)+"/instructeurs",
-		map[string]any{"email": instructeur, "nom": "Camille Instructrice"}, nil)
-	return p, err
+	path := "/v1/procedures/" + strconv.FormatInt(p.ID, 10)
+	if _, err = sc.call(ctx, http.StatusCreated, http.MethodPost, path+"/instructeurs",
+		map[string]any{"email": instructeur, "nom": "Camille Instructrice"}, nil); err != nil {
+		return p, err
+	}
+	// Its transitions go to the stack's webhook receiver, as an upstream
+	// app would have them.
+	body, err = sc.call(ctx, http.StatusCreated, http.MethodPost, path+"/webhooks",
+		map[string]any{"url": sc.s.hooks.URL, "events": []string{workflow.WebhookDossierStateChanged}}, nil)
+	if err != nil {
+		return p, err
+	}
+	var hook struct {
+		ID     int64  `json:"id"`
+		Secret string `json:"secret"`
+	}
+	if err := json.Unmarshal(body, &hook); err != nil {
+		return p, err
+	}
+	p.Webhook = hook.ID
+	return p, sc.s.hooks.AddSecret(hook.Secret)
 }
 
 // procedureInput is a procedure of the service.
@@ -164,7 +184,8 @@ func (sc *scale) grow(ctx context.Context, size int, st *scaleStage) error {
 }
 
 // seedTables are the tables seed writes, whose indexes it rebuilds.
-var seedTables = []string{"dossiers", "dossier_history", "follows", "activities", "email_deliveries", "attestations"}
+var seedTables = []string{"dossiers", "dossier_history", "follows", "activities", "email_deliveries", "attestations",
+	"webhook_events", "webhook_deliveries"}
 
 // seed inserts n dossiers, created over the last two years in id order
 // as time leaves them: the oldest 80 % decided (60 % accepted, 15 %
@@ -173,7 +194,8 @@ var seedTables = []string{"dossiers", "dossier_history", "follows", "activities"
 // months after its decision or last activity (the default conservation);
 // those expired are purged, as the nightly purge leaves them: a tombstone
 // without personal data, history, follows, e-mails nor messages, its
-// attestation without its PDF (about the older half). Every live dossier
+// attestation without its PDF (about the older half). Every live decided
+// dossier of the big procedure has its webhook delivered. Every live dossier
 // that went into instruction has its history, is followed by the
 // instructeur who took it, and has its e-mails in the delivery log;
 // accepted ones an attestation (a 300-byte PDF stand-in: the PDF is stored out of line and
@@ -273,6 +295,17 @@ func (sc *scale) seed(ctx context.Context, n int, st *scaleStage) error {
 			INSERT INTO activities (dossier_id, kind, author, body, at)
 			SELECT d.id, 'message_usager', 'usager', 'Bonjour, je joins la promesse d''embauche signée.', d.created_at + interval '2 days'
 			FROM dossiers d WHERE d.id > $1 AND d.deleted_at IS NULL AND d.id % 10 < 3`, []any{before}},
+		{"webhooks", `
+			WITH ev AS (
+				INSERT INTO webhook_events (procedure_id, type, data, occurred_at)
+				SELECT d.procedure_id, 'dossier.state_changed',
+					jsonb_build_object('dossier_id', d.id, 'procedure_id', d.procedure_id, 'from', 'en_instruction', 'to', d.state),
+					d.decided_at
+				FROM dossiers d WHERE d.id > $1 AND d.procedure_id = $2 AND d.deleted_at IS NULL AND d.decided_at IS NOT NULL
+				RETURNING id, occurred_at
+			)
+			INSERT INTO webhook_deliveries (event_id, subscription_id, status, attempts, last_status_code, last_attempt_at, delivered_at, created_at)
+			SELECT id, $3, 'delivered', 1, 204, occurred_at, occurred_at, occurred_at FROM ev`, []any{before, sc.big.ID, sc.big.Webhook}},
 		{"attestations", `
 			INSERT INTO attestations (dossier_id, code, pdf, sha256, rendered_at, created_at)
 			SELECT d.id, translate(md5('bench-scale ' || d.id), '0189', 'wxyz'),
@@ -310,7 +343,7 @@ func (sc *scale) seed(ctx context.Context, n int, st *scaleStage) error {
 		st.SeedSteps = append(st.SeedSteps, "no VACUUM ANALYZE")
 		return nil
 	}
-	if _, err := conn.Exec(ctx, `VACUUM ANALYZE dossiers, dossier_history, follows, activities, email_deliveries, attestations, instructeurs, procedure_instructeurs, procedures`); err != nil {
+	if _, err := conn.Exec(ctx, `VACUUM ANALYZE dossiers, dossier_history, follows, activities, email_deliveries, attestations, instructeurs, procedure_instructeurs, procedures, webhook_events, webhook_deliveries`); err != nil {
 		return fmt.Errorf("vacuum: %w", err)
 	}
 	st.SeedSteps = append(st.SeedSteps, fmt.Sprintf("VACUUM ANALYZE in %s", time.Since(t).Round(time.Second)))

@@ -16,6 +16,7 @@ import (
 
 	"github.com/aptflow/aptflow/internal/harness"
 	"github.com/aptflow/aptflow/internal/mailpittest"
+	"github.com/aptflow/aptflow/internal/webhooktest"
 )
 
 // benchDB is the database the bench creates, and drops, on each run;
@@ -38,6 +39,10 @@ type stack struct {
 	api    *harness.API
 
 	procedureID int64
+	// hookedID is the procedure whose transitions go to the webhook
+	// receiver hooks.
+	hookedID    int64
+	hooks       *webhooktest.Receiver
 	instructeur string
 	demandeur   []byte // a valid demandeur, copied into the seeded dossiers
 }
@@ -78,7 +83,11 @@ func startStack(ctx context.Context, o options, logf func(string, ...any)) (s *s
 		return s, err
 	}
 	logf("mailpit on %s (SMTP %s)", s.mp.APIURL, s.mp.SMTPAddr)
-	if err := s.startAptflow(ctx, token); err != nil {
+	hooksEnv, err := s.webhookEnv()
+	if err != nil {
+		return s, err
+	}
+	if err := s.startAptflow(ctx, token, hooksEnv); err != nil {
 		return s, err
 	}
 	logf("aptflow serve (pid %d) on %s, logs in %s", s.app.Cmd.Process.Pid, s.apiURL, filepath.Join(s.dir, "aptflow.log"))
@@ -93,7 +102,7 @@ func (s *stack) aptflow() harness.Aptflow {
 
 // startAptflow starts `aptflow serve` on a free port, with the API client
 // the bench calls it with.
-func (s *stack) startAptflow(ctx context.Context, token string) error {
+func (s *stack) startAptflow(ctx context.Context, token string, extraEnv []string) error {
 	addr, err := harness.FreeAddr()
 	if err != nil {
 		return err
@@ -104,7 +113,7 @@ func (s *stack) startAptflow(ctx context.Context, token string) error {
 		"PUBLIC_URL=" + s.apiURL,
 		"SMTP_URL=smtp://" + s.mp.SMTPAddr,
 		"OPS_BASIC_AUTH=", // ops endpoints (pprof) answer loopback clients
-	}, s.o.env...), "serve")
+	}, append(extraEnv, s.o.env...)...), "serve")
 	if err != nil {
 		return err
 	}
@@ -117,6 +126,9 @@ func (s *stack) startAptflow(ctx context.Context, token string) error {
 func (s *stack) close() {
 	s.app.Stop(syscall.SIGTERM, 40*time.Second)
 	s.mpProc.Stop(syscall.SIGKILL, 0)
+	if s.hooks != nil {
+		s.hooks.Close()
+	}
 	if s.pool != nil {
 		s.pool.Close()
 	}
@@ -168,11 +180,16 @@ func (s *stack) setup(ctx context.Context) error {
 // and returns their ids and recipients. Seeding is plain SQL: it is not
 // measured, and through the API it would take longer than the phases.
 func (s *stack) seed(ctx context.Context, n int, tag, state string) ([]dossier, error) {
+	return s.seedIn(ctx, s.procedureID, n, tag, state)
+}
+
+// seedIn is seed on procedure proc.
+func (s *stack) seedIn(ctx context.Context, proc int64, n int, tag, state string) ([]dossier, error) {
 	rows, err := s.pool.Query(ctx, `
 		INSERT INTO dossiers (procedure_id, usager_email, demandeur, state)
 		SELECT $1, 'u' || g || '@' || $2 || '.bench.localhost', $3, $4
 		FROM generate_series(1, $5) g
-		RETURNING id, usager_email`, s.procedureID, tag, s.demandeur, state, n)
+		RETURNING id, usager_email`, proc, tag, s.demandeur, state, n)
 	if err != nil {
 		return nil, fmt.Errorf("seed %s: %w", tag, err)
 	}

@@ -117,19 +117,25 @@ func (s *stack) count(ctx context.Context, ds []delivery) (tally, error) {
 			t.Strays += n
 			continue
 		}
-		t.Expected++
-		switch {
-		case n == 0 || d.Status != "sent":
-			t.Lost++
-		default:
-			t.Delivered++
-			t.Duplicates += n - 1
-			if n > 1 {
-				t.duplicated = append(t.duplicated, d.ID)
-			}
-		}
+		t.add(d.ID, n, d.Status == "sent")
 	}
 	return t, nil
+}
+
+// add counts an expected delivery, received n times, and recorded done
+// (sent, delivered) or not.
+func (t *tally) add(id int64, n int, done bool) {
+	t.Expected++
+	switch {
+	case n == 0 || !done:
+		t.Lost++
+	default:
+		t.Delivered++
+		t.Duplicates += n - 1
+		if n > 1 {
+			t.duplicated = append(t.duplicated, id)
+		}
+	}
 }
 
 // scrape returns the value of one sample of base/metrics (0 if absent).
@@ -179,14 +185,15 @@ func (s *stack) rescued(ctx context.Context) (int, error) {
 	return n, err
 }
 
-// killedCopies counts, of the deliveries, those whose send_email job was
-// run by one of the killed River clients and then rescued: the e-mails a
-// kill may duplicate.
-func (s *stack) killedCopies(ctx context.Context, deliveries []int64, killed []string) (int, error) {
+// killedCopies counts, of the deliveries, those whose job of kind
+// (send_email, deliver_webhook: both carry a delivery_id) was run by one of
+// the killed River clients and then rescued: the deliveries a kill may
+// duplicate.
+func (s *stack) killedCopies(ctx context.Context, kind string, deliveries []int64, killed []string) (int, error) {
 	var n int
 	err := s.pool.QueryRow(ctx, `
 		SELECT count(DISTINCT (args->>'delivery_id')::bigint) FROM river_job
-		WHERE kind = 'send_email' AND (args->>'delivery_id')::bigint = ANY($1)
-			AND attempted_by && $2 AND errors::text LIKE '%Stuck job rescued%'`, deliveries, killed).Scan(&n)
+		WHERE kind = $3 AND (args->>'delivery_id')::bigint = ANY($1)
+			AND attempted_by && $2 AND errors::text LIKE '%Stuck job rescued%'`, deliveries, killed, kind).Scan(&n)
 	return n, err
 }

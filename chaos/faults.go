@@ -43,6 +43,7 @@ func (r *runner) faults() []fault {
 		{"smtp-drop", r.smtpDrop},
 		{"smtp-550", r.smtp550},
 		{"postgres", r.postgres},
+		{"webhook-kill", r.webhookKill},
 	}
 }
 
@@ -157,38 +158,9 @@ func (r *runner) kill(ctx context.Context) (row, error) {
 			statuses[i], _ = r.w.c.event(ctx, ds[i].ID, "accepter", false)
 		})
 	}()
-	var inFlight []int
-	var killed []string // River client ids of the killed processes
-	var lastKill time.Time
-	for range r.o.kills {
-		// The kills are spread over the burst; each comes when the
-		// process has jobs in hand (or after 5 s without any).
-		if err := harness.Sleep(ctx, time.Duration(float64(len(ds))/r.o.acceptRate*float64(time.Second))/time.Duration(r.o.kills+1)); err != nil {
-			return row, err
-		}
-		clientID, err := riverClientID(r.s.logs[len(r.s.logs)-1])
-		if err != nil {
-			return row, err
-		}
-		n := 0
-		for deadline := time.Now().Add(5 * time.Second); n == 0 && time.Now().Before(deadline); {
-			if n, err = r.s.runningIn(ctx, clientID); err != nil {
-				return row, err
-			}
-			if n == 0 {
-				if err := harness.Sleep(ctx, 20*time.Millisecond); err != nil {
-					return row, err
-				}
-			}
-		}
-		r.s.killWork()
-		lastKill = time.Now()
-		inFlight = append(inFlight, n)
-		killed = append(killed, clientID)
-		r.logf("kill -9 %s with %d jobs running in it", r.s.work.Name, n)
-		if err := r.s.startWork(ctx); err != nil {
-			return row, err
-		}
+	inFlight, killed, lastKill, err := r.killRepeatedly(ctx, time.Duration(float64(len(ds))/r.o.acceptRate*float64(time.Second)))
+	if err != nil {
+		return row, err
 	}
 	<-burst
 	if bad := notOK(statuses); bad != "" {
@@ -208,7 +180,7 @@ func (r *runner) kill(ctx context.Context) (row, error) {
 	// killed process, which died before recording it, and the rescued job
 	// sending it again.
 	if dups := row.Tally.duplicated; len(dups) > 0 {
-		fromKills, err := r.s.killedCopies(ctx, dups, killed)
+		fromKills, err := r.s.killedCopies(ctx, "send_email", dups, killed)
 		if err != nil {
 			return row, err
 		}
@@ -222,6 +194,42 @@ func (r *runner) kill(ctx context.Context) (row, error) {
 	row.Notes = append(row.Notes, fmt.Sprintf("jobs running in the process at each kill: %v; River's rescuer put %d jobs back in the queue (RESCUE_AFTER=20s, checked every 30s)",
 		inFlight, rescued-rescuedBefore))
 	return row, nil
+}
+
+// killRepeatedly kills the work process r.o.kills times, spread over span,
+// each when it has jobs running (or after 5 s without any), and restarts
+// it each time. It returns the jobs running in it at each kill, the River
+// client ids of the killed processes, and when the last kill was.
+func (r *runner) killRepeatedly(ctx context.Context, span time.Duration) (inFlight []int, killed []string, lastKill time.Time, err error) {
+	for range r.o.kills {
+		if err := harness.Sleep(ctx, span/time.Duration(r.o.kills+1)); err != nil {
+			return inFlight, killed, lastKill, err
+		}
+		clientID, err := riverClientID(r.s.logs[len(r.s.logs)-1])
+		if err != nil {
+			return inFlight, killed, lastKill, err
+		}
+		n := 0
+		for deadline := time.Now().Add(5 * time.Second); n == 0 && time.Now().Before(deadline); {
+			if n, err = r.s.runningIn(ctx, clientID); err != nil {
+				return inFlight, killed, lastKill, err
+			}
+			if n == 0 {
+				if err := harness.Sleep(ctx, 20*time.Millisecond); err != nil {
+					return inFlight, killed, lastKill, err
+				}
+			}
+		}
+		r.s.killWork()
+		lastKill = time.Now()
+		inFlight = append(inFlight, n)
+		killed = append(killed, clientID)
+		r.logf("kill -9 %s with %d jobs running in it", r.s.work.Name, n)
+		if err := r.s.startWork(ctx); err != nil {
+			return inFlight, killed, lastKill, err
+		}
+	}
+	return inFlight, killed, lastKill, nil
 }
 
 // killWindow describes the window in which a kill duplicates an e-mail:

@@ -20,11 +20,15 @@
 //   - smtp-451: mailpit answers 451 to every MAIL FROM for tens of seconds;
 //   - smtp-drop: the relay drops the connection during DATA for a while;
 //   - smtp-550: the relay refuses some recipients with 550;
-//   - postgres: the cluster is restarted (fast shutdown) under load.
+//   - postgres: the cluster is restarted (fast shutdown) under load;
+//   - webhook-kill: `kill -9` of the work process several times while
+//     webhooks go to a receiver in this process (which verifies each with
+//     the Standard Webhooks reference library).
 //
 // For each it counts, from the delivery log and mailpit's messages (matched
-// by their deterministic Message-ID): e-mails delivered, lost, duplicated,
-// and the time to recover. At the end it looks for every name and address
+// by their deterministic Message-ID), or the webhook delivery log and the
+// receiver's requests (matched by webhook-id): deliveries made, lost,
+// duplicated, and the time to recover. At the end it looks for every name and address
 // it used in every aptflow log line. It prints a table and, with -doc,
 // rewrites the generated section of docs/RELIABILITY.md; it exits 1 if
 // anything was lost or a check failed. `make chaos` builds the binary and
@@ -88,7 +92,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.pgLoad, "pg-load", 300, "transitions of the PostgreSQL restart fault")
 	fs.DurationVar(&o.pgDown, "pg-down", 5*time.Second, "how long PostgreSQL stays stopped in its restart")
 	fs.DurationVar(&o.deadline, "deadline", 12*time.Minute, "the whole run stops after this")
-	fs.StringVar(&o.faults, "faults", "", "run only these faults, comma-separated (kill, smtp-451, smtp-drop, smtp-550, postgres)")
+	fs.StringVar(&o.faults, "faults", "", "run only these faults, comma-separated (kill, smtp-451, smtp-drop, smtp-550, postgres, webhook-kill)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

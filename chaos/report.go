@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -16,7 +17,8 @@ import (
 type row struct {
 	Fault, Load  string
 	Tally        tally
-	DupLimit     int // duplicates allowed: one per kill at most
+	DupLimit     int // duplicates allowed: one per kill at most (DupWhy: "kills")
+	DupWhy       string
 	Recovery     time.Duration
 	RecoveryWhat string
 	Took         time.Duration
@@ -90,7 +92,7 @@ func (r *report) markdown() string {
 		t := row.Tally
 		dup := strconv.Itoa(t.Duplicates)
 		if row.DupLimit > 0 {
-			dup += fmt.Sprintf(" (≤ %d kills)", row.DupLimit)
+			dup += fmt.Sprintf(" (≤ %d %s)", row.DupLimit, cmp.Or(row.DupWhy, "kills"))
 		}
 		delivered := fmt.Sprintf("%d/%d", t.Delivered, t.Expected)
 		if t.Failed > 0 {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/aptflow/aptflow/internal/harness"
 	"github.com/aptflow/aptflow/internal/mailpittest"
+	"github.com/aptflow/aptflow/internal/webhooktest"
 )
 
 // chaosDB is the database of the run, in a cluster of its own.
@@ -38,6 +39,10 @@ type stack struct {
 	mpProc *harness.Process
 	mp     *mailpittest.Server
 	relay  *relay
+	// hooks is the webhook receiver, and hooksEnv what lets aptflow reach
+	// it and seal its secret.
+	hooks    *webhooktest.Receiver
+	hooksEnv []string
 
 	serve   *harness.Process
 	work    *harness.Process
@@ -98,6 +103,10 @@ func startStack(ctx context.Context, o options, logf func(string, ...any)) (s *s
 		return s, err
 	}
 	logf("SMTP relay on %s → mailpit", s.relay.addr)
+	if s.hooksEnv, err = s.startReceiver(); err != nil {
+		return s, err
+	}
+	logf("webhook receiver on %s", s.hooks.URL)
 	if err := s.startServe(ctx); err != nil {
 		return s, err
 	}
@@ -171,7 +180,7 @@ func (s *stack) aptflow() harness.Aptflow {
 // that a killed process's jobs come back within the run, and a capped
 // e-mail backoff, so that a short SMTP outage costs seconds.
 func (s *stack) workerEnv() []string {
-	return []string{
+	return append([]string{
 		"SMTP_URL=smtp://" + s.relay.addr + "?tls=none",
 		"MAIL_FROM=" + mailFrom,
 		"JOB_TIMEOUT=10s",
@@ -180,7 +189,7 @@ func (s *stack) workerEnv() []string {
 		"EMAIL_MAX_ATTEMPTS=50",
 		"SHUTDOWN_TIMEOUT=5s",
 		"OPS_BASIC_AUTH=", // metrics and readiness for loopback clients
-	}
+	}, s.hooksEnv...)
 }
 
 // startAptflow starts `aptflow args...` with the workers' configuration
@@ -241,6 +250,9 @@ func (s *stack) close() {
 	s.stopAptflow()
 	if s.relay != nil {
 		s.relay.close()
+	}
+	if s.hooks != nil {
+		s.hooks.Close()
 	}
 	s.mpProc.Stop(syscall.SIGKILL, 0)
 	if s.pool != nil {

@@ -20,7 +20,7 @@ import (
 // fails for an XArgs type of the package missing here.
 var allArgs = []river.JobArgs{
 	jobs.SendEmailArgs{}, jobs.RenderAttestationArgs{}, jobs.NotifyFollowerArgs{},
-	jobs.SendDigestsArgs{}, jobs.ScanStaleArgs{}, jobs.PurgeArgs{},
+	jobs.SendDigestsArgs{}, jobs.ScanStaleArgs{}, jobs.PurgeArgs{}, jobs.DeliverWebhookArgs{},
 }
 
 // TestArgsCarryIDsOnly: River keeps a job's args in river_job, completed

@@ -14,6 +14,7 @@ import (
 	"github.com/riverqueue/river/rivertype"
 
 	"github.com/aptflow/aptflow/jobs/mailer"
+	"github.com/aptflow/aptflow/jobs/webhook"
 	"github.com/aptflow/aptflow/templates"
 	"github.com/aptflow/aptflow/workflow"
 )
@@ -25,6 +26,9 @@ const (
 	QueueAttestation  = "attestation"
 	QueueNotification = "notification"
 	QueueMaintenance  = "maintenance"
+	// QueueWebhook has its own workers: a slow or dead receiver never
+	// holds up an e-mail.
+	QueueWebhook = "webhook"
 )
 
 // Config tunes the River client and the workers.
@@ -52,8 +56,7 @@ type Config struct {
 	// BulkEmailWorkers sizes the bulk e-mail queue (default 5), apart
 	// from EmailWorkers: bulk mail never takes the workers of the e-mails
 	// people wait for. Under BulkRate it is at most the rate, rounded up.
-	// Five keep two processes within PostgreSQL's default 100 connections
-	// (PoolSize) and send a stale scan's reminders at hundreds a second.
+	// Five send a stale scan's reminders at hundreds a second.
 	BulkEmailWorkers int
 	// BulkRate caps the bulk e-mails this process sends, in messages a
 	// second (SMTP_MAX_RATE); 0 means no cap.
@@ -78,6 +81,18 @@ type Config struct {
 	// River's default (100 ms), 4 attestation workers capped acceptances at
 	// 40/s. See docs/PERFORMANCE.md.
 	FetchCooldown time.Duration
+	// WebhookMaxAttempts is how many times a webhook delivery is tried
+	// (WEBHOOK_MAX_ATTEMPTS, default 15: about three days with
+	// WebhookBackoff); WebhookBackoff are the delays before the 2nd, 3rd...
+	// attempt (the last repeats), each ±10 %.
+	WebhookMaxAttempts int
+	WebhookBackoff     []time.Duration
+	// WebhookWorkers sizes the webhook queue; WebhookPerSubscription bounds
+	// the deliveries in flight to one subscription in one process, so that
+	// a receiver that does not answer holds that many workers at most
+	// while the others serve the other receivers.
+	WebhookWorkers         int
+	WebhookPerSubscription int
 	// PeriodicJobs are registered on every process; River's leader enqueues
 	// them, once per cluster.
 	PeriodicJobs []*river.PeriodicJob
@@ -118,6 +133,18 @@ func (c *Config) Defaults() {
 	if c.AttestationWorkers == 0 {
 		c.AttestationWorkers = 8
 	}
+	if c.WebhookMaxAttempts == 0 {
+		c.WebhookMaxAttempts = DefaultWebhookMaxAttempts
+	}
+	if c.WebhookBackoff == nil {
+		c.WebhookBackoff = DefaultWebhookBackoff
+	}
+	if c.WebhookWorkers == 0 {
+		c.WebhookWorkers = 16
+	}
+	if c.WebhookPerSubscription == 0 {
+		c.WebhookPerSubscription = 4
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -126,7 +153,12 @@ func (c *Config) Defaults() {
 // PoolSize is the number of database connections the workers of c need,
 // plus headroom for River's maintenance and the API.
 func (c *Config) PoolSize() int32 {
-	return int32(c.EmailWorkers + bulkWorkers(*c) + c.AttestationWorkers + 4 + 2 + 10)
+	// A webhook worker holds a connection only to read its delivery and
+	// record the answer, not while it waits for the receiver: a quarter of
+	// them. The bulk e-mail workers likewise, and they mostly wait for
+	// their turn (SMTP_MAX_RATE): the e-mail workers' connections and the
+	// headroom serve them.
+	return int32(c.EmailWorkers + c.AttestationWorkers + 4 + 2 + c.WebhookWorkers/4 + 10)
 }
 
 // Deps are what the workers use.
@@ -148,6 +180,9 @@ type Deps struct {
 	Signer AttestationSigner
 	// Metrics, if set, counts e-mails.
 	Metrics *Metrics
+	// Webhooks posts the webhook deliveries; nil: the deliver_webhook
+	// worker is not registered (this process sends no webhook).
+	Webhooks *webhook.Sender
 }
 
 // NewWorkers registers every worker of aptflow.
@@ -174,6 +209,11 @@ func NewWorkers(cfg Config, deps Deps) (*river.Workers, error) {
 	}
 	if err := river.AddWorkerSafely(workers, &PurgeWorker{cfg: cfg, deps: deps}); err != nil {
 		return nil, err
+	}
+	if deps.Webhooks != nil {
+		if err := river.AddWorkerSafely(workers, newDeliverWebhookWorker(cfg, deps)); err != nil {
+			return nil, err
+		}
 	}
 	return workers, nil
 }
@@ -207,6 +247,7 @@ func NewClient(pool *pgxpool.Pool, cfg Config, workers *river.Workers) (*river.C
 			QueueAttestation:  {MaxWorkers: cfg.AttestationWorkers},
 			QueueNotification: {MaxWorkers: 4},
 			QueueMaintenance:  {MaxWorkers: 2},
+			QueueWebhook:      {MaxWorkers: cfg.WebhookWorkers},
 		}
 		rc.PeriodicJobs = cfg.PeriodicJobs
 		rc.Hooks = []rivertype.Hook{&cronRecorder{pool: pool, log: cfg.Logger}}
@@ -273,6 +314,9 @@ func (e *Enqueuer) params(t workflow.Task) (river.InsertManyParams, error) {
 		// same pair's later activity dedupes into it.
 		return river.InsertManyParams{Args: NotifyFollowerArgs{DossierID: t.DossierID, InstructeurID: t.InstructeurID},
 			InsertOpts: &river.InsertOpts{ScheduledAt: time.Now().Add(e.cfg.NotifyCoalesce)}}, nil
+	case workflow.DeliverWebhook:
+		return river.InsertManyParams{Args: DeliverWebhookArgs{DeliveryID: t.DeliveryID, Generation: t.Generation},
+			InsertOpts: &river.InsertOpts{MaxAttempts: e.cfg.WebhookMaxAttempts}}, nil
 	default:
 		return river.InsertManyParams{}, fmt.Errorf("jobs: unknown task %T", t)
 	}

@@ -33,13 +33,21 @@
 //     personal data of the expired dossiers, leaving tombstones; see Purge
 //     and docs/DATA.md. In short batches, idempotent: a rerun does what a
 //     killed run left.
+//   - deliver_webhook (DeliverWebhookArgs): posts one webhook delivery (one
+//     event, one subscription), signed anew on each attempt with the same
+//     webhook-id and body; retried on WebhookBackoff up to
+//     WEBHOOK_MAX_ATTEMPTS; a 410 disables the subscription. At most
+//     WebhookPerSubscription attempts run at once per subscription and
+//     process: a receiver that hangs snoozes its other deliveries instead
+//     of holding the queue's workers. The wire side (signature, SSRF
+//     policy, sealed secrets) is the jobs/webhook package.
 //
 // Queues: QueueEmail, QueueEmailBulk, QueueAttestation, QueueNotification,
-// QueueMaintenance. An e-mail's queue is decided by its kind: bulk mail
-// (workflow.IsBulkMail: stale reminders, digests, retention notices) waits
-// on QueueEmailBulk, with workers of its own, paced by SMTP_MAX_RATE
-// (Config.BulkRate), so that it never holds back the e-mails people wait
-// for on QueueEmail.
+// QueueMaintenance, QueueWebhook. An e-mail's queue is decided by its kind:
+// bulk mail (workflow.IsBulkMail: stale reminders, digests, retention
+// notices) waits on QueueEmailBulk, with workers of its own, paced by
+// SMTP_MAX_RATE (Config.BulkRate), so that it never holds back the e-mails
+// people wait for on QueueEmail.
 //
 // Workers read from the database what they render, but write the domain's
 // tables only through workflow.Service (Deps.Service), in the job's

@@ -95,6 +95,9 @@ func (s *Service) PostMessageTx(ctx context.Context, tx pgx.Tx, dossierID int64,
 		if m.ID, err = s.recordActivity(ctx, tx, dossierID, m.Kind, FromUsager, 0, body, now); err != nil {
 			return nil, err
 		}
+		if err := s.emitTx(ctx, tx, now, messageEvent(cur.procedureID, dossierID, m.ID, FromUsager)); err != nil {
+			return nil, err
+		}
 		return m, nil
 	}
 	if instID == 0 {
@@ -112,7 +115,16 @@ func (s *Service) PostMessageTx(ctx context.Context, tx pgx.Tx, dossierID int64,
 	if err := s.enq.EnqueueTx(ctx, tx, SendEmail{DeliveryID: did, Kind: MailMessageUsager}); err != nil {
 		return nil, fmt.Errorf("enqueue message e-mail of dossier %d: %w", dossierID, err)
 	}
+	if err := s.emitTx(ctx, tx, now, messageEvent(cur.procedureID, dossierID, m.ID, "instructeur")); err != nil {
+		return nil, err
+	}
 	return m, nil
+}
+
+// messageEvent is the webhook event of a message: who wrote it, usager or
+// instructeur, never their address.
+func messageEvent(procedureID, dossierID, messageID int64, from string) webhookEvent {
+	return dossierEvent(WebhookMessageCreated, procedureID, dossierID, "message_id", messageID, "from", from)
 }
 
 // PostAvis adds an expert's opinion (avis) to a dossier; its followers hear
@@ -138,7 +150,8 @@ func (s *Service) PostAvisTx(ctx context.Context, tx pgx.Tx, dossierID int64, ex
 	if err := invalid(fields); err != nil {
 		return nil, err
 	}
-	if _, err := lockDossier(ctx, tx, dossierID); err != nil {
+	cur, err := lockDossier(ctx, tx, dossierID)
+	if err != nil {
 		return nil, err
 	}
 	now := s.opts.Now()
@@ -149,8 +162,10 @@ func (s *Service) PostAvisTx(ctx context.Context, tx pgx.Tx, dossierID int64, ex
 	if err := tx.QueryRow(ctx, `SELECT coalesce((SELECT id FROM instructeurs WHERE email = $1), 0)`, email).Scan(&authorID); err != nil {
 		return nil, fmt.Errorf("expert of dossier %d: %w", dossierID, err)
 	}
-	var err error
 	if m.ID, err = s.recordActivity(ctx, tx, dossierID, ActivityAvis, email, authorID, body, now); err != nil {
+		return nil, err
+	}
+	if err := s.emitTx(ctx, tx, now, dossierEvent(WebhookAvisCreated, cur.procedureID, dossierID, "avis_id", m.ID)); err != nil {
 		return nil, err
 	}
 	return m, nil

@@ -41,8 +41,8 @@ func (s *Service) AttestationPDF(ctx context.Context, dossierID int64) (pdf []by
 // retried job that rendered and signed again (another signing time, other
 // bytes) keeps the first file. stored says whether pdf was stored.
 func (s *Service) StoreAttestation(ctx context.Context, dossierID int64, pdf []byte, signed bool) (stored bool, err error) {
-	err = s.inStatement(ctx, func(q querier) error {
-		stored, err = s.storeAttestation(ctx, q, dossierID, pdf, signed)
+	err = s.inTx(ctx, func(tx pgx.Tx) error {
+		stored, err = s.StoreAttestationTx(ctx, tx, dossierID, pdf, signed)
 		return err
 	})
 	return stored, err
@@ -50,27 +50,32 @@ func (s *Service) StoreAttestation(ctx context.Context, dossierID int64, pdf []b
 
 // StoreAttestationTx is StoreAttestation in the caller's transaction: the
 // render_attestation job stores the PDF, enqueues the acceptance e-mail and
-// completes itself in one transaction.
+// completes itself in one transaction. The PDF stored, it writes the
+// webhook event attestation.ready in tx too: once, with the PDF.
 func (s *Service) StoreAttestationTx(ctx context.Context, tx pgx.Tx, dossierID int64, pdf []byte, signed bool) (stored bool, err error) {
-	return s.storeAttestation(ctx, tx, dossierID, pdf, signed)
-}
-
-func (s *Service) storeAttestation(ctx context.Context, q querier, dossierID int64, pdf []byte, signed bool) (bool, error) {
 	if len(pdf) == 0 {
 		return false, fmt.Errorf("store attestation of dossier %d: empty PDF", dossierID)
 	}
 	sum := sha256.Sum256(pdf)
+	digest := hex.EncodeToString(sum[:])
+	now := s.opts.Now()
 	// A purged dossier's attestation has no PDF either, and must get none:
 	// the dossier's row is share-locked, so that a purge running at that
 	// moment is waited for, and then seen.
-	tag, err := q.Exec(ctx, `
-		WITH live AS (SELECT id FROM dossiers WHERE id = $1 AND deleted_at IS NULL FOR SHARE)
-		UPDATE attestations SET pdf = $2, sha256 = $3, signed = $4, rendered_at = $5
-		WHERE dossier_id = (SELECT id FROM live) AND pdf IS NULL`, dossierID, pdf, hex.EncodeToString(sum[:]), signed, s.opts.Now())
-	if err != nil {
+	var procedureID int64
+	err = tx.QueryRow(ctx, `
+		WITH live AS (SELECT id, procedure_id FROM dossiers WHERE id = $1 AND deleted_at IS NULL FOR SHARE)
+		UPDATE attestations a SET pdf = $2, sha256 = $3, signed = $4, rendered_at = $5
+		FROM live
+		WHERE a.dossier_id = live.id AND a.pdf IS NULL
+		RETURNING live.procedure_id`, dossierID, pdf, digest, signed, now).Scan(&procedureID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, nil
+	} else if err != nil {
 		return false, fmt.Errorf("store attestation of dossier %d: %w", dossierID, err)
 	}
-	return tag.RowsAffected() == 1, nil
+	return true, s.emitTx(ctx, tx, now, dossierEvent(WebhookAttestationReady, procedureID, dossierID,
+		"state", Accepte, "sha256", digest))
 }
 
 // Verification statuses of an attestation (see AttestationStatus).

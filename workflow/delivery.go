@@ -10,8 +10,9 @@ import (
 )
 
 // The delivery log's writes after a delivery is created: what the send_email
-// job learns of its e-mail. Each is one statement, on the pool or, under
-// WithTx or in its Tx form, in the caller's transaction.
+// job learns of its e-mail. Each is one statement (a failure, with its
+// webhook event, one transaction), on the pool or, under WithTx or in its
+// Tx form, in the caller's transaction.
 
 // MaxLastErrorLen bounds the server reply a delivery keeps in last_error,
 // in characters.
@@ -54,16 +55,31 @@ func (s *Service) MarkDeliveryAttemptTx(ctx context.Context, tx pgx.Tx, id int64
 
 // MarkDeliveryFailed records the last attempt at delivery id, failed for
 // reason: the server refused the e-mail for good, or every attempt is
-// spent. The delivery is failed; nothing retries it.
+// spent. The delivery is failed; nothing retries it. An e-mail about a
+// dossier writes the webhook event email.failed (its kind, never its
+// recipient) in the same transaction: the upstream app learns that the
+// applicant, or an instructeur, will not read it.
 func (s *Service) MarkDeliveryFailed(ctx context.Context, id int64, messageID, reason string) error {
-	return s.inStatement(ctx, func(q querier) error {
-		return recordFailure(ctx, q, id, messageID, reason, DeliveryFailed)
-	})
+	return s.inTx(ctx, func(tx pgx.Tx) error { return s.MarkDeliveryFailedTx(ctx, tx, id, messageID, reason) })
 }
 
 // MarkDeliveryFailedTx is MarkDeliveryFailed in the caller's transaction.
 func (s *Service) MarkDeliveryFailedTx(ctx context.Context, tx pgx.Tx, id int64, messageID, reason string) error {
-	return recordFailure(ctx, tx, id, messageID, reason, DeliveryFailed)
+	if err := recordFailure(ctx, tx, id, messageID, reason, DeliveryFailed); err != nil {
+		return err
+	}
+	var dossierID, procedureID *int64
+	var kind string
+	if err := tx.QueryRow(ctx, `
+		SELECT e.dossier_id, d.procedure_id, e.kind FROM email_deliveries e
+		LEFT JOIN dossiers d ON d.id = e.dossier_id WHERE e.id = $1`, id).Scan(&dossierID, &procedureID, &kind); err != nil {
+		return fmt.Errorf("delivery %d: %w", id, err)
+	}
+	if dossierID == nil || procedureID == nil {
+		return nil // a digest or a stale list: no dossier, no procedure to tell
+	}
+	return s.emitTx(ctx, tx, s.opts.Now(), dossierEvent(WebhookEmailFailed, *procedureID, *dossierID,
+		"email_id", id, "kind", kind))
 }
 
 func recordFailure(ctx context.Context, q querier, id int64, messageID, reason, status string) error {

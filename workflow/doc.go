@@ -30,6 +30,13 @@
 //   - delivery.go, attestation.go: what the jobs record (an e-mail sent,
 //     failed or cancelled; the rendered PDF). Workers write the domain's
 //     tables only through the Service.
+//   - webhook.go: the webhooks to upstream apps. Each change that an
+//     upstream app may hear of writes its event, and one delivery per
+//     subscription of its procedure that wants it, in the change's own
+//     transaction (emitTx, or a statement of the transition's batch), and
+//     enqueues their DeliverWebhook tasks there too; the subscriptions'
+//     secrets are sealed by a SecretBox, their URLs checked by a
+//     TargetChecker, both given by the caller (jobs/webhook).
 //   - stale.go, notify.go: the writes of the background work that the jobs
 //     package orchestrates: the stale scan's flags, history rows, reminders
 //     and bookkeeping; the followers' notification and digest cursors. Each

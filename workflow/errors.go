@@ -19,6 +19,11 @@ const (
 	// EDossierSupprime: the dossier was purged (RGPD); the error carries
 	// its tombstone.
 	EDossierSupprime = "dossier_supprime"
+	// EWebhooksNotConfigured: the server has no WEBHOOK_SECRET_KEY.
+	EWebhooksNotConfigured = "webhooks_not_configured"
+	// EWebhookDisabled: the subscription was disabled (its receiver
+	// answered 410 Gone).
+	EWebhookDisabled = "webhook_disabled"
 )
 
 // Error is the one error type of the domain. Code says what kind of failure it

@@ -172,6 +172,49 @@ func TestTabPlans(t *testing.T) {
 	// at the first expiry after it, not at the end of the procedure.
 	tab(bigInst(1), workflow.TabExpirant, first+big*375/1000-50, 50)
 
+	// The webhooks' delivery logs: the big procedure's subscription holds
+	// 100,000 deliveries, the small one's 20.
+	subs := map[int64]int64{}
+	for proc, n := range map[int64]int{bigProc: 100_000, small: 20} {
+		var sub int64
+		if err := s.Pool.QueryRow(ctx, `
+			WITH sub AS (
+				INSERT INTO webhook_subscriptions (procedure_id, url, secret_key_id, secret)
+				VALUES ($1, 'https://upstream.example/hook', 'k', '\x00') RETURNING id
+			), ev AS (
+				INSERT INTO webhook_events (procedure_id, type, data, occurred_at)
+				SELECT $1, 'dossier.state_changed', '{}', now() FROM generate_series(1, $2) RETURNING id
+			), dl AS (
+				INSERT INTO webhook_deliveries (event_id, subscription_id, status, created_at)
+				SELECT ev.id, sub.id, CASE WHEN ev.id % 50 = 0 THEN 'failed' ELSE 'delivered' END, now() FROM ev, sub
+			)
+			SELECT id FROM sub`, proc, n).Scan(&sub); err != nil {
+			t.Fatal(err)
+		}
+		subs[proc] = sub
+	}
+	if _, err := s.Pool.Exec(ctx, `ANALYZE webhook_subscriptions, webhook_events, webhook_deliveries`); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		proc   int64
+		status string
+		rows   int
+	}{{bigProc, "", 100}, {small, "", 20}, {small, workflow.WebhookFailed, 0}, {bigProc, workflow.WebhookFailed, 100}} {
+		t.Run(fmt.Sprintf("ListWebhookDeliveries/%d/%s", c.proc, c.status), func(t *testing.T) {
+			check(t, c.rows, func() (int, error) {
+				l, err := svc.ListWebhookDeliveries(ctx, c.proc, subs[c.proc], workflow.WebhookDeliveryFilter{Status: c.status})
+				return len(l), err
+			})
+		})
+	}
+	t.Run("ListWebhooks", func(t *testing.T) {
+		check(t, 1, func() (int, error) {
+			l, err := svc.ListWebhooks(ctx, small)
+			return len(l), err
+		})
+	})
+
 	// The deletion lists: the big procedure's tombstones, the small one's
 	// (none).
 	for _, p := range []struct {

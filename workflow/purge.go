@@ -44,17 +44,18 @@ func (s *Service) RetentionNotice() time.Duration { return s.opts.RetentionNotic
 // NoticeExpiringTx writes, in tx, the expiry notices (expiration_usager) of
 // the next batch of dossiers that expire after run.At and within
 // RetentionNotice of it, and have not been told yet: it marks them told (expiry_notice_at) and
-// writes one delivery to each applicant. Dossiers locked by a transaction
-// at that moment are left for the next run. It returns the deliveries'
-// ids, for the caller to enqueue in tx, and more = false once the walk is
-// over.
+// writes one delivery to each applicant, and the webhook event
+// dossier.expiring of each (whose deliveries it enqueues in tx). Dossiers
+// locked by a transaction at that moment are left for the next run. It
+// returns the e-mail deliveries' ids, for the caller to enqueue in tx, and
+// more = false once the walk is over.
 func (s *Service) NoticeExpiringTx(ctx context.Context, tx pgx.Tx, run *PurgeRun, batch int) (deliveries []int64, more bool, err error) {
 	// One statement: the candidates come from dossiers_expiry_notice_idx,
 	// locked as they are read; the dossier's expires_at is read when the
 	// e-mail is sent, so an extension in between shows its new date.
 	rows, err := tx.Query(ctx, `
 		WITH due AS (
-			SELECT id, usager_email, expires_at FROM dossiers
+			SELECT id, usager_email, expires_at, procedure_id, state FROM dossiers
 			WHERE deleted_at IS NULL AND expires_at IS NOT NULL AND expiry_notice_at IS NULL
 				AND expires_at <= $1 AND (expires_at, id) > ($2, $3)
 			ORDER BY expires_at, id LIMIT $4
@@ -66,36 +67,55 @@ func (s *Service) NoticeExpiringTx(ctx context.Context, tx pgx.Tx, run *PurgeRun
 			SELECT id, $6, usager_email, $5 FROM due ORDER BY id
 			RETURNING id
 		)
-		SELECT 0, NULL::timestamptz, id FROM sent
+		SELECT 0, NULL::timestamptz, id, NULL::bigint, NULL::text FROM sent
 		UNION ALL
-		(SELECT 1, expires_at, id FROM due ORDER BY expires_at DESC, id DESC LIMIT 1)`,
+		(SELECT 1, expires_at, id, NULL, NULL FROM due ORDER BY expires_at DESC, id DESC LIMIT 1)
+		UNION ALL
+		SELECT 2, expires_at, id, procedure_id, state FROM due`,
 		run.At.Add(s.opts.RetentionNotice), run.noticeAt, run.noticeID, batch, s.opts.Now(), MailExpirationUsager)
 	if err != nil {
 		return nil, false, fmt.Errorf("expiry notices: %w", err)
 	}
 	n := 0
 	var last cursorRow
-	_, err = pgx.ForEachRow(rows, []any{&last.kind, &last.at, &last.id}, func() error {
-		if last.kind == 0 {
+	var events []webhookEvent
+	_, err = pgx.ForEachRow(rows, last.dest(), func() error {
+		switch last.kind {
+		case 0:
 			deliveries = append(deliveries, last.id)
 			n++
-		} else {
+		case 1:
 			run.noticeAt, run.noticeID = *last.at, last.id
+		default:
+			events = append(events, dossierEvent(WebhookDossierExpiring, *last.procedureID, last.id,
+				"state", *last.state, "expires_at", *last.at))
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, false, fmt.Errorf("expiry notices: %w", err)
 	}
+	if err := s.emitTx(ctx, tx, s.opts.Now(), events...); err != nil {
+		return nil, false, err
+	}
 	return deliveries, n == batch, nil
 }
 
-// cursorRow is a row of the purge's statements, which return both what
-// they wrote (kind 0) and the last row of their walk (kind 1).
+// cursorRow is a row of the purge's statements, which return what they
+// wrote (kind 0), the last row of their walk (kind 1), and each dossier
+// they changed, for its webhook event (kind 2, with its procedure and
+// state).
 type cursorRow struct {
-	kind int
-	at   *time.Time
-	id   int64
+	kind        int
+	at          *time.Time
+	id          int64
+	procedureID *int64
+	state       *string
+}
+
+// dest is what a row of kind, at, id, procedure_id, state scans into.
+func (c *cursorRow) dest() []any {
+	return []any{&c.kind, &c.at, &c.id, &c.procedureID, &c.state}
 }
 
 // PurgeExpiredTx purges, in tx, the next batch of dossiers whose expiry is
@@ -121,12 +141,15 @@ type cursorRow struct {
 //     dates, so that the verification page can say « supprimée ».
 //   - idempotency_keys: the stored responses about the dossier are deleted.
 //
-// Nothing is enqueued. The trigger that keeps a decided dossier final lets
-// this transaction through (aptflow.purge), and only this one.
+// Each purged dossier's webhook event dossier.deleted is written, and its
+// deliveries enqueued, in tx: nothing else is. The trigger that keeps a
+// decided dossier final lets this transaction through (aptflow.purge), and
+// only this one.
 func (s *Service) PurgeExpiredTx(ctx context.Context, tx pgx.Tx, run *PurgeRun, batch int) (purged int, more bool, err error) {
 	if _, err := tx.Exec(ctx, `SELECT set_config('aptflow.purge', 'on', true)`); err != nil {
 		return 0, false, fmt.Errorf("purge: %w", err)
 	}
+	now := s.opts.Now()
 	rows, err := tx.Query(ctx, `
 		WITH expired AS (
 			SELECT id, expires_at FROM dossiers
@@ -150,26 +173,36 @@ func (s *Service) PurgeExpiredTx(ctx context.Context, tx pgx.Tx, run *PurgeRun, 
 			UPDATE dossiers d SET demandeur = '{}', usager_email = '', motivation = NULL, stale_since = NULL,
 				deleted_at = $5, deletion_reason = $6
 			FROM expired e WHERE d.id = e.id
-			RETURNING d.id
+			RETURNING d.id, d.procedure_id, d.state
 		)
-		SELECT 0, NULL::timestamptz, count(*) FROM tombstones
+		SELECT 0, NULL::timestamptz, count(*), NULL::bigint, NULL::text FROM tombstones
 		UNION ALL
-		(SELECT 1, expires_at, id FROM expired ORDER BY expires_at DESC, id DESC LIMIT 1)`,
-		run.At, run.purgeAt, run.purgeID, batch, s.opts.Now(), ReasonExpire)
+		(SELECT 1, expires_at, id, NULL, NULL FROM expired ORDER BY expires_at DESC, id DESC LIMIT 1)
+		UNION ALL
+		SELECT 2, NULL, id, procedure_id, state FROM tombstones`,
+		run.At, run.purgeAt, run.purgeID, batch, now, ReasonExpire)
 	if err != nil {
 		return 0, false, fmt.Errorf("purge: %w", err)
 	}
 	var last cursorRow
-	_, err = pgx.ForEachRow(rows, []any{&last.kind, &last.at, &last.id}, func() error {
-		if last.kind == 0 {
+	var events []webhookEvent
+	_, err = pgx.ForEachRow(rows, last.dest(), func() error {
+		switch last.kind {
+		case 0:
 			purged = int(last.id)
-		} else {
+		case 1:
 			run.purgeAt, run.purgeID = *last.at, last.id
+		default:
+			events = append(events, dossierEvent(WebhookDossierDeleted, *last.procedureID, last.id,
+				"state", *last.state, "deleted_at", now, "reason", ReasonExpire))
 		}
 		return nil
 	})
 	if err != nil {
 		return 0, false, fmt.Errorf("purge: %w", err)
+	}
+	if err := s.emitTx(ctx, tx, now, events...); err != nil {
+		return 0, false, err
 	}
 	return purged, purged == batch, nil
 }

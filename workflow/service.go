@@ -25,6 +25,14 @@ type Options struct {
 	// TransitionTx does not call it: only its caller knows whether tx
 	// commits. It must not block.
 	OnTransition func(event Event)
+	// WebhookSecrets seals the webhooks' secrets and WebhookTargets checks
+	// their URLs; without both, no webhook can be created
+	// (EWebhooksNotConfigured).
+	WebhookSecrets SecretBox
+	WebhookTargets TargetChecker
+	// SecretRotationGrace is how long a webhook's previous secret still
+	// signs after a rotation; DefaultSecretRotationGrace when 0.
+	SecretRotationGrace time.Duration
 	// RetentionNotice is how long before its expiry a dossier is announced
 	// to its applicant and listed in the tab expirant;
 	// DefaultRetentionNotice when 0.
@@ -50,6 +58,9 @@ type Service struct {
 func NewService(pool *pgxpool.Pool, enq Enqueuer, opts Options) *Service {
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.SecretRotationGrace == 0 {
+		opts.SecretRotationGrace = DefaultSecretRotationGrace
 	}
 	if opts.RetentionNotice == 0 {
 		opts.RetentionNotice = DefaultRetentionNotice
@@ -333,6 +344,9 @@ func (s *Service) CreateDossierTx(ctx context.Context, tx pgx.Tx, in DossierInpu
 	).Scan(&id); err != nil {
 		return nil, fmt.Errorf("create dossier: %w", err)
 	}
+	if err := s.emitTx(ctx, tx, now, dossierEvent(WebhookDossierCreated, in.ProcedureID, id, "state", EnConstruction)); err != nil {
+		return nil, err
+	}
 	return getDossier(ctx, tx, id, s.opts.PublicURL)
 }
 
@@ -417,6 +431,17 @@ func (s *Service) TransitionTx(ctx context.Context, tx pgx.Tx, id int64, cmd Com
 		}
 		b.Queue(`INSERT INTO attestations (dossier_id, code, created_at) VALUES ($1, $2, $3)`, id, code, now)
 	}
+	// The webhook event, for the subscriptions that want it.
+	emit, err := emitStmt(now, dossierEvent(WebhookDossierStateChanged, cur.procedureID, id,
+		"state", out.To, "previous_state", out.From, "event", cmd.Event))
+	if err != nil {
+		return nil, err
+	}
+	var webhooks []int64
+	emit.queue(b).Query(func(rows pgx.Rows) (err error) {
+		webhooks, err = pgx.CollectRows(rows, pgx.RowTo[int64])
+		return err
+	})
 	// No attestation query: a dossier in transition has no rendered one (an
 	// accepted dossier never moves again; its PDF is rendered after commit).
 	queueDossierLists(b, id, d)
@@ -431,6 +456,8 @@ func (s *Service) TransitionTx(ctx context.Context, tx pgx.Tx, id int64, cmd Com
 	case out.Mail != "":
 		tasks = append(tasks, SendEmail{DeliveryID: deliveryID, Kind: out.Mail})
 	}
+	// One enqueue for the e-mail's job and the webhooks': one round trip.
+	tasks = append(tasks, webhookTasks(webhooks)...)
 	if len(tasks) > 0 {
 		if err := s.enq.EnqueueTx(ctx, tx, tasks...); err != nil {
 			return nil, fmt.Errorf("enqueue jobs of dossier %d: %w", id, err)
@@ -490,6 +517,9 @@ func (s *Service) UpdateDemandeurTx(ctx context.Context, tx pgx.Tx, id int64, pa
 		return nil, fmt.Errorf("update dossier %d: %w", id, err)
 	}
 	if _, err := s.recordActivity(ctx, tx, id, ActivityModification, "usager", 0, "", now); err != nil {
+		return nil, err
+	}
+	if err := s.emitTx(ctx, tx, now, dossierEvent(WebhookDossierModified, cur.procedureID, id, "state", cur.state)); err != nil {
 		return nil, err
 	}
 	return getDossier(ctx, tx, id, s.opts.PublicURL)

@@ -99,8 +99,9 @@ func (s *Service) BeginStaleScan(ctx context.Context, at time.Time) (*StaleScan,
 // candidates of scan (walking the partial index dossiers_stale_scan_live_idx):
 // it locks them (SKIP LOCKED: a dossier in the middle of a transition is
 // left for the next scan, never waited for), sets stale_since = scan.At,
-// writes a history row « signaler_inactif » and the applicant's reminder
-// (stale_usager), and moves the scan's cursor. It returns the reminders'
+// writes a history row « signaler_inactif », the applicant's reminder
+// (stale_usager) and the webhook event dossier.stale (whose deliveries it
+// enqueues in tx), and moves the scan's cursor. It returns the reminders'
 // delivery ids, for the caller to enqueue in tx, and more = false once the
 // candidates are exhausted.
 func (s *Service) FlagStaleTx(ctx context.Context, tx pgx.Tx, scan *StaleScan, batch int) (reminders []int64, more bool, err error) {
@@ -137,7 +138,7 @@ func (s *Service) FlagStaleTx(ctx context.Context, tx pgx.Tx, scan *StaleScan, b
 	// are skipped, not waited for.
 	rows, err = tx.Query(ctx, `
 		WITH eligible AS (
-			SELECT d.id, d.usager_email, p.stale_after_days
+			SELECT d.id, d.procedure_id, d.usager_email, p.stale_after_days
 			FROM dossiers d JOIN procedures p ON p.id = d.procedure_id
 			WHERE d.id = ANY($1) AND d.state = 'en_construction' AND d.stale_since IS NULL AND d.deleted_at IS NULL
 				AND d.last_activity_at < $2::timestamptz - p.stale_after_days * interval '24 hours'
@@ -153,13 +154,23 @@ func (s *Service) FlagStaleTx(ctx context.Context, tx pgx.Tx, scan *StaleScan, b
 		SELECT e.id, $4, e.usager_email, jsonb_build_object('stale_days', e.stale_after_days), $5
 		FROM eligible e JOIN flagged f ON f.id = e.id
 		ORDER BY e.id
-		RETURNING id`, ids, scan.At, EventSignalerInactif, MailStaleUsager, s.opts.Now())
+		RETURNING id, dossier_id, (SELECT procedure_id FROM eligible WHERE eligible.id = dossier_id)`,
+		ids, scan.At, EventSignalerInactif, MailStaleUsager, s.opts.Now())
 	if err != nil {
 		return nil, false, fmt.Errorf("flag stale dossiers: %w", err)
 	}
-	reminders, err = pgx.CollectRows(rows, pgx.RowTo[int64])
-	if err != nil {
+	var events []webhookEvent
+	var reminder, dossier, procedure int64
+	if _, err := pgx.ForEachRow(rows, []any{&reminder, &dossier, &procedure}, func() error {
+		reminders = append(reminders, reminder)
+		events = append(events, dossierEvent(WebhookDossierStale, procedure, dossier,
+			"state", EnConstruction, "stale_since", scan.At))
+		return nil
+	}); err != nil {
 		return nil, false, fmt.Errorf("flag stale dossiers: %w", err)
+	}
+	if err := s.emitTx(ctx, tx, s.opts.Now(), events...); err != nil {
+		return nil, false, err
 	}
 	return reminders, more, nil
 }

@@ -145,9 +145,19 @@ type RenderAttestation struct{ DossierID, DeliveryID int64 }
 // are one e-mail.
 type NotifyFollower struct{ DossierID, InstructeurID int64 }
 
+// DeliverWebhook posts one webhook delivery (one event, one subscription)
+// and retries it with backoff until its receiver takes it. Generation is
+// the delivery's when the task was made (0, then one more per manual
+// retry).
+type DeliverWebhook struct {
+	DeliveryID int64
+	Generation int64
+}
+
 func (SendEmail) task()         {}
 func (RenderAttestation) task() {}
 func (NotifyFollower) task()    {}
+func (DeliverWebhook) task()    {}
 
 // Enqueuer inserts tasks as durable jobs in the caller's transaction: if the
 // transaction rolls back, the jobs never existed.

@@ -86,6 +86,12 @@ func TestEveryMethodUnderWithTx(t *testing.T) {
 	instA := s.Instructeur(proc, "Camille Martin")
 	instB := s.Instructeur(proc, "Dominique Petit")
 	instC := s.Instructeur(proc, "Sacha Bernard") // only SetPreferences touches C
+	// A subscription to every event: each change below writes its
+	// webhook event and delivery too (nothing is sent: no worker runs).
+	hook, err := svc.CreateWebhook(ctx, proc, workflow.WebhookInput{URL: "http://127.0.0.1:9/hooks"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	enConstruction, _ := s.Dossier(proc)
 	enInstruction, _ := s.Dossier(proc)
 	accepte, _ := s.Dossier(proc)
@@ -114,6 +120,12 @@ func TestEveryMethodUnderWithTx(t *testing.T) {
 	if err := s.Pool.QueryRow(ctx, `SELECT id FROM instructeurs WHERE email = $1`, instA).Scan(&instAID); err != nil {
 		t.Fatal(err)
 	}
+	var hookDelivery int64
+	if err := s.Pool.QueryRow(ctx, `SELECT min(id) FROM webhook_deliveries WHERE subscription_id = $1`, hook.ID).Scan(&hookDelivery); err != nil {
+		t.Fatal(err)
+	}
+	newHook := workflow.WebhookInput{URL: "http://127.0.0.1:9/autre", Events: []string{workflow.WebhookDossierCreated}}
+	delivered := workflow.WebhookAttempt{StatusCode: 200}
 	// The purge's runs: ten days before the dossiers' conservation (12
 	// months) ends, every dossier but the one en instruction is to be
 	// announced; a month after, to be purged. An idempotency key to forget.
@@ -275,6 +287,53 @@ func TestEveryMethodUnderWithTx(t *testing.T) {
 			}
 			return err
 		},
+		"CreateWebhook": func(ctx context.Context, _ pgx.Tx) error {
+			_, err := svc.CreateWebhook(ctx, proc, newHook)
+			return err
+		},
+		"CreateWebhookTx": func(ctx context.Context, tx pgx.Tx) error {
+			_, err := svc.CreateWebhookTx(ctx, tx, proc, newHook)
+			return err
+		},
+		"DeleteWebhook":   func(ctx context.Context, _ pgx.Tx) error { return svc.DeleteWebhook(ctx, proc, hook.ID) },
+		"DeleteWebhookTx": func(ctx context.Context, tx pgx.Tx) error { return svc.DeleteWebhookTx(ctx, tx, proc, hook.ID) },
+		"RotateWebhookSecret": func(ctx context.Context, _ pgx.Tx) error {
+			_, err := svc.RotateWebhookSecret(ctx, proc, hook.ID)
+			return err
+		},
+		"RotateWebhookSecretTx": func(ctx context.Context, tx pgx.Tx) error {
+			_, err := svc.RotateWebhookSecretTx(ctx, tx, proc, hook.ID)
+			return err
+		},
+		// A delivered delivery sent again: pending again, its job back.
+		"RetryWebhookDelivery": func(ctx context.Context, tx pgx.Tx) error {
+			if err := svc.RecordWebhookAttemptTx(ctx, tx, hookDelivery, delivered); err != nil {
+				return err
+			}
+			_, err := svc.RetryWebhookDelivery(ctx, proc, hook.ID, hookDelivery)
+			return err
+		},
+		"RetryWebhookDeliveryTx": func(ctx context.Context, tx pgx.Tx) error {
+			if err := svc.RecordWebhookAttemptTx(ctx, tx, hookDelivery, delivered); err != nil {
+				return err
+			}
+			_, err := svc.RetryWebhookDeliveryTx(ctx, tx, proc, hook.ID, hookDelivery)
+			return err
+		},
+		"RecordWebhookAttempt": func(ctx context.Context, _ pgx.Tx) error {
+			return svc.RecordWebhookAttempt(ctx, hookDelivery, delivered)
+		},
+		"RecordWebhookAttemptTx": func(ctx context.Context, tx pgx.Tx) error {
+			return svc.RecordWebhookAttemptTx(ctx, tx, hookDelivery, delivered)
+		},
+		"WebhookGone":   func(ctx context.Context, _ pgx.Tx) error { return svc.WebhookGone(ctx, hookDelivery) },
+		"WebhookGoneTx": func(ctx context.Context, tx pgx.Tx) error { return svc.WebhookGoneTx(ctx, tx, hookDelivery) },
+		"AbandonWebhookDelivery": func(ctx context.Context, _ pgx.Tx) error {
+			return svc.AbandonWebhookDelivery(ctx, hookDelivery, "subscription deleted")
+		},
+		"AbandonWebhookDeliveryTx": func(ctx context.Context, tx pgx.Tx) error {
+			return svc.AbandonWebhookDeliveryTx(ctx, tx, hookDelivery, "subscription deleted")
+		},
 		// The data lifecycle's: an extension, the purge's notices, its
 		// tombstones and the idempotency keys it forgets.
 		"ExtendConservation": func(ctx context.Context, _ pgx.Tx) error {
@@ -346,6 +405,39 @@ func TestEveryMethodUnderWithTx(t *testing.T) {
 			if err == nil && !slices.Contains(ids, instAID) {
 				err = fmt.Errorf("daily instructeurs %v: the one set daily in the transaction is missing", ids)
 			}
+			return err
+		},
+		"ListWebhooks": func(ctx context.Context, tx pgx.Tx) error {
+			if _, err := svc.CreateWebhookTx(ctx, tx, proc, newHook); err != nil {
+				return err
+			}
+			list, err := svc.ListWebhooks(ctx, proc)
+			if err == nil && len(list) != 2 {
+				err = fmt.Errorf("%d webhooks listed, want 2", len(list))
+			}
+			return err
+		},
+		"ListWebhookDeliveries": func(ctx context.Context, tx pgx.Tx) error {
+			if err := svc.RecordWebhookAttemptTx(ctx, tx, hookDelivery, delivered); err != nil {
+				return err
+			}
+			list, err := svc.ListWebhookDeliveries(ctx, proc, hook.ID, workflow.WebhookDeliveryFilter{Status: workflow.WebhookDelivered})
+			if err == nil && len(list) != 1 {
+				err = fmt.Errorf("%d deliveries listed, want the one delivered in the transaction", len(list))
+			}
+			return err
+		},
+		"WebhookSend": func(ctx context.Context, tx pgx.Tx) error {
+			d, err := svc.CreateDossierTx(ctx, tx, newDossier)
+			if err != nil {
+				return err
+			}
+			var id int64
+			if err := tx.QueryRow(ctx, `SELECT d.id FROM webhook_deliveries d JOIN webhook_events e ON e.id = d.event_id
+				WHERE e.data->>'dossier_id' = $1`, fmt.Sprint(d.ID)).Scan(&id); err != nil {
+				return err
+			}
+			_, err = svc.WebhookSend(ctx, id)
 			return err
 		},
 		"Tombstone": func(ctx context.Context, tx pgx.Tx) error {

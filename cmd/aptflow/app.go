@@ -25,6 +25,7 @@ import (
 	"github.com/aptflow/aptflow/internal/redact"
 	"github.com/aptflow/aptflow/jobs"
 	"github.com/aptflow/aptflow/jobs/mailer"
+	"github.com/aptflow/aptflow/jobs/webhook"
 	"github.com/aptflow/aptflow/migrations"
 	"github.com/aptflow/aptflow/templates"
 	"github.com/aptflow/aptflow/templates/attestation"
@@ -82,17 +83,18 @@ func openPool(ctx context.Context, cfg Config, conns int32) (*pgxpool.Pool, erro
 // jobsConfig derives the workers' configuration.
 func jobsConfig(cfg Config, log *slog.Logger) jobs.Config {
 	jc := jobs.Config{
-		JobTimeout:       cfg.JobTimeout,
-		RescueAfter:      cfg.RescueAfter,
-		NotifyCoalesce:   cfg.NotifyCoalesce,
-		EmailMaxAttempts: cfg.EmailMaxAttempts,
-		RetryMax:         cfg.EmailRetryMax,
-		BulkRate:         cfg.SMTPMaxRate,
-		IdempotencyTTL:   cfg.IdempotencyTTL,
-		MailFrom:         cfg.MailFrom,
-		PublicURL:        cfg.PublicURL,
-		PollOnly:         cfg.DatabasePooler == PoolerTransaction,
-		Logger:           log,
+		JobTimeout:         cfg.JobTimeout,
+		RescueAfter:        cfg.RescueAfter,
+		NotifyCoalesce:     cfg.NotifyCoalesce,
+		EmailMaxAttempts:   cfg.EmailMaxAttempts,
+		RetryMax:           cfg.EmailRetryMax,
+		BulkRate:           cfg.SMTPMaxRate,
+		WebhookMaxAttempts: cfg.WebhookMaxAttempts,
+		IdempotencyTTL:     cfg.IdempotencyTTL,
+		MailFrom:           cfg.MailFrom,
+		PublicURL:          cfg.PublicURL,
+		PollOnly:           cfg.DatabasePooler == PoolerTransaction,
+		Logger:             log,
 	}
 	jc.Defaults()
 	return jc
@@ -134,10 +136,15 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, workers bool) (*a
 		transitions.WithLabelValues(string(e))
 	}
 	a.reg.MustRegister(transitions)
+	targets := &webhook.Policy{Allowed: cfg.WebhookAllowedNetworks}
 	opts := workflow.Options{
 		PublicURL:       cfg.PublicURL,
 		OnTransition:    func(e workflow.Event) { transitions.WithLabelValues(string(e)).Inc() },
 		RetentionNotice: cfg.RetentionNotice,
+		WebhookTargets:  targets,
+	}
+	if cfg.WebhookKeys != nil {
+		opts.WebhookSecrets = cfg.WebhookKeys
 	}
 	var rw *river.Workers
 	if workers {
@@ -170,6 +177,7 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, workers bool) (*a
 			Templates:    tpl,
 			Attestations: renderer,
 			Metrics:      jobs.NewMetrics(a.reg),
+			Webhooks:     webhook.NewSender(webhook.SenderOptions{Policy: targets, UserAgent: "aptflow-webhooks/1"}),
 		}
 		// A nil *Signer in the interface would not be a nil Signer.
 		if cfg.Signer != nil {
@@ -204,6 +212,9 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, withAPI bool) erro
 		command = "serve"
 	}
 	log.Info("starting", "command", command, "config", cfg)
+	if cfg.WebhookKeys == nil {
+		log.Warn("webhooks disabled: WEBHOOK_SECRET_KEY is not set (openssl rand -base64 32); creating one answers 503 webhooks_not_configured")
+	}
 	warnDKIM(cfg, log)
 	a, err := newApp(ctx, cfg, log, true)
 	if err != nil {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/aptflow/aptflow/internal/redact"
 	"github.com/aptflow/aptflow/jobs/mailer"
+	"github.com/aptflow/aptflow/jobs/webhook"
 	"github.com/aptflow/aptflow/templates/attestation"
 )
 
@@ -46,6 +47,14 @@ type Config struct {
 	EmailRetryMax    time.Duration
 	SMTPMaxRate      float64 // bulk e-mails a second per process; 0: no cap
 	OpsBasicAuth     string
+	// WebhookMaxAttempts (WEBHOOK_MAX_ATTEMPTS) bounds the tries of one
+	// webhook delivery; WebhookAllowedNetworks (WEBHOOK_ALLOWED_NETWORKS)
+	// may be called although not public, over http:// too; WebhookKeys
+	// (WEBHOOK_SECRET_KEY) seal the webhooks' secrets, nil when unset (no
+	// webhook can then be created).
+	WebhookMaxAttempts     int
+	WebhookAllowedNetworks []netip.Prefix
+	WebhookKeys            *webhook.Keyring
 	// DKIM signs every e-mail, or is nil (DKIM_DOMAIN, DKIM_SELECTOR and
 	// DKIM_PRIVATE_KEY unset); DKIMKeyFile is the key's path, for the log.
 	DKIM           *mailer.DKIM
@@ -142,6 +151,7 @@ func loadConfig(getenv func(string) string) (Config, error) {
 			c.SMTPMaxRate = r
 		}
 	}
+	errs = append(errs, c.loadWebhooks(getenv)...)
 	if getenv("TRUST_PROXY") != "" {
 		// Refused rather than ignored: behind a proxy, every client would
 		// then share the proxy's address (and its rate limit).
@@ -259,6 +269,9 @@ func (c Config) LogValue() slog.Value {
 		slog.String("email_retry_max", c.EmailRetryMax.String()),
 		slog.Float64("smtp_max_rate", c.SMTPMaxRate),
 		slog.Bool("ops_basic_auth", c.OpsBasicAuth != ""),
+		slog.Int("webhook_max_attempts", c.WebhookMaxAttempts),
+		slog.Any("webhook_allowed_networks", c.WebhookAllowedNetworks),
+		slog.Bool("webhook_secret_key", c.WebhookKeys != nil),
 		slog.String("dkim", c.dkimSummary()),
 		slog.Any("trusted_proxies", c.TrustedProxies),
 		slog.String("log_format", c.LogFormat),

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/aptflow/aptflow/internal/dbtest"
 	"github.com/aptflow/aptflow/internal/mailpittest"
+	"github.com/aptflow/aptflow/internal/webhooktest"
 	"github.com/aptflow/aptflow/workflow"
 )
 
@@ -223,6 +225,14 @@ func TestUpgradeFromLastRelease(t *testing.T) {
 		}
 	}
 
+	// Migration 00007 adds the webhook tables, empty: it writes nothing
+	// about the old data (no event for what happened before it).
+	for _, table := range []string{"webhook_subscriptions", "webhook_events", "webhook_deliveries"} {
+		var n int
+		if err := db.QueryRow(ctx, `SELECT count(*) FROM `+table).Scan(&n); err != nil || n != 0 {
+			t.Errorf("%s after the upgrade: %d rows (%v)", table, n, err)
+		}
+	}
 	// The data lifecycle (migration 6): the old procedure keeps dossiers
 	// the default 12 months; each old dossier expires 12 months (on the
 	// Paris calendar) after its decision, or after its applicant's last
@@ -270,6 +280,8 @@ func TestUpgradeFromLastRelease(t *testing.T) {
 	// The new code serves what the old one wrote, and runs its jobs.
 	mp := mailpittest.Start(t)
 	e := baseEnv(t, url, mp.SMTPURL())
+	e["WEBHOOK_SECRET_KEY"] = base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{9}, 32))
+	e["WEBHOOK_ALLOWED_NETWORKS"] = "127.0.0.0/8"
 	base := "http://" + e["HTTP_ADDR"]
 	startRun(t, e, base, "serve")
 	c := &demoClient{base: base, token: releaseToken, http: &http.Client{Timeout: 30 * time.Second}}
@@ -412,5 +424,36 @@ func TestUpgradeFromLastRelease(t *testing.T) {
 	}
 	if !strings.Contains(msg.Text, "Dossier complet.") {
 		t.Errorf("the acceptance lost its motivation:\n%s", msg.Text)
+	}
+
+	// The old release's procedure takes a webhook with the old release's
+	// token, and the old data's changes are sent, signed.
+	var dossier, procedure int64
+	var instructeur string
+	if err := db.QueryRow(ctx, `
+		SELECT d.id, d.procedure_id, i.email FROM dossiers d
+		JOIN procedure_instructeurs pi ON pi.procedure_id = d.procedure_id
+		JOIN instructeurs i ON i.id = pi.instructeur_id
+		WHERE d.state = 'en_construction' ORDER BY d.id, i.id LIMIT 1`).Scan(&dossier, &procedure, &instructeur); err != nil {
+		t.Fatalf("fixture: no dossier en construction: %v", err)
+	}
+	rcv := webhooktest.Start(nil)
+	t.Cleanup(rcv.Close)
+	var hook struct{ Secret string }
+	if err := c.do(ctx, "POST", fmt.Sprintf("/v1/procedures/%d/webhooks", procedure), map[string]any{"url": rcv.URL}, &hook); err != nil {
+		t.Fatal(err)
+	}
+	if err := rcv.SetSecret(hook.Secret); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.do(ctx, "POST", fmt.Sprintf("/v1/dossiers/%d/events", dossier), map[string]any{"event": "passer_en_instruction", "instructeur": instructeur}, nil); err != nil {
+		t.Fatal(err)
+	}
+	got, err := rcv.Wait(time.Minute, func(ds []webhooktest.Delivery) bool { return len(ds) >= 1 })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := got[0]; d.Type != "dossier.state_changed" || d.DossierID() != dossier || d.Data["state"] != "en_instruction" || d.Verified != nil {
+		t.Errorf("delivery %s %s (verified: %v)", d.Type, d.Body, d.Verified)
 	}
 }

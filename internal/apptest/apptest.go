@@ -7,12 +7,16 @@ package apptest
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os/exec"
 	"strings"
 	"sync"
@@ -31,6 +35,7 @@ import (
 	"github.com/aptflow/aptflow/internal/openapitest"
 	"github.com/aptflow/aptflow/jobs"
 	"github.com/aptflow/aptflow/jobs/mailer"
+	"github.com/aptflow/aptflow/jobs/webhook"
 	"github.com/aptflow/aptflow/templates"
 	"github.com/aptflow/aptflow/templates/attestation"
 	"github.com/aptflow/aptflow/workflow"
@@ -52,6 +57,19 @@ type Options struct {
 	Logs io.Writer
 	// WrapRenderer wraps the attestation renderer, to inject faults.
 	WrapRenderer func(jobs.AttestationRenderer) jobs.AttestationRenderer
+	// Webhooks is the policy subscriptions are checked against; nil: the
+	// loopback is allowed (WEBHOOK_ALLOWED_NETWORKS=127.0.0.0/8), where
+	// the tests' receivers listen. WebhookSender, if set, is the policy
+	// of the connections instead: a subscription made under one policy,
+	// delivered under another.
+	Webhooks      *webhook.Policy
+	WebhookSender *webhook.Policy
+	// WebhookTimeout bounds a delivery (webhook.DefaultTimeout when 0);
+	// WebhookTLS is the client's TLS configuration (a test's TLS server).
+	WebhookTimeout time.Duration
+	WebhookTLS     *tls.Config
+	// NoWebhookSecrets runs the stack as without WEBHOOK_SECRET_KEY.
+	NoWebhookSecrets bool
 	// Signer signs the attestations (nil: unsigned).
 	Signer jobs.AttestationSigner
 	// WrapHandler wraps the API's handler, to inject faults.
@@ -130,6 +148,9 @@ func Start(t testing.TB, opts Options) *Stack {
 	if jc.FetchPollInterval == 0 {
 		jc.FetchPollInterval = 100 * time.Millisecond
 	}
+	if jc.WebhookBackoff == nil {
+		jc.WebhookBackoff = []time.Duration{200 * time.Millisecond}
+	}
 	// The server is created first so that its URL is the public URL.
 	var handler http.Handler = http.NotFoundHandler()
 	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
@@ -140,7 +161,14 @@ func Start(t testing.TB, opts Options) *Stack {
 	jc.Logger = log
 	jc.Defaults()
 
-	svcOpts := workflow.Options{PublicURL: s.Server.URL, Now: opts.Now}
+	policy := opts.Webhooks
+	if policy == nil {
+		policy = &webhook.Policy{Allowed: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}
+	}
+	svcOpts := workflow.Options{PublicURL: s.Server.URL, Now: opts.Now, WebhookTargets: policy}
+	if !opts.NoWebhookSecrets {
+		svcOpts.WebhookSecrets = NewKeyring(t)
+	}
 	var workers *river.Workers
 	if !opts.NoWorkers {
 		tpl, err := templates.Load()
@@ -161,8 +189,14 @@ func Start(t testing.TB, opts Options) *Stack {
 		}
 		// The workers' Service inserts jobs with the client that runs
 		// them, which needs the workers first.
+		sendPolicy := opts.WebhookSender
+		if sendPolicy == nil {
+			sendPolicy = policy
+		}
+		sender := webhook.NewSender(webhook.SenderOptions{Policy: sendPolicy, Timeout: opts.WebhookTimeout, TLS: opts.WebhookTLS})
 		workers, err = jobs.NewWorkers(jc, jobs.Deps{Service: workflow.NewService(s.Pool, jobs.NewEnqueuer(nil, jc), svcOpts),
-			Pool: s.Pool, Mailer: m, Templates: tpl, Attestations: renderer, Signer: opts.Signer, Metrics: jobs.NewMetrics(s.Registry)})
+			Pool: s.Pool, Mailer: m, Templates: tpl, Attestations: renderer, Signer: opts.Signer, Metrics: jobs.NewMetrics(s.Registry),
+			Webhooks: sender})
 		if err != nil {
 			t.Fatalf("workers: %v", err)
 		}
@@ -193,6 +227,21 @@ func Start(t testing.TB, opts Options) *Stack {
 		t.Fatalf("token: %v", err)
 	}
 	return s
+}
+
+// NewKeyring returns a keyring with one new random key, as
+// WEBHOOK_SECRET_KEY would give.
+func NewKeyring(t testing.TB) *webhook.Keyring {
+	t.Helper()
+	key := make([]byte, webhook.KeySize)
+	if _, err := rand.Read(key); err != nil {
+		t.Fatal(err)
+	}
+	k, err := webhook.ParseKeyring(base64.StdEncoding.EncodeToString(key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
 }
 
 // Response is an HTTP response with its body read.
