@@ -248,29 +248,32 @@ func (sc *scale) writes(ctx context.Context, st *scaleStage, p procedure) error 
 }
 
 // webhookWrites measures the webhooks' write routes of p, n of each:
-// subscriptions created then deleted (so that they add no deliveries), and
-// retries of its subscription's latest deliveries.
+// subscriptions created then deleted at once (a procedure has at most 20,
+// and they would add deliveries), and retries of its subscription's latest
+// deliveries.
 func (sc *scale) webhookWrites(ctx context.Context, st *scaleStage, p procedure, n int) error {
 	hooks := "/v1/procedures/" + strconv.FormatInt(p.ID, 10) + "/webhooks"
-	ids := make([]int64, n)
-	if err := timed(ctx, st, "POST /v1/procedures/{id}/webhooks", p, n, func(ctx context.Context, i int) error {
-		body, err := sc.call(ctx, http.StatusCreated, http.MethodPost, hooks,
-			map[string]any{"url": sc.s.hooks.URL, "events": []string{workflow.WebhookDossierStateChanged}}, nil)
-		if err != nil {
+	for range n {
+		var id int64
+		if err := timed(ctx, st, "POST /v1/procedures/{id}/webhooks", p, 1, func(ctx context.Context, _ int) error {
+			body, err := sc.call(ctx, http.StatusCreated, http.MethodPost, hooks,
+				map[string]any{"url": sc.s.hooks.URL, "events": []string{workflow.WebhookDossierStateChanged}}, nil)
+			if err != nil {
+				return err
+			}
+			var h struct{ ID int64 }
+			err = json.Unmarshal(body, &h)
+			id = h.ID
+			return err
+		}); err != nil {
 			return err
 		}
-		var h struct{ ID int64 }
-		err = json.Unmarshal(body, &h)
-		ids[i] = h.ID
-		return err
-	}); err != nil {
-		return err
-	}
-	if err := timed(ctx, st, "DELETE /v1/procedures/{id}/webhooks/{wid}", p, n, func(ctx context.Context, i int) error {
-		_, err := sc.call(ctx, http.StatusNoContent, http.MethodDelete, hooks+"/"+strconv.FormatInt(ids[i], 10), nil, nil)
-		return err
-	}); err != nil {
-		return err
+		if err := timed(ctx, st, "DELETE /v1/procedures/{id}/webhooks/{wid}", p, 1, func(ctx context.Context, _ int) error {
+			_, err := sc.call(ctx, http.StatusNoContent, http.MethodDelete, hooks+"/"+strconv.FormatInt(id, 10), nil, nil)
+			return err
+		}); err != nil {
+			return err
+		}
 	}
 	rows, _ := sc.s.pool.Query(ctx, `SELECT id FROM webhook_deliveries WHERE subscription_id = $1 ORDER BY id DESC LIMIT $2`, p.Webhook, n)
 	dids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
