@@ -21,7 +21,7 @@ GOFILES = find . \( -path ./var -o -path ./bin -o -path ./.git \) -prune -o -nam
 
 help: ## List the targets
 	@echo "Usage: make TARGET"
-	@awk 'BEGIN { FS = ":.*## " } /^[a-zA-Z_-]+:.*## / { printf "  %-10s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
+	@awk 'BEGIN { FS = ":.*## " } /^[a-zA-Z_-]+:.*## / { printf "  %-12s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
 
 build: ## Build bin/aptflow
 	$(GO) build -o bin/aptflow ./cmd/aptflow
@@ -88,6 +88,18 @@ bench: build ## Measure throughput, latency and memory next to their ceilings; u
 	MAILPIT=$$(./scripts/ensure-mailpit.sh); export MAILPIT; \
 	BENCH_COMMAND="make bench$(if $(BENCH_FLAGS), BENCH_FLAGS='$(BENCH_FLAGS)')"; export BENCH_COMMAND; \
 	$(GO) run ./bench -admin-url "$$admin" -aptflow bin/aptflow -doc docs/PERFORMANCE.md $(BENCH_FLAGS)
+
+# bench-scale (bench/scale*.go) starts the same stack on a database
+# aptflow_scale, seeds 200,000 then 2,000,000 dossiers by SQL over 100
+# procedures, and measures every route at each size, the small procedure's
+# and the big one's, then a decision's e-mail behind 50,000 reminders. It
+# takes 20 to 40 minutes and about 6 GB of disk on a 2-core machine.
+# BENCH_SCALE_FLAGS passes flags to it, e.g. BENCH_SCALE_FLAGS='-sizes 0,20000'.
+bench-scale: build ## Measure every route at 0, 200,000 and 2,000,000 dossiers, and decisions behind bulk mail; update docs/PERFORMANCE.md
+	@admin=$$(./scripts/ensure-postgres.sh); \
+	MAILPIT=$$(./scripts/ensure-mailpit.sh); export MAILPIT; \
+	BENCH_COMMAND="make bench-scale$(if $(BENCH_SCALE_FLAGS), BENCH_SCALE_FLAGS='$(BENCH_SCALE_FLAGS)')"; export BENCH_COMMAND; \
+	$(GO) run ./bench scale -admin-url "$$admin" -aptflow bin/aptflow -doc docs/PERFORMANCE.md $(BENCH_SCALE_FLAGS)
 
 # The fault suite (chaos/, not a command of aptflow) starts its own stack: a
 # throwaway PostgreSQL cluster on 127.0.0.1:5433 (scripts/local-postgres.sh, in

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/aptflow/aptflow/internal/harness"
-	"github.com/aptflow/aptflow/internal/mailpittest"
 	"github.com/aptflow/aptflow/jobs"
 	"github.com/aptflow/aptflow/workflow"
 )
@@ -38,18 +37,13 @@ const phaseTimeout = 2 * time.Minute
 // failed: a failed phase is noted in the report and the others still run.
 func (b *bench) run(ctx context.Context) (*report, error) {
 	rep := &report{Command: b.o.command, Clients: b.o.clients, Started: time.Now(), HeavyRateSet: b.o.heavyRate != 0}
-	rep.Machine = harness.MachineInfo()
-	rep.Machine.Mailpit = mailpittest.Version
 	rep.Revision = revision()
-	s, err := startStack(ctx, b.o, b.logf)
+	s, m, err := startMeasured(ctx, b.o, b.logf)
 	if err != nil {
 		return nil, err
 	}
 	defer s.close()
-	b.s = s
-	if err := s.pool.QueryRow(ctx, `SHOW server_version`).Scan(&rep.Machine.Postgres); err != nil {
-		return nil, err
-	}
+	b.s, rep.Machine = s, m
 	if err := s.setup(ctx); err != nil {
 		return nil, fmt.Errorf("setup through the API: %w", err)
 	}

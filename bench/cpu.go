@@ -76,7 +76,7 @@ func machineBusy() time.Duration {
 func (s *stack) postgresPids(ctx context.Context) []int {
 	rows, err := s.pool.Query(ctx, `
 		SELECT pid FROM pg_stat_activity
-		WHERE datname = $1 OR backend_type IN ('walwriter', 'checkpointer', 'background writer')`, benchDB)
+		WHERE datname = $1 OR backend_type IN ('walwriter', 'checkpointer', 'background writer')`, s.o.database)
 	if err != nil {
 		return nil
 	}
@@ -114,7 +114,7 @@ func (m *cpuMeter) sample(start *cpuSample) cpuSample {
 	c.benchCP = procCPU(os.Getpid())
 	// Statistics lag up to a second behind the backends; over a phase of
 	// seconds that is noise.
-	_ = m.s.pool.QueryRow(m.ctx, `SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = $1`, benchDB).Scan(&c.commits)
+	_ = m.s.pool.QueryRow(m.ctx, `SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = $1`, m.s.o.database).Scan(&c.commits)
 	for _, pid := range m.s.postgresPids(m.ctx) {
 		t := procCPU(pid)
 		c.backends[pid] = t

@@ -55,14 +55,19 @@ type options struct {
 	doc        string
 	profileDir string
 	keep       bool
-	phases     string // comma-separated phase names to run; empty: all
-	command    string // how the run was started, for the report
+	database   string   // created and dropped by the run
+	env        []string // aptflow's configuration beyond the stack's
+	phases     string   // comma-separated phase names to run; empty: all
+	command    string   // how the run was started, for the report
 }
 
 func main() { harness.Main("bench", run) }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var o options
+	if len(args) > 0 && args[0] == "scale" {
+		return runScale(ctx, args[1:], stdout, stderr)
+	}
+	o := options{database: benchDB}
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.adminURL, "admin-url", os.Getenv("BENCH_ADMIN_URL"), "PostgreSQL URL of a role that may create databases (scripts/ensure-postgres.sh prints one)")

@@ -104,12 +104,8 @@ func ms(d time.Duration) string {
 // pasted as is into docs/PERFORMANCE.md.
 func (r *report) table() string {
 	var b strings.Builder
-	m := r.Machine
-	fmt.Fprintf(&b, "Measured %s in %s.\n\n", r.Started.UTC().Format("2006-01-02 15:04 MST"), r.Elapsed.Round(time.Second))
-	fmt.Fprintf(&b, "- Machine: %s, %d cores (GOMAXPROCS %d), %.1f GiB RAM, %s\n", m.CPU, m.Cores, m.GOMAXPROCS, float64(m.Memory)/(1<<30), m.Kernel)
-	fmt.Fprintf(&b, "- Software: %s, PostgreSQL %s, mailpit %s, all on this machine, over loopback\n", m.Go, m.Postgres, m.Mailpit)
-	fmt.Fprintf(&b, "- Load average (1 min) at start / end: %s / %s (the bench's own load included at the end; above ~0.5 at start, other work shares the cores)\n", m.LoadBefore, m.LoadAfter)
-	fmt.Fprintf(&b, "- Command: `%s`, aptflow built from %s\n\n", r.Command, r.Revision)
+	runHeader(&b, r.Started, r.Elapsed, r.Machine, r.Command, r.Revision)
+	b.WriteString("\n")
 
 	b.WriteString("| what | measured | against | ratio | target | |\n|---|---:|---|---:|---|---|\n")
 	row := func(what, measured, against, ratio, target, ok string) {
@@ -204,4 +200,14 @@ func (r *report) table() string {
 		}
 	}
 	return b.String()
+}
+
+// runHeader writes the lines a report starts with: when the run was, on
+// what, and how it was started.
+func runHeader(b *strings.Builder, started time.Time, elapsed time.Duration, m harness.Machine, command, revision string) {
+	fmt.Fprintf(b, "Measured %s in %s.\n\n", started.UTC().Format("2006-01-02 15:04 MST"), elapsed.Round(time.Second))
+	fmt.Fprintf(b, "- Machine: %s, %d cores (GOMAXPROCS %d), %.1f GiB RAM, %s\n", m.CPU, m.Cores, m.GOMAXPROCS, float64(m.Memory)/(1<<30), m.Kernel)
+	fmt.Fprintf(b, "- Software: %s, PostgreSQL %s, mailpit %s, all on this machine, over loopback\n", m.Go, m.Postgres, m.Mailpit)
+	fmt.Fprintf(b, "- Load average (1 min) at start / end: %s / %s (the run's own load included at the end; above ~0.5 at start, other work shares the cores)\n", m.LoadBefore, m.LoadAfter)
+	fmt.Fprintf(b, "- Command: `%s`, aptflow built from %s\n", command, revision)
 }

@@ -19,7 +19,8 @@ import (
 	"github.com/aptflow/aptflow/internal/webhooktest"
 )
 
-// benchDB is the database the bench creates, and drops, on each run.
+// benchDB is the database the bench creates, and drops, on each run;
+// bench-scale's is scaleDB.
 const benchDB = "aptflow_bench"
 
 // stack is the running system under measurement: a database, a mailpit and
@@ -61,10 +62,10 @@ func startStack(ctx context.Context, o options, logf func(string, ...any)) (s *s
 	if s.tmp, err = os.MkdirTemp("", "aptflow-bench-"); err != nil {
 		return s, err
 	}
-	if s.dbURL, err = harness.CreateDatabase(ctx, o.adminURL, benchDB); err != nil {
+	if s.dbURL, err = harness.CreateDatabase(ctx, o.adminURL, o.database); err != nil {
 		return s, err
 	}
-	logf("database %s created", benchDB)
+	logf("database %s created", o.database)
 	token, err := s.aptflow().Prepare(ctx, "bench")
 	if err != nil {
 		return s, err
@@ -112,7 +113,7 @@ func (s *stack) startAptflow(ctx context.Context, token string, extraEnv []strin
 		"PUBLIC_URL=" + s.apiURL,
 		"SMTP_URL=smtp://" + s.mp.SMTPAddr,
 		"OPS_BASIC_AUTH=", // ops endpoints (pprof) answer loopback clients
-	}, extraEnv...), "serve")
+	}, append(extraEnv, s.o.env...)...), "serve")
 	if err != nil {
 		return err
 	}
@@ -137,8 +138,8 @@ func (s *stack) close() {
 	if s.dbURL != "" && !s.o.keep {
 		// Not the run's context: it may be the one that ran out.
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		if err := harness.DropDatabase(ctx, s.o.adminURL, benchDB); err != nil {
-			s.logf("drop %s: %v", benchDB, err)
+		if err := harness.DropDatabase(ctx, s.o.adminURL, s.o.database); err != nil {
+			s.logf("drop %s: %v", s.o.database, err)
 		}
 		cancel()
 	}
@@ -167,18 +168,7 @@ func (s *stack) setup(ctx context.Context) error {
 	if err := s.api.Call(ctx, http.StatusCreated, http.MethodPost, "/v1/dossiers", map[string]any{
 		"procedure_id": s.procedureID,
 		"usager_email": "modele@bench.localhost",
-		"demandeur": map[string]any{
-			"nom": "Dupré", "prenom": "Élodie",
-			"date_naissance": "2003-04-12", "lieu_naissance": "Montréal (Canada)", "nationalite": "canadienne",
-			"titre_sejour":  map[string]any{"numero": "6912345678", "expire_le": "2031-09-30"},
-			"etablissement": "Université Lumière Lyon 2",
-			"employeur": map[string]any{
-				"raison_sociale": "Boulangerie Œuvre & Fils", "siret": "73282932000074",
-				"adresse": "3 place Bellecour, 69002 Lyon",
-			},
-			"emploi": "vendeuse en boulangerie", "heures_hebdo": 17.5,
-			"date_debut": "2030-12-01", "date_fin": "2031-06-30",
-		},
+		"demandeur":    demandeur(),
 	}, &created); err != nil {
 		return err
 	}
@@ -279,4 +269,37 @@ func procStatusBytes(pid int, key string) (int64, error) {
 		}
 	}
 	return 0, fmt.Errorf("/proc/%d/status: no %s", pid, key)
+}
+
+// demandeur is the APT request of the dossiers the bench creates through
+// the API, which those it seeds copy.
+func demandeur() map[string]any {
+	return map[string]any{
+		"nom": "Dupré", "prenom": "Élodie",
+		"date_naissance": "2003-04-12", "lieu_naissance": "Montréal (Canada)", "nationalite": "canadienne",
+		"titre_sejour":  map[string]any{"numero": "6912345678", "expire_le": "2031-09-30"},
+		"etablissement": "Université Lumière Lyon 2",
+		"employeur": map[string]any{
+			"raison_sociale": "Boulangerie Œuvre & Fils", "siret": "73282932000074",
+			"adresse": "3 place Bellecour, 69002 Lyon",
+		},
+		"emploi": "vendeuse en boulangerie", "heures_hebdo": 17.5,
+		"date_debut": "2030-12-01", "date_fin": "2031-06-30",
+	}
+}
+
+// startMeasured starts the stack and describes what the run measures on:
+// the machine, PostgreSQL's and mailpit's versions.
+func startMeasured(ctx context.Context, o options, logf func(string, ...any)) (*stack, harness.Machine, error) {
+	m := harness.MachineInfo()
+	m.Mailpit = mailpittest.Version
+	s, err := startStack(ctx, o, logf)
+	if err != nil {
+		return nil, m, err
+	}
+	if err := s.pool.QueryRow(ctx, `SHOW server_version`).Scan(&m.Postgres); err != nil {
+		s.close()
+		return nil, m, err
+	}
+	return s, m, nil
 }

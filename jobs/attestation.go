@@ -93,9 +93,9 @@ func (w *RenderAttestationWorker) Work(ctx context.Context, job *river.Job[Rende
 			}
 		}
 		if job.Args.DeliveryID != 0 {
+			e := emailJob(job.Args.DeliveryID, workflow.MailAccepte, w.cfg)
 			client := river.ClientFromContext[pgx.Tx](ctx)
-			if _, err := client.InsertTx(ctx, tx, SendEmailArgs{DeliveryID: job.Args.DeliveryID},
-				&river.InsertOpts{MaxAttempts: w.cfg.EmailMaxAttempts}); err != nil {
+			if _, err := client.InsertTx(ctx, tx, e.Args, e.InsertOpts); err != nil {
 				return fmt.Errorf("enqueue acceptance e-mail of dossier %d: %w", id, err)
 			}
 		}

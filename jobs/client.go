@@ -22,6 +22,7 @@ import (
 // Queue names.
 const (
 	QueueEmail        = "email"
+	QueueEmailBulk    = "email_bulk" // bulk mail: workflow.IsBulkMail
 	QueueAttestation  = "attestation"
 	QueueNotification = "notification"
 	QueueMaintenance  = "maintenance"
@@ -52,6 +53,14 @@ type Config struct {
 	// them idle (docs/PERFORMANCE.md).
 	EmailWorkers       int
 	AttestationWorkers int
+	// BulkEmailWorkers sizes the bulk e-mail queue (default 5), apart
+	// from EmailWorkers: bulk mail never takes the workers of the e-mails
+	// people wait for. Under BulkRate it is at most the rate, rounded up.
+	// Five send a stale scan's reminders at hundreds a second.
+	BulkEmailWorkers int
+	// BulkRate caps the bulk e-mails this process sends, in messages a
+	// second (SMTP_MAX_RATE); 0 means no cap.
+	BulkRate float64
 	// StaleListMax is how many dossiers an instructeur's stale e-mail lists
 	// at most (default 100); it counts the others. The first scan over a
 	// large backlog would otherwise send e-mails of thousands of lines.
@@ -115,6 +124,9 @@ func (c *Config) Defaults() {
 	if c.EmailWorkers == 0 {
 		c.EmailWorkers = 20
 	}
+	if c.BulkEmailWorkers == 0 {
+		c.BulkEmailWorkers = 5
+	}
 	if c.StaleListMax == 0 {
 		c.StaleListMax = 100
 	}
@@ -143,7 +155,9 @@ func (c *Config) Defaults() {
 func (c *Config) PoolSize() int32 {
 	// A webhook worker holds a connection only to read its delivery and
 	// record the answer, not while it waits for the receiver: a quarter of
-	// them.
+	// them. The bulk e-mail workers likewise, and they mostly wait for
+	// their turn (SMTP_MAX_RATE): the e-mail workers' connections and the
+	// headroom serve them.
 	return int32(c.EmailWorkers + c.AttestationWorkers + 4 + 2 + c.WebhookWorkers/4 + 10)
 }
 
@@ -178,7 +192,7 @@ func NewWorkers(cfg Config, deps Deps) (*river.Workers, error) {
 	}
 	cfg.Defaults()
 	workers := river.NewWorkers()
-	if err := river.AddWorkerSafely(workers, &SendEmailWorker{cfg: cfg, deps: deps}); err != nil {
+	if err := river.AddWorkerSafely(workers, &SendEmailWorker{cfg: cfg, deps: deps, pacer: newPacer(cfg.BulkRate)}); err != nil {
 		return nil, err
 	}
 	if err := river.AddWorkerSafely(workers, &RenderAttestationWorker{cfg: cfg, deps: deps}); err != nil {
@@ -229,6 +243,7 @@ func NewClient(pool *pgxpool.Pool, cfg Config, workers *river.Workers) (*river.C
 		rc.Workers = workers
 		rc.Queues = map[string]river.QueueConfig{
 			QueueEmail:        {MaxWorkers: cfg.EmailWorkers},
+			QueueEmailBulk:    {MaxWorkers: bulkWorkers(cfg)},
 			QueueAttestation:  {MaxWorkers: cfg.AttestationWorkers},
 			QueueNotification: {MaxWorkers: 4},
 			QueueMaintenance:  {MaxWorkers: 2},
@@ -291,8 +306,7 @@ func (e *Enqueuer) EnqueueTx(ctx context.Context, tx pgx.Tx, tasks ...workflow.T
 func (e *Enqueuer) params(t workflow.Task) (river.InsertManyParams, error) {
 	switch t := t.(type) {
 	case workflow.SendEmail:
-		return river.InsertManyParams{Args: SendEmailArgs{DeliveryID: t.DeliveryID},
-			InsertOpts: &river.InsertOpts{MaxAttempts: e.cfg.EmailMaxAttempts}}, nil
+		return emailJob(t.DeliveryID, t.Kind, e.cfg), nil
 	case workflow.RenderAttestation:
 		return river.InsertManyParams{Args: RenderAttestationArgs{DossierID: t.DossierID, DeliveryID: t.DeliveryID}}, nil
 	case workflow.NotifyFollower:

@@ -91,7 +91,7 @@ func SendDigests(ctx context.Context, svc *workflow.Service, client Inserter, cf
 					return err
 				}
 				listed = n
-				return insertEmailJob(ctx, client, tx, delivery, cfg)
+				return insertEmailJob(ctx, client, tx, delivery, workflow.MailDigest, cfg)
 			})
 			if err != nil {
 				return res, fmt.Errorf("digest of instructeur %d: %w", id, err)

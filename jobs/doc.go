@@ -43,8 +43,12 @@
 //     of holding the queue's workers. The wire side (signature, SSRF
 //     policy, sealed secrets) is the jobs/webhook package.
 //
-// Queues: QueueEmail, QueueAttestation, QueueNotification, QueueMaintenance,
-// QueueWebhook.
+// Queues: QueueEmail, QueueEmailBulk, QueueAttestation, QueueNotification,
+// QueueMaintenance, QueueWebhook. An e-mail's queue is decided by its kind:
+// bulk mail (workflow.IsBulkMail: stale reminders, digests, retention
+// notices) waits on QueueEmailBulk, with workers of its own, paced by
+// SMTP_MAX_RATE (Config.BulkRate), so that it never holds back the e-mails
+// people wait for on QueueEmail.
 //
 // Workers read from the database what they render, but write the domain's
 // tables only through workflow.Service (Deps.Service), in the job's

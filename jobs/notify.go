@@ -60,7 +60,7 @@ func (w *NotifyFollowerWorker) Work(ctx context.Context, job *river.Job[NotifyFo
 			return err
 		}
 		if id != 0 {
-			if err := insertEmailJob(ctx, river.ClientFromContext[pgx.Tx](ctx), tx, id, w.cfg); err != nil {
+			if err := insertEmailJob(ctx, river.ClientFromContext[pgx.Tx](ctx), tx, id, workflow.MailNotification, w.cfg); err != nil {
 				return err
 			}
 		}
@@ -76,8 +76,9 @@ type Inserter interface {
 
 // insertEmailJob inserts in tx the send_email job of a delivery the
 // workflow wrote in tx.
-func insertEmailJob(ctx context.Context, client Inserter, tx pgx.Tx, deliveryID int64, cfg Config) error {
-	if _, err := client.InsertTx(ctx, tx, SendEmailArgs{DeliveryID: deliveryID}, &river.InsertOpts{MaxAttempts: cfg.EmailMaxAttempts}); err != nil {
+func insertEmailJob(ctx context.Context, client Inserter, tx pgx.Tx, deliveryID int64, kind string, cfg Config) error {
+	e := emailJob(deliveryID, kind, cfg)
+	if _, err := client.InsertTx(ctx, tx, e.Args, e.InsertOpts); err != nil {
 		return fmt.Errorf("insert e-mail job of delivery %d: %w", deliveryID, err)
 	}
 	return nil

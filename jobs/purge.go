@@ -181,7 +181,7 @@ func purge(ctx context.Context, svc *workflow.Service, client *river.Client[pgx.
 		if err != nil {
 			return 0, false, err
 		}
-		return len(deliveries), more, insertEmailJobs(ctx, tx, client, cfg, deliveries)
+		return len(deliveries), more, insertEmailJobs(ctx, tx, client, cfg, workflow.MailExpirationUsager, deliveries)
 	}, &res.Notices); err != nil {
 		return res, err
 	}

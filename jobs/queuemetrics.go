@@ -17,7 +17,7 @@ import (
 
 // Queues lists aptflow's queues, so that every one of them shows in the
 // metrics even when it holds no job (an absent series cannot be alerted on).
-var Queues = []string{QueueEmail, QueueAttestation, QueueNotification, QueueMaintenance}
+var Queues = []string{QueueEmail, QueueEmailBulk, QueueAttestation, QueueNotification, QueueMaintenance}
 
 // DefaultStatsTTL is how long QueueCollector reuses a query's result.
 const DefaultStatsTTL = 5 * time.Second

@@ -26,7 +26,8 @@ type SendEmailArgs struct {
 // Kind is the job kind; it never changes once shipped.
 func (SendEmailArgs) Kind() string { return "send_email" }
 
-// InsertOpts puts e-mails on their own queue.
+// InsertOpts puts e-mails on their own queue; emailJob, through which
+// aptflow inserts them, puts bulk mail on QueueEmailBulk.
 func (SendEmailArgs) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{Queue: QueueEmail}
 }
@@ -34,8 +35,9 @@ func (SendEmailArgs) InsertOpts() river.InsertOpts {
 // SendEmailWorker sends the e-mail of a delivery-log row, once.
 type SendEmailWorker struct {
 	river.WorkerDefaults[SendEmailArgs]
-	cfg  Config
-	deps Deps
+	cfg   Config
+	deps  Deps
+	pacer *pacer // spaces the e-mails of QueueEmailBulk; nil: no limit
 }
 
 // NextRetry backs off exponentially from RetryBase, capped at RetryMax, so
@@ -97,6 +99,11 @@ func (w *SendEmailWorker) Work(ctx context.Context, job *river.Job[SendEmailArgs
 		return fmt.Errorf("compose delivery %d: %w", id, err)
 	}
 
+	if job.Queue == QueueEmailBulk {
+		if err := w.pacer.wait(ctx); err != nil {
+			return err
+		}
+	}
 	sendErr := w.deps.Mailer.Send(ctx, msg)
 	if sendErr == nil {
 		w.deps.Metrics.emailSent(d.Kind)

@@ -188,7 +188,7 @@ func scanStale(ctx context.Context, svc *workflow.Service, client *river.Client[
 				return err
 			}
 			n, more = len(reminders), m
-			return insertEmailJobs(ctx, tx, client, cfg, reminders)
+			return insertEmailJobs(ctx, tx, client, cfg, workflow.MailStaleUsager, reminders)
 		})
 		if err != nil {
 			return res, err
@@ -241,7 +241,7 @@ func finishScan(ctx context.Context, svc *workflow.Service, client *river.Client
 			return err
 		}
 		emails, listed = len(deliveries), n
-		return insertEmailJobs(ctx, tx, client, cfg, deliveries)
+		return insertEmailJobs(ctx, tx, client, cfg, workflow.MailStaleInstructeur, deliveries)
 	})
 	if err != nil {
 		return 0, 0, err
@@ -251,14 +251,13 @@ func finishScan(ctx context.Context, svc *workflow.Service, client *river.Client
 
 // insertEmailJobs inserts one send_email job per delivery in tx, with COPY:
 // a batch of reminders is thousands of jobs.
-func insertEmailJobs(ctx context.Context, tx pgx.Tx, client *river.Client[pgx.Tx], cfg Config, deliveries []int64) error {
+func insertEmailJobs(ctx context.Context, tx pgx.Tx, client *river.Client[pgx.Tx], cfg Config, kind string, deliveries []int64) error {
 	if len(deliveries) == 0 {
 		return nil
 	}
 	params := make([]river.InsertManyParams, len(deliveries))
-	opts := &river.InsertOpts{MaxAttempts: cfg.EmailMaxAttempts}
 	for i, id := range deliveries {
-		params[i] = river.InsertManyParams{Args: SendEmailArgs{DeliveryID: id}, InsertOpts: opts}
+		params[i] = emailJob(id, kind, cfg)
 	}
 	if _, err := client.InsertManyFastTx(ctx, tx, params); err != nil {
 		return fmt.Errorf("insert e-mail jobs: %w", err)

@@ -112,7 +112,7 @@ func (s *Service) PostMessageTx(ctx context.Context, tx pgx.Tx, dossierID int64,
 	if err != nil {
 		return nil, err
 	}
-	if err := s.enq.EnqueueTx(ctx, tx, SendEmail{DeliveryID: did}); err != nil {
+	if err := s.enq.EnqueueTx(ctx, tx, SendEmail{DeliveryID: did, Kind: MailMessageUsager}); err != nil {
 		return nil, fmt.Errorf("enqueue message e-mail of dossier %d: %w", dossierID, err)
 	}
 	if err := s.emitTx(ctx, tx, now, messageEvent(cur.procedureID, dossierID, m.ID, "instructeur")); err != nil {

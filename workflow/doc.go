@@ -21,6 +21,11 @@
 //     no job; a committed one is never without its jobs.
 //   - kinds.go: every kind of e-mail and of activity, declared once
 //     (MailKinds, ActivityKinds); the templates are checked against them.
+//     bulk.go says which e-mails are bulk mail (IsBulkMail), which waits
+//     behind the others on a queue of its own.
+//   - tabs.go: the instructeurs' tabs, each page one range per procedure of
+//     an index that holds exactly the tab's rows, so that it costs the rows
+//     it returns, whatever the size of the other procedures.
 //   - store.go: the SQL the methods share.
 //   - delivery.go, attestation.go: what the jobs record (an e-mail sent,
 //     failed or cancelled; the rendered PDF). Workers write the domain's

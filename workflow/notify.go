@@ -29,6 +29,13 @@ type activityParams struct {
 // by them, or the follower now on daily digests (which read the same
 // cursor) or on nothing.
 func (s *Service) NotifyFollowerTx(ctx context.Context, tx pgx.Tx, dossierID, instructeurID int64) (deliveryID int64, err error) {
+	// The dossier first: a decision locks it, then the follows its trigger
+	// closes (migrations/00009_scale.sql). Locking the follow first, then
+	// waiting on the dossier for the delivery's foreign key, would
+	// deadlock with it.
+	if _, err := tx.Exec(ctx, `SELECT FROM dossiers WHERE id = $1 FOR KEY SHARE`, dossierID); err != nil {
+		return 0, fmt.Errorf("dossier %d: %w", dossierID, err)
+	}
 	var cursor int64
 	var mode, email string
 	err = tx.QueryRow(ctx, `

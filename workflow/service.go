@@ -454,7 +454,7 @@ func (s *Service) TransitionTx(ctx context.Context, tx pgx.Tx, id int64, cmd Com
 	case out.Attestation:
 		tasks = append(tasks, RenderAttestation{DossierID: id, DeliveryID: deliveryID})
 	case out.Mail != "":
-		tasks = append(tasks, SendEmail{DeliveryID: deliveryID})
+		tasks = append(tasks, SendEmail{DeliveryID: deliveryID, Kind: out.Mail})
 	}
 	// One enqueue for the e-mail's job and the webhooks': one round trip.
 	tasks = append(tasks, webhookTasks(webhooks)...)
@@ -620,21 +620,10 @@ func (s *Service) ListForInstructeur(ctx context.Context, email string, f ListFi
 	if !ok {
 		return nil, invalid([]FieldError{{Field: "email", Code: "invalid_email", Detail: "adresse e-mail invalide"}})
 	}
-	var cond string
-	var bound []any // the tab's own parameter, $5
 	switch f.Tab {
-	case TabASuivre, "":
+	case "":
 		f.Tab = TabASuivre
-		cond = `d.state IN ('en_construction', 'en_instruction') AND NOT EXISTS (SELECT 1 FROM follows f WHERE f.dossier_id = d.id)`
-	case TabSuivis:
-		cond = `d.state IN ('en_construction', 'en_instruction') AND EXISTS (SELECT 1 FROM follows f WHERE f.dossier_id = d.id AND f.instructeur_id = i.id)`
-	case TabTraites:
-		cond = `d.state IN ('accepte', 'refuse', 'sans_suite')`
-	case TabExpirant:
-		cond = `d.expires_at <= $5`
-		bound = append(bound, s.opts.Now().Add(s.opts.RetentionNotice))
-	case TabTous:
-		cond = `true`
+	case TabASuivre, TabSuivis, TabTraites, TabExpirant, TabTous:
 	default:
 		return nil, invalid([]FieldError{{Field: "tab", Code: "invalid_tab", Detail: "onglet attendu : a_suivre, suivis, traites, expirant ou tous"}})
 	}
@@ -651,22 +640,7 @@ func (s *Service) ListForInstructeur(ctx context.Context, email string, f ListFi
 	} else if err != nil {
 		return nil, err
 	}
-	rows, err := q.Query(ctx, `
-		SELECT `+dossierColumns+`
-		FROM instructeurs i
-		JOIN procedure_instructeurs pi ON pi.instructeur_id = i.id
-		JOIN dossiers d ON d.procedure_id = pi.procedure_id
-		WHERE i.id = $1 AND d.id > $2 AND d.deleted_at IS NULL AND `+cond+`
-			AND ($4::bigint[] IS NULL OR d.procedure_id = ANY($4))
-		ORDER BY d.id LIMIT $3`, append([]any{inst.ID, f.AfterID, f.Limit, procs}, bound...)...)
-	if err != nil {
-		return nil, fmt.Errorf("list dossiers: %w", err)
-	}
-	list, err := pgx.CollectRows(rows, scanDossier)
-	if err != nil {
-		return nil, fmt.Errorf("list dossiers: %w", err)
-	}
-	return list, nil
+	return listTab(ctx, q, inst.ID, f, procs, s.opts.Now().Add(s.opts.RetentionNotice))
 }
 
 // SetPreferences sets an instructeur's notification mode: instant, daily or

@@ -103,11 +103,15 @@ func instructeurOf(ctx context.Context, q querier, procedureID int64, email stri
 
 // dossierAndInstructeur checks that the dossier exists (ENotFound), is not
 // purged (EDossierSupprime) and that email instructs its procedure
-// (ENotInstructeur).
+// (ENotInstructeur). It locks the dossier's row until the end of the
+// transaction, with the lock the follows' triggers take to count them
+// (migrations/00009_scale.sql): a follow or an unfollow waits for a
+// transition of its dossier before touching follows, never after, which
+// would deadlock with a transition that follows the dossier.
 func dossierAndInstructeur(ctx context.Context, q querier, dossierID int64, email string) (procedureID, instID int64, err error) {
 	var state State
 	var gone deletion
-	err = q.QueryRow(ctx, `SELECT procedure_id, state, decided_at, deleted_at, deletion_reason FROM dossiers WHERE id = $1`, dossierID).
+	err = q.QueryRow(ctx, `SELECT procedure_id, state, decided_at, deleted_at, deletion_reason FROM dossiers WHERE id = $1 FOR NO KEY UPDATE`, dossierID).
 		Scan(&procedureID, &state, &gone.decidedAt, &gone.at, &gone.reason)
 	if errors.Is(err, pgx.ErrNoRows) || (err == nil && !visible(ctx, procedureID)) {
 		return 0, 0, Errorf(ENotFound, "dossier %d inconnu", dossierID)

@@ -129,8 +129,12 @@ type AttestationRef struct {
 // an Enqueuer inside the change's transaction.
 type Task interface{ task() }
 
-// SendEmail sends the e-mail of one delivery-log row.
-type SendEmail struct{ DeliveryID int64 }
+// SendEmail sends the e-mail of one delivery-log row, of kind Kind (bulk
+// or not: IsBulkMail).
+type SendEmail struct {
+	DeliveryID int64
+	Kind       string
+}
 
 // RenderAttestation renders the attestation of an accepted dossier, then, if
 // DeliveryID is not 0, sends that acceptance e-mail with the PDF attached.

@@ -88,6 +88,7 @@ func jobsConfig(cfg Config, log *slog.Logger) jobs.Config {
 		NotifyCoalesce:     cfg.NotifyCoalesce,
 		EmailMaxAttempts:   cfg.EmailMaxAttempts,
 		RetryMax:           cfg.EmailRetryMax,
+		BulkRate:           cfg.SMTPMaxRate,
 		WebhookMaxAttempts: cfg.WebhookMaxAttempts,
 		IdempotencyTTL:     cfg.IdempotencyTTL,
 		MailFrom:           cfg.MailFrom,

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/mail"
 	"net/netip"
@@ -44,6 +45,7 @@ type Config struct {
 	ShutdownTimeout  time.Duration
 	EmailMaxAttempts int
 	EmailRetryMax    time.Duration
+	SMTPMaxRate      float64 // bulk e-mails a second per process; 0: no cap
 	OpsBasicAuth     string
 	// WebhookMaxAttempts (WEBHOOK_MAX_ATTEMPTS) bounds the tries of one
 	// webhook delivery; WebhookAllowedNetworks (WEBHOOK_ALLOWED_NETWORKS)
@@ -139,6 +141,14 @@ func loadConfig(getenv func(string) string) (Config, error) {
 			errs = append(errs, fmt.Errorf("EMAIL_MAX_ATTEMPTS: 1 to 100 expected, got %q", s))
 		} else {
 			c.EmailMaxAttempts = n
+		}
+	}
+	if s := getenv("SMTP_MAX_RATE"); s != "" {
+		r, err := strconv.ParseFloat(s, 64)
+		if err != nil || !(r > 0) || math.IsInf(r, 0) {
+			errs = append(errs, fmt.Errorf("SMTP_MAX_RATE: bulk e-mails a second, a positive number such as 10 or 0.5, expected, got %q", s))
+		} else {
+			c.SMTPMaxRate = r
 		}
 	}
 	errs = append(errs, c.loadWebhooks(getenv)...)
@@ -257,6 +267,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("shutdown_timeout", c.ShutdownTimeout.String()),
 		slog.Int("email_max_attempts", c.EmailMaxAttempts),
 		slog.String("email_retry_max", c.EmailRetryMax.String()),
+		slog.Float64("smtp_max_rate", c.SMTPMaxRate),
 		slog.Bool("ops_basic_auth", c.OpsBasicAuth != ""),
 		slog.Int("webhook_max_attempts", c.WebhookMaxAttempts),
 		slog.Any("webhook_allowed_networks", c.WebhookAllowedNetworks),

@@ -130,6 +130,7 @@ func TestUpgradeFromLastRelease(t *testing.T) {
 	url := loadRelease(t)
 	db := openDB(t, url)
 	ctx := context.Background()
+	bulkJob := queueOldBulkEmail(t, db)
 
 	// What the old release wrote, read before the upgrade.
 	type attestation struct {
@@ -188,6 +189,8 @@ func TestUpgradeFromLastRelease(t *testing.T) {
 	if twice := fingerprint(t, url); twice != once {
 		t.Errorf("the second migrate changed the database:\nafter one:\n%s\nafter two:\n%s", once, twice)
 	}
+
+	checkScaleUpgrade(t, db, bulkJob)
 
 	// Migration 00010: the cron jobs' runs start from what the release
 	// did: its last finished stale scan, its last digests (a completed job

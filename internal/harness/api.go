@@ -34,6 +34,11 @@ func NewAPI(base, token string, conns int, timeout time.Duration) *API {
 // Content-Type and the body of the answer; err is a transport error only
 // (no answer at all).
 func (c *API) Do(ctx context.Context, method, path string, in any) (status int, contentType string, body []byte, err error) {
+	return c.DoWith(ctx, method, path, in, nil)
+}
+
+// DoWith is Do with header added to the request's (Accept, say).
+func (c *API) DoWith(ctx context.Context, method, path string, in any, header http.Header) (status int, contentType string, body []byte, err error) {
 	var rd io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
@@ -45,6 +50,9 @@ func (c *API) Do(ctx context.Context, method, path string, in any) (status int, 
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
 	if err != nil {
 		return 0, "", nil, err
+	}
+	for k, vs := range header {
+		req.Header[k] = vs
 	}
 	req.Header.Set("Authorization", "Bearer "+c.token)
 	if in != nil {
